@@ -1,0 +1,397 @@
+//! Settings: a TOML file, then `CLIENTS_GATEWAY__SECTION__KEY` environment overrides, then
+//! `*_file` secrets read from disk (mounted Kubernetes secrets).
+//!
+//! Every key is documented in the README's configuration reference; unknown keys are refused so a
+//! typo cannot silently fall back to a default.
+
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use secrecy::SecretString;
+use serde::Deserialize;
+use url::Url;
+
+/// Prefix of the environment overrides; `__` separates the path segments.
+pub const ENV_PREFIX: &str = "CLIENTS_GATEWAY__";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("configuration: {key}: cannot read secret file {path}: {source}")]
+    SecretFile {
+        key: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("configuration: {key}: give either `{key}` or `{key}_file`, not both")]
+    SecretTwice { key: String },
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(default)]
+    pub server: ServerSettings,
+    #[serde(default)]
+    pub auth: AuthSettings,
+    #[serde(default)]
+    pub providers: ProvidersSettings,
+    #[serde(default)]
+    pub telemetry: TelemetrySettings,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Address the HTTP server listens on.
+    pub bind: String,
+    /// Largest accepted request body; larger bodies get 413.
+    pub body_limit_bytes: usize,
+    /// Overall deadline of one fan-out, all targets included.
+    pub deadline_ms: u64,
+    /// HTTP worker threads; absent: one per core.
+    pub workers: Option<usize>,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            bind: "0.0.0.0:8080".into(),
+            body_limit_bytes: 64 * 1024,
+            deadline_ms: 10_000,
+            workers: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// Serve without caller authentication. Never the default; logged loudly when set.
+    pub disabled: bool,
+    pub hs256_secret: Option<SecretString>,
+    pub hs256_secret_file: Option<PathBuf>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub required_scope: String,
+    pub leeway_s: u64,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            disabled: false,
+            hs256_secret: None,
+            hs256_secret_file: None,
+            issuer: None,
+            audience: None,
+            required_scope: "clients:write".into(),
+            leeway_s: 30,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetrySettings {
+    /// `tracing` filter directive, e.g. `info` or `clients_gateway=debug,info`.
+    pub log_level: String,
+    /// `json` (one JSON object per line) or `text`.
+    pub log_format: LogFormat,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self {
+            log_level: "info".into(),
+            log_format: LogFormat::Json,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProvidersSettings {
+    pub lucca: LuccaSettings,
+    pub clockify: ClockifySettings,
+    pub plusvibe: PlusvibeSettings,
+    pub chatdash: ChatdashSettings,
+    pub missionx: MissionxSettings,
+}
+
+fn url(s: &str) -> Url {
+    Url::parse(s).expect("built-in URL is valid")
+}
+
+const DEFAULT_TIMEOUT_MS: u64 = 5_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LuccaSettings {
+    pub enabled: bool,
+    /// Your account's host, e.g. `https://acme.ilucca.net`.
+    pub base_url: Url,
+    pub timeout_ms: u64,
+    pub api_key: Option<SecretString>,
+    pub api_key_file: Option<PathBuf>,
+    /// Default `organizationId` when a request's `targets.lucca` has none.
+    pub organization_id: Option<u64>,
+    /// Default `ownerId`.
+    pub owner_id: Option<u64>,
+}
+
+impl Default for LuccaSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            base_url: url("https://example.ilucca.net"),
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            api_key: None,
+            api_key_file: None,
+            organization_id: None,
+            owner_id: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClockifySettings {
+    pub enabled: bool,
+    pub base_url: Url,
+    pub timeout_ms: u64,
+    pub api_key: Option<SecretString>,
+    pub api_key_file: Option<PathBuf>,
+    /// Default workspace when a request's `targets.clockify` has none.
+    pub workspace_id: Option<String>,
+}
+
+impl Default for ClockifySettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            base_url: url("https://api.clockify.me/api"),
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            api_key: None,
+            api_key_file: None,
+            workspace_id: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlusvibeSettings {
+    pub enabled: bool,
+    pub base_url: Url,
+    pub timeout_ms: u64,
+    pub api_key: Option<SecretString>,
+    pub api_key_file: Option<PathBuf>,
+    /// Default `workspace_id` (the API user's workspace) when a request has none.
+    pub workspace_id: Option<String>,
+}
+
+impl Default for PlusvibeSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            base_url: url("https://api.plusvibe.ai/api/v1"),
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            api_key: None,
+            api_key_file: None,
+            workspace_id: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChatdashSettings {
+    pub enabled: bool,
+    pub base_url: Url,
+    pub timeout_ms: u64,
+    /// The agency API key.
+    pub api_key: Option<SecretString>,
+    pub api_key_file: Option<PathBuf>,
+}
+
+impl Default for ChatdashSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            base_url: url("https://api.chat-dash.com/v1/public"),
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            api_key: None,
+            api_key_file: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MissionxSettings {
+    pub enabled: bool,
+    pub base_url: Url,
+    pub timeout_ms: u64,
+    /// OAuth2 token endpoint (client-credentials grant).
+    pub token_url: Url,
+    pub client_id: Option<String>,
+    pub client_secret: Option<SecretString>,
+    pub client_secret_file: Option<PathBuf>,
+    /// Sent as the `Org-Id` header of the token request.
+    pub org_id: Option<String>,
+    /// Optional OAuth2 `scope` of the token request.
+    pub scope: Option<String>,
+    /// A static bearer token instead of the client-credentials flow.
+    pub access_token: Option<SecretString>,
+    pub access_token_file: Option<PathBuf>,
+    /// Default department ids when a request's `targets.missionx` has none.
+    pub departments: Vec<String>,
+}
+
+impl Default for MissionxSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            base_url: url("https://open.api.missionx.ai/v2"),
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            token_url: url("https://open.api.missionx.ai/v2/auth/token"),
+            client_id: None,
+            client_secret: None,
+            client_secret_file: None,
+            org_id: None,
+            scope: None,
+            access_token: None,
+            access_token_file: None,
+            departments: Vec::new(),
+        }
+    }
+}
+
+impl Settings {
+    /// Loads the optional TOML file, then the environment overrides, then the `*_file` secrets.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, Env::prefixed(ENV_PREFIX).split("__"))
+    }
+
+    /// As [`Settings::load`], with the environment given explicitly (tests use `Env::raw`-free maps).
+    pub fn load_from(file: Option<&Path>, env: Env) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::Invalid(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let mut settings: Settings = figment.merge(env).extract().map_err(Box::new)?;
+        settings.resolve_secret_files()?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    fn resolve_secret_files(&mut self) -> Result<(), ConfigError> {
+        let p = &mut self.providers;
+        resolve(
+            "auth.hs256_secret",
+            &mut self.auth.hs256_secret,
+            &self.auth.hs256_secret_file,
+        )?;
+        resolve(
+            "providers.lucca.api_key",
+            &mut p.lucca.api_key,
+            &p.lucca.api_key_file,
+        )?;
+        resolve(
+            "providers.clockify.api_key",
+            &mut p.clockify.api_key,
+            &p.clockify.api_key_file,
+        )?;
+        resolve(
+            "providers.plusvibe.api_key",
+            &mut p.plusvibe.api_key,
+            &p.plusvibe.api_key_file,
+        )?;
+        resolve(
+            "providers.chatdash.api_key",
+            &mut p.chatdash.api_key,
+            &p.chatdash.api_key_file,
+        )?;
+        resolve(
+            "providers.missionx.client_secret",
+            &mut p.missionx.client_secret,
+            &p.missionx.client_secret_file,
+        )?;
+        resolve(
+            "providers.missionx.access_token",
+            &mut p.missionx.access_token,
+            &p.missionx.access_token_file,
+        )?;
+        Ok(())
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.server.body_limit_bytes < 1024 {
+            return Err(ConfigError::Invalid(
+                "server.body_limit_bytes must be at least 1024".into(),
+            ));
+        }
+        if self.server.deadline_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "server.deadline_ms must be positive".into(),
+            ));
+        }
+        let p = &self.providers;
+        for (name, timeout, base) in [
+            ("lucca", p.lucca.timeout_ms, &p.lucca.base_url),
+            ("clockify", p.clockify.timeout_ms, &p.clockify.base_url),
+            ("plusvibe", p.plusvibe.timeout_ms, &p.plusvibe.base_url),
+            ("chatdash", p.chatdash.timeout_ms, &p.chatdash.base_url),
+            ("missionx", p.missionx.timeout_ms, &p.missionx.base_url),
+        ] {
+            if timeout == 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "providers.{name}.timeout_ms must be positive"
+                )));
+            }
+            if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+                return Err(ConfigError::Invalid(format!(
+                    "providers.{name}.base_url must be an http(s) URL, got {base}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads `KEY_file` into `KEY`, trimming the trailing newline a mounted secret usually has.
+fn resolve(
+    key: &str,
+    value: &mut Option<SecretString>,
+    file: &Option<PathBuf>,
+) -> Result<(), ConfigError> {
+    let Some(path) = file else { return Ok(()) };
+    if value.is_some() {
+        return Err(ConfigError::SecretTwice { key: key.into() });
+    }
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::SecretFile {
+        key: key.into(),
+        path: path.clone(),
+        source,
+    })?;
+    *value = Some(SecretString::from(text.trim_end_matches(['\r', '\n'])));
+    Ok(())
+}

@@ -1,0 +1,158 @@
+//! Small text checks shared by the canonical client and the adapters' options.
+
+use crate::problem::FieldError;
+
+/// Trims an optional text field and checks its length (in characters) and characters.
+/// `multiline` admits line breaks and tabs (notes, addresses).
+pub fn text(
+    value: Option<&str>,
+    pointer: &str,
+    max: usize,
+    multiline: bool,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
+    let trimmed = value?.trim();
+    if trimmed.is_empty() {
+        errors.push(FieldError::new(
+            pointer,
+            "must not be empty (omit the field instead)",
+        ));
+        return None;
+    }
+    let len = trimmed.chars().count();
+    if len > max {
+        errors.push(FieldError::new(
+            pointer,
+            format!("must be at most {max} characters (got {len})"),
+        ));
+        return None;
+    }
+    let bad = trimmed
+        .chars()
+        .any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t')));
+    if bad {
+        errors.push(FieldError::new(
+            pointer,
+            "must not contain control characters",
+        ));
+        return None;
+    }
+    Some(trimmed.to_owned())
+}
+
+/// A DNS name of at least two labels, letters, digits and hyphens (punycode for IDN).
+pub fn is_valid_domain(domain: &str) -> bool {
+    let labels: Vec<&str> = domain.split('.').collect();
+    domain.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        && labels
+            .last()
+            .is_some_and(|tld| !tld.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// A pragmatic address check: `local@domain`, no spaces, the domain a DNS name.
+pub fn is_valid_email(email: &str) -> bool {
+    let Some((local, domain)) = email.rsplit_once('@') else {
+        return false;
+    };
+    email.len() <= 254
+        && !local.is_empty()
+        && local.len() <= 64
+        && !local.contains('@')
+        && local.chars().all(|c| {
+            c.is_ascii_graphic()
+                && !matches!(
+                    c,
+                    '(' | ')' | ',' | ':' | ';' | '<' | '>' | '[' | ']' | '\\' | '"'
+                )
+        })
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..")
+        && is_valid_domain(domain)
+}
+
+/// Checks an e-mail field, lower-casing its domain.
+pub fn email(value: Option<&str>, pointer: &str, errors: &mut Vec<FieldError>) -> Option<String> {
+    let value = text(value, pointer, 254, false, errors)?;
+    if !is_valid_email(&value) {
+        errors.push(FieldError::new(
+            pointer,
+            "must be an e-mail address such as name@example.com",
+        ));
+        return None;
+    }
+    let (local, domain) = value.rsplit_once('@').expect("checked above");
+    Some(format!("{local}@{}", domain.to_ascii_lowercase()))
+}
+
+/// The upper-case slug of a name: letters and digits kept, runs of anything else become one `-`.
+pub fn slug_upper(name: &str) -> String {
+    let mut slug = String::with_capacity(name.len());
+    let mut dash = false;
+    for c in name.chars() {
+        if c.is_alphanumeric() {
+            if dash && !slug.is_empty() {
+                slug.push('-');
+            }
+            dash = false;
+            slug.extend(c.to_uppercase());
+        } else {
+            dash = true;
+        }
+    }
+    slug
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slug_is_upper_case_with_single_dashes() {
+        assert_eq!(slug_upper("Nova Consulting Ltd"), "NOVA-CONSULTING-LTD");
+        assert_eq!(slug_upper("  A&B -- co. "), "A-B-CO");
+        assert_eq!(slug_upper("Café Zürich"), "CAFÉ-ZÜRICH");
+        assert_eq!(slug_upper("!!!"), "");
+    }
+
+    #[test]
+    fn emails_and_domains() {
+        assert!(is_valid_email("nova.smith@nova.example"));
+        assert!(is_valid_email("a+b@x.co"));
+        assert!(!is_valid_email("nova"));
+        assert!(!is_valid_email("nova@localhost"));
+        assert!(!is_valid_email("a b@x.co"));
+        assert!(!is_valid_email("@x.co"));
+        assert!(!is_valid_email("a@@x.co"));
+        assert!(is_valid_domain("nova.example"));
+        assert!(!is_valid_domain("-nova.example"));
+        assert!(!is_valid_domain("nova"));
+        assert!(!is_valid_domain("1.2.3.4"));
+    }
+
+    #[test]
+    fn text_trims_and_limits() {
+        let mut errors = Vec::new();
+        assert_eq!(
+            text(Some("  a  "), "/x", 3, false, &mut errors).as_deref(),
+            Some("a")
+        );
+        assert_eq!(text(Some("   "), "/x", 3, false, &mut errors), None);
+        assert_eq!(text(Some("abcd"), "/y", 3, false, &mut errors), None);
+        assert_eq!(text(Some("a\u{0}"), "/z", 3, false, &mut errors), None);
+        assert_eq!(
+            text(Some("a\nb"), "/w", 3, true, &mut errors).as_deref(),
+            Some("a\nb")
+        );
+        let pointers: Vec<_> = errors.iter().map(|e| e.pointer.as_str()).collect();
+        assert_eq!(pointers, ["/x", "/y", "/z"]);
+    }
+}

@@ -1,0 +1,365 @@
+//! Concurrent fan-out: every target is called at once, in its own task, under its own timeout
+//! inside the overall deadline. Whatever one provider does (slow, reset, HTML, panic in parsing),
+//! the other targets' results are kept.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::StatusCode;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::providers::{
+    describe_transport, redact, Auth, ErrorKind, Plan, ProviderError, ProviderId, Target,
+};
+use crate::request_id::RequestId;
+use crate::results::{PlannedRequest, TargetResult, TargetStatus};
+
+/// Largest provider answer read; a larger one is an `invalid_response`.
+const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+
+/// One target to call: the adapter with its plan.
+pub struct Call {
+    pub provider: ProviderId,
+    pub target: Arc<Target>,
+    pub plan: Plan,
+}
+
+/// Calls every target concurrently and waits for all of them (each bounded by its timeout and
+/// by `deadline`). Each call runs in its own task: a panic becomes that target's `internal`
+/// error and a caller that disconnects does not cancel calls already under way.
+pub async fn fan_out(
+    calls: Vec<Call>,
+    deadline: Instant,
+    request_id: &RequestId,
+) -> BTreeMap<ProviderId, TargetResult> {
+    let tasks: Vec<_> = calls
+        .into_iter()
+        .map(|call| {
+            let provider = call.provider;
+            let span = tracing::info_span!(
+                "provider_call",
+                provider = provider.as_str(),
+                request_id = request_id.as_str()
+            );
+            (
+                provider,
+                tokio::spawn(run(call.target, call.plan, deadline).instrument(span)),
+            )
+        })
+        .collect();
+    let mut results = BTreeMap::new();
+    for (provider, task) in tasks {
+        let result = task.await.unwrap_or_else(|e| {
+            tracing::error!(provider = %provider, error = %e, "provider call panicked");
+            TargetResult::failed(
+                TargetStatus::Unknown,
+                ProviderError::new(
+                    ErrorKind::Internal,
+                    "internal error while calling the provider; the client may have been created",
+                ),
+            )
+        });
+        results.insert(provider, result);
+    }
+    results
+}
+
+/// What a dry run shows for a target: the request it would send, secrets redacted.
+pub fn planned(target: &Target, plan: &Plan) -> TargetResult {
+    let (auth_name, auth_shown) = target.auth.shown();
+    let headers = BTreeMap::from([
+        (auth_name.to_owned(), auth_shown),
+        ("content-type".to_owned(), "application/json".to_owned()),
+        ("accept".to_owned(), "application/json".to_owned()),
+    ]);
+    TargetResult {
+        request: Some(PlannedRequest {
+            method: "POST".into(),
+            url: plan.url.to_string(),
+            headers,
+            body: redact(plan.body.clone(), plan.secret_pointers),
+        }),
+        ..TargetResult::new(TargetStatus::Planned)
+    }
+}
+
+#[derive(Default)]
+struct Progress {
+    /// A request left (or may have left) for the provider's create endpoint.
+    sent: bool,
+    attempts: u32,
+}
+
+async fn run(target: Arc<Target>, plan: Plan, deadline: Instant) -> TargetResult {
+    let started = Instant::now();
+    let budget = target
+        .timeout
+        .min(deadline.saturating_duration_since(started));
+    let mut progress = Progress::default();
+    let outcome = tokio::time::timeout(budget, exchange(&target, &plan, &mut progress)).await;
+    let mut result = outcome.unwrap_or_else(|_| timed_out(budget, progress.sent));
+    result.attempts = progress.attempts;
+    result.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    if result.status == TargetStatus::Unknown && result.credentials.is_none() {
+        // The member may exist with the password the gateway chose: the caller needs it.
+        result.credentials = plan.credentials.clone();
+    }
+    let error_kind = result.error.as_ref().map(|e| e.kind.as_str());
+    tracing::info!(
+        status = result.status.as_str(),
+        provider_status = result.provider_status,
+        error_kind,
+        attempts = result.attempts,
+        duration_ms = result.duration_ms,
+        "provider call finished"
+    );
+    result
+}
+
+fn timed_out(budget: Duration, sent: bool) -> TargetResult {
+    let ms = budget.as_millis();
+    if sent {
+        TargetResult::failed(
+            TargetStatus::Unknown,
+            ProviderError::new(
+                ErrorKind::Timeout,
+                format!("no answer within {ms} ms; the client may have been created"),
+            ),
+        )
+    } else {
+        TargetResult::failed(
+            TargetStatus::Failed,
+            ProviderError::new(
+                ErrorKind::Timeout,
+                format!("no access token within {ms} ms; nothing was sent"),
+            ),
+        )
+    }
+}
+
+async fn exchange(target: &Target, plan: &Plan, progress: &mut Progress) -> TargetResult {
+    let body = Bytes::from(serde_json::to_vec(&plan.body).expect("a JSON value serializes"));
+    let mut token_refreshed = false;
+    loop {
+        let (auth_name, auth_value) = match &target.auth {
+            Auth::Header(name, value, _) => (name.clone(), value.clone()),
+            Auth::OAuth2(source) => match source.authorization().await {
+                Ok(value) => (AUTHORIZATION, value),
+                Err(e) => return TargetResult::failed(TargetStatus::Failed, e),
+            },
+        };
+        progress.sent = true;
+        progress.attempts += 1;
+        let sent = target
+            .http
+            .post(plan.url.clone())
+            .header(auth_name, auth_value.clone())
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .header(ACCEPT, HeaderValue::from_static("application/json"))
+            .body(body.clone())
+            .send()
+            .await;
+        let response = match sent {
+            Ok(r) => r,
+            Err(e) => return transport_failure(&e),
+        };
+        if response.status() == StatusCode::UNAUTHORIZED && !token_refreshed {
+            if let Auth::OAuth2(source) = &target.auth {
+                // The token was refused, so nothing was created: refresh it once and resend.
+                source.invalidate(&auth_value).await;
+                token_refreshed = true;
+                continue;
+            }
+        }
+        return read_answer(target, plan, response).await;
+    }
+}
+
+fn transport_failure(e: &reqwest::Error) -> TargetResult {
+    let cause = describe_transport(e);
+    if e.is_connect() {
+        let mut err = ProviderError::new(
+            ErrorKind::Unavailable,
+            format!("could not connect: {cause}; nothing was sent"),
+        );
+        err.retryable = true;
+        TargetResult::failed(TargetStatus::Failed, err)
+    } else {
+        TargetResult::failed(
+            TargetStatus::Unknown,
+            ProviderError::new(
+                ErrorKind::Unavailable,
+                format!("connection lost after the request was sent ({cause}); the client may have been created"),
+            ),
+        )
+    }
+}
+
+async fn read_answer(
+    target: &Target,
+    plan: &Plan,
+    mut response: reqwest::Response,
+) -> TargetResult {
+    let status = response.status();
+    let retry_after_s = retry_after(response.headers());
+    let content_type = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let mut bytes = Vec::new();
+    let mut cut = None;
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) if bytes.len() + chunk.len() > MAX_ANSWER_BYTES => {
+                cut = Some(format!("over {MAX_ANSWER_BYTES} bytes"));
+                break;
+            }
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+            Ok(None) => break,
+            Err(e) => {
+                cut = Some(format!("cut: {}", describe_transport(&e)));
+                break;
+            }
+        }
+    }
+    let json: Option<serde_json::Value> = match (&cut, bytes.is_empty()) {
+        (None, false) => serde_json::from_slice(&bytes).ok(),
+        _ => None,
+    };
+    let code = status.as_u16();
+    let adapter = &target.adapter;
+    if status.is_success() {
+        let unreadable = |why: String| {
+            let mut r = TargetResult::failed(
+                TargetStatus::Unknown,
+                ProviderError::new(
+                    ErrorKind::InvalidResponse,
+                    format!("answered HTTP {code} but {why}; the client was probably created, check before sending it again"),
+                ),
+            );
+            r.provider_status = Some(code);
+            if let Some(e) = r.error.as_mut() {
+                e.provider_status = Some(code);
+                e.retryable = false;
+            }
+            r
+        };
+        let Some(json) = json else {
+            let why = match &cut {
+                Some(c) => format!("the body was {c}"),
+                None => format!("with {}", describe_body(&content_type, &bytes)),
+            };
+            return unreadable(why);
+        };
+        return match adapter.created(&json) {
+            Ok(created) => TargetResult {
+                provider_status: Some(code),
+                provider_client_id: created.id,
+                credentials: created.credentials.or_else(|| plan.credentials.clone()),
+                response: Some(redact(json, adapter.response_secrets())),
+                ..TargetResult::new(TargetStatus::Created)
+            },
+            Err(why) => unreadable(why),
+        };
+    }
+    let mut err = adapter.error(status, json.as_ref());
+    if json.is_none() {
+        err.message = match &cut {
+            Some(c) => format!("answered HTTP {code}; the body was {c}"),
+            None => format!(
+                "answered HTTP {code} with {}",
+                describe_body(&content_type, &bytes)
+            ),
+        };
+    }
+    err.provider_status = Some(code);
+    err.retry_after_s = retry_after_s;
+    let status = if err.kind == ErrorKind::Timeout {
+        // 408/504: the provider gave up, possibly after acting.
+        TargetStatus::Unknown
+    } else {
+        TargetStatus::Failed
+    };
+    TargetResult::failed(status, err)
+}
+
+fn describe_body(content_type: &str, bytes: &[u8]) -> String {
+    let ct = content_type.to_ascii_lowercase();
+    if bytes.is_empty() {
+        "an empty body".into()
+    } else if ct.contains("html") || bytes.trim_ascii_start().starts_with(b"<") {
+        format!("an HTML body ({} bytes)", bytes.len())
+    } else if ct.contains("json") {
+        format!("invalid JSON ({} bytes)", bytes.len())
+    } else {
+        format!(
+            "a non-JSON body ({}, {} bytes)",
+            if ct.is_empty() {
+                "no content type"
+            } else {
+                &ct
+            },
+            bytes.len()
+        )
+    }
+}
+
+/// `Retry-After` as seconds from now: delta-seconds or an HTTP date.
+pub fn retry_after(headers: &HeaderMap) -> Option<u64> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(seconds);
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .map_or(0, |d| d.as_secs()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&h), Some(7));
+        let later = std::time::SystemTime::now() + Duration::from_secs(120);
+        h.insert(
+            RETRY_AFTER,
+            HeaderValue::from_str(&httpdate::fmt_http_date(later)).unwrap(),
+        );
+        let s = retry_after(&h).unwrap();
+        assert!((118..=120).contains(&s), "{s}");
+        h.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&h), Some(0));
+        h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn bodies_are_described() {
+        assert_eq!(describe_body("text/html", b""), "an empty body");
+        assert_eq!(describe_body("", b"<html>"), "an HTML body (6 bytes)");
+        assert_eq!(
+            describe_body("application/json", b"{"),
+            "invalid JSON (1 bytes)"
+        );
+        assert_eq!(
+            describe_body("text/plain", b"oops"),
+            "a non-JSON body (text/plain, 4 bytes)"
+        );
+    }
+}

@@ -1,0 +1,125 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use clients_gateway::config::Settings;
+use clients_gateway::sandbox::{Sandbox, SandboxOptions};
+use clients_gateway::startup::{Application, StartError};
+use clients_gateway::{auth, telemetry};
+use rand::Rng;
+use secrecy::SecretString;
+
+/// One POST /clients that creates a client in Lucca Project, Clockify, PlusVibe, ChatDash and
+/// missionX at once, answering 207 Multi-Status.
+#[derive(Parser)]
+#[command(name = "clients-gateway", version)]
+struct Cli {
+    /// TOML configuration file (every key can also be set as CLIENTS_GATEWAY__SECTION__KEY).
+    #[arg(long, env = "CLIENTS_GATEWAY_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Serve with the five providers simulated in-process and a development signing key; prints
+    /// the address, the Swagger UI URL and a ready token. Binds 127.0.0.1:8080 unless
+    /// server.bind is configured.
+    #[arg(long)]
+    sandbox: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Mint a development token signed with the configured HS256 key (auth.hs256_secret).
+    Token {
+        /// The caller's name (`sub`).
+        #[arg(long)]
+        sub: String,
+        /// Space-separated scopes.
+        #[arg(long, default_value = "clients:write")]
+        scope: String,
+        /// Lifetime, e.g. 30m, 1h, 7d.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Token { sub, scope, ttl }) => token(cli.config, &sub, &scope, ttl),
+        None => actix_web::rt::System::new().block_on(serve(cli.config, cli.sandbox)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("clients-gateway: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn token(config: Option<PathBuf>, sub: &str, scope: &str, ttl: Duration) -> Result<(), StartError> {
+    let settings = Settings::load(config.as_deref())?;
+    let secret = settings
+        .auth
+        .hs256_secret
+        .as_ref()
+        .ok_or("auth.hs256_secret (or auth.hs256_secret_file) is not configured")?;
+    println!("{}", auth::mint(secret, &settings.auth, sub, scope, ttl)?);
+    Ok(())
+}
+
+async fn serve(config: Option<PathBuf>, sandbox: bool) -> Result<(), StartError> {
+    let bind_configured = std::env::var_os("CLIENTS_GATEWAY__SERVER__BIND").is_some();
+    let mut settings = Settings::load(config.as_deref())?;
+    telemetry::init(&settings.telemetry)?;
+    let mut banner = None;
+    let _sandbox = if sandbox {
+        let sandbox = Sandbox::start(SandboxOptions::default())?;
+        sandbox.configure(&mut settings);
+        if !bind_configured && config.is_none() {
+            settings.server.bind = "127.0.0.1:8080".into();
+        }
+        let secret = SecretString::from(dev_key());
+        settings.auth.disabled = false;
+        settings.auth.hs256_secret = Some(secret.clone());
+        let token = auth::mint(
+            &secret,
+            &settings.auth,
+            "sandbox",
+            &settings.auth.required_scope,
+            Duration::from_secs(12 * 3600),
+        )?;
+        banner = Some((sandbox.port(), token));
+        Some(sandbox)
+    } else {
+        None
+    };
+    let app = Application::build(&settings)?;
+    let port = app.port();
+    tracing::info!(bind = %settings.server.bind, port, sandbox, "listening");
+    if let Some((sandbox_port, token)) = banner {
+        let host = settings
+            .server
+            .bind
+            .rsplit_once(':')
+            .map_or("127.0.0.1", |(h, _)| h);
+        let host = if host == "0.0.0.0" { "127.0.0.1" } else { host };
+        eprintln!(
+            "\nclients-gateway sandbox: the five providers are simulated on 127.0.0.1:{sandbox_port}\n\
+             \n  API         http://{host}:{port}/clients\
+             \n  Swagger UI  http://{host}:{port}/swagger-ui/\
+             \n  token       (scope {scope}, valid 12 h; Swagger UI: Authorize)\n\n\
+             export TOKEN={token}\n",
+            scope = settings.auth.required_scope,
+        );
+    }
+    app.run_until_stopped().await?;
+    Ok(())
+}
+
+/// A random 256-bit development signing key, new at every sandbox start.
+fn dev_key() -> String {
+    let bytes: [u8; 32] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

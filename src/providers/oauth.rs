@@ -1,0 +1,162 @@
+//! OAuth2 client-credentials tokens (missionX): fetched once however many requests need one at
+//! the same moment, cached until shortly before `expires_in`, dropped when the provider answers 401.
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderValue, ACCEPT};
+use reqwest::StatusCode;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+use url::Url;
+
+use super::{message_of, ErrorKind, ProviderError};
+
+/// Lifetime assumed when the token endpoint gives no `expires_in`.
+const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
+/// A token is renewed this long before it expires (at most a tenth of its lifetime).
+const RENEW_MARGIN: Duration = Duration::from_secs(60);
+
+pub struct TokenSource {
+    http: reqwest::Client,
+    token_url: Url,
+    client_id: String,
+    client_secret: SecretString,
+    org_id: Option<String>,
+    scope: Option<String>,
+    cache: Mutex<Option<Cached>>,
+}
+
+struct Cached {
+    header: HeaderValue,
+    renew_at: Instant,
+}
+
+impl TokenSource {
+    pub fn new(
+        http: reqwest::Client,
+        token_url: Url,
+        client_id: String,
+        client_secret: SecretString,
+        org_id: Option<String>,
+        scope: Option<String>,
+    ) -> Self {
+        Self {
+            http,
+            token_url,
+            client_id,
+            client_secret,
+            org_id,
+            scope,
+            cache: Mutex::new(None),
+        }
+    }
+
+    /// The `Authorization: Bearer ...` value to send. Concurrent callers wait on one fetch.
+    pub async fn authorization(&self) -> Result<HeaderValue, ProviderError> {
+        let mut cache = self.cache.lock().await;
+        if let Some(c) = cache.as_ref() {
+            if Instant::now() < c.renew_at {
+                return Ok(c.header.clone());
+            }
+        }
+        let fresh = self.fetch().await?;
+        let header = fresh.header.clone();
+        *cache = Some(fresh);
+        Ok(header)
+    }
+
+    /// Forgets `rejected` (the provider answered 401 to it), unless a newer token replaced it.
+    pub async fn invalidate(&self, rejected: &HeaderValue) {
+        let mut cache = self.cache.lock().await;
+        if cache.as_ref().is_some_and(|c| &c.header == rejected) {
+            *cache = None;
+        }
+    }
+
+    async fn fetch(&self) -> Result<Cached, ProviderError> {
+        let mut form = vec![
+            ("grant_type", "client_credentials"),
+            ("client_id", self.client_id.as_str()),
+            ("client_secret", self.client_secret.expose_secret()),
+        ];
+        if let Some(scope) = &self.scope {
+            form.push(("scope", scope));
+        }
+        let mut request = self
+            .http
+            .post(self.token_url.clone())
+            .header(ACCEPT, "application/json")
+            .form(&form);
+        if let Some(org) = &self.org_id {
+            request = request.header("Org-Id", org);
+        }
+        let response = request.send().await.map_err(|e| {
+            let mut err = ProviderError::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "token endpoint unreachable: {}",
+                    super::describe_transport(&e)
+                ),
+            );
+            err.retryable = true;
+            err
+        })?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| {
+            ProviderError::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "token endpoint answer cut: {}",
+                    super::describe_transport(&e)
+                ),
+            )
+        })?;
+        let body: Option<Value> = serde_json::from_slice(&bytes).ok();
+        if !status.is_success() {
+            let mut err = ProviderError::from_status(status, body.as_ref());
+            if matches!(
+                status,
+                StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+            ) {
+                err = err.with_kind(ErrorKind::Unauthorized);
+            }
+            let reason = body
+                .as_ref()
+                .and_then(message_of)
+                .unwrap_or_else(|| format!("HTTP {}", status.as_u16()));
+            err.message = format!("token endpoint refused the client credentials: {reason}");
+            return Err(err);
+        }
+        let token = body
+            .as_ref()
+            .and_then(|b| b.get("access_token"))
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty());
+        let Some(token) = token else {
+            return Err(ProviderError::new(
+                ErrorKind::InvalidResponse,
+                "token endpoint answered without an `access_token`",
+            ));
+        };
+        let mut header = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+            ProviderError::new(
+                ErrorKind::InvalidResponse,
+                "token endpoint answered an access token that is not a valid header value",
+            )
+        })?;
+        header.set_sensitive(true);
+        let lifetime = body
+            .as_ref()
+            .and_then(|b| b.get("expires_in"))
+            .and_then(Value::as_u64)
+            .map(Duration::from_secs)
+            .unwrap_or(DEFAULT_LIFETIME);
+        let margin = RENEW_MARGIN.min(lifetime / 10);
+        Ok(Cached {
+            header,
+            renew_at: Instant::now() + lifetime - margin,
+        })
+    }
+}

@@ -1,0 +1,155 @@
+//! The 207 Multi-Status body: one result per selected target.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::providers::{Credentials, ProviderError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetStatus {
+    /// The provider created the client.
+    Created,
+    /// The provider said no, or was never reached: nothing was created.
+    Failed,
+    /// The request may have reached the provider but no answer came (timeout, connection cut):
+    /// the client may exist. Check in the provider before sending it again.
+    Unknown,
+    /// Dry run: what would be sent.
+    Planned,
+}
+
+/// `succeeded`: every target created; `failed`: none; `partial`: anything else;
+/// `planned`: a dry run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Succeeded,
+    Partial,
+    Failed,
+    Planned,
+}
+
+/// The request a target would send (dry run), secrets redacted.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PlannedRequest {
+    #[schema(example = "POST")]
+    pub method: String,
+    #[schema(
+        example = "https://api.clockify.me/api/v1/workspaces/64a687e29ae1f428e7ebe303/clients"
+    )]
+    pub url: String,
+    /// Headers that would be sent; credentials show as `[redacted]`.
+    pub headers: BTreeMap<String, String>,
+    /// The JSON body that would be sent; passwords show as `[redacted]`.
+    #[schema(value_type = Object)]
+    pub body: Value,
+}
+
+/// What happened at one provider.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TargetResult {
+    pub status: TargetStatus,
+    /// The provider's HTTP status, when it answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_status: Option<u16>,
+    /// The provider-assigned id, as a string (ChatDash assigns none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_client_id: Option<String>,
+    /// A password the provider or the gateway generated: shown in this answer only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<Credentials>,
+    /// HTTP requests made to the provider for this target.
+    pub attempts: u32,
+    pub duration_ms: u64,
+    /// Taken from an earlier request with the same `Idempotency-Key`, not sent again.
+    pub replayed: bool,
+    /// The provider's success body, parsed (secrets redacted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub response: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ProviderError>,
+    /// Dry run only: the request that would be sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<PlannedRequest>,
+}
+
+impl TargetResult {
+    pub fn new(status: TargetStatus) -> Self {
+        Self {
+            status,
+            provider_status: None,
+            provider_client_id: None,
+            credentials: None,
+            attempts: 0,
+            duration_ms: 0,
+            replayed: false,
+            response: None,
+            error: None,
+            request: None,
+        }
+    }
+
+    pub fn failed(status: TargetStatus, error: ProviderError) -> Self {
+        Self {
+            provider_status: error.provider_status,
+            error: Some(error),
+            ..Self::new(status)
+        }
+    }
+}
+
+/// The answer to every `POST /clients` that passed validation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MultiStatus {
+    /// Identifies this operation (a UUIDv7).
+    pub operation_id: uuid::Uuid,
+    pub outcome: Outcome,
+    pub dry_run: bool,
+    /// One result per selected target, keyed by provider.
+    #[schema(value_type = BTreeMap<String, TargetResult>)]
+    pub results: BTreeMap<crate::providers::ProviderId, TargetResult>,
+}
+
+impl TargetStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetStatus::Created => "created",
+            TargetStatus::Failed => "failed",
+            TargetStatus::Unknown => "unknown",
+            TargetStatus::Planned => "planned",
+        }
+    }
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Partial => "partial",
+            Outcome::Failed => "failed",
+            Outcome::Planned => "planned",
+        }
+    }
+
+    pub fn of<'a>(results: impl IntoIterator<Item = &'a TargetResult>) -> Self {
+        let (mut created, mut other, mut planned) = (0, 0, 0);
+        for r in results {
+            match r.status {
+                TargetStatus::Created => created += 1,
+                TargetStatus::Planned => planned += 1,
+                TargetStatus::Failed | TargetStatus::Unknown => other += 1,
+            }
+        }
+        match (created, other, planned) {
+            (_, _, p) if p > 0 => Outcome::Planned,
+            (c, 0, _) if c > 0 => Outcome::Succeeded,
+            (0, _, _) => Outcome::Failed,
+            _ => Outcome::Partial,
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! `POST /clients`: authenticate → read the body → parse → validate every selected target →
+//! fan out (or plan, on a dry run) → one 207 Multi-Status answer.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use tokio::time::Instant;
+use utoipa::IntoParams;
+
+use crate::auth::Caller;
+use crate::domain::pointer::field_error;
+use crate::domain::{CreateClientRequest, NewClient};
+use crate::fanout::{self, Call};
+use crate::problem::{ApiError, FieldError, Problem, ProblemBody};
+use crate::providers::{ProviderId, Registry};
+use crate::request_id::RequestId;
+use crate::results::{MultiStatus, Outcome};
+
+/// What the handler needs, built once at start.
+pub struct ClientsState {
+    pub registry: Registry,
+    pub body_limit: usize,
+    pub deadline: Duration,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CreateQuery {
+    /// `true`: validate and answer what would be sent to each provider, without sending
+    /// anything (every target `planned`, credentials redacted).
+    #[serde(default)]
+    #[param(default = false)]
+    pub dry_run: bool,
+}
+
+/// Create one client in every selected provider.
+///
+/// The body is validated once, for every selected target, before anything is sent: any fault
+/// gives one 422 listing each field at fault, and no provider is called. Otherwise every target is
+/// called concurrently and the answer is 207 with a result per target.
+#[utoipa::path(
+    post,
+    path = "/clients",
+    tag = "clients",
+    operation_id = "createClient",
+    params(
+        CreateQuery,
+        ("Idempotency-Key" = Option<String>, Header, description = "1–255 printable ASCII characters. Reserved for safe retries: the same key with the same body never creates twice."),
+        ("X-Request-Id" = Option<String>, Header, description = "Echoed back; generated when absent or not 1–128 visible ASCII characters."),
+    ),
+    request_body(content = CreateClientRequest, content_type = "application/json"),
+    responses(
+        (status = 207, description = "Validated and processed: one result per selected target", body = MultiStatus,
+            headers(("X-Request-Id" = String, description = "The request id"))),
+        (status = 400, description = "Malformed JSON or query", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid bearer token", body = ProblemBody, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "RFC 6750 challenge"))),
+        (status = 403, description = "The token lacks the required scope", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 413, description = "Body over the limit", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 415, description = "Body not sent as JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (each with a JSON pointer); nothing was sent", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 500, description = "A bug; the request id finds it in the logs", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create_client(
+    req: HttpRequest,
+    caller: Caller,
+    request_id: RequestId,
+    payload: web::Payload,
+    state: web::Data<ClientsState>,
+) -> Result<HttpResponse, Problem> {
+    let started = Instant::now();
+    let fail = |e: ApiError| e.with_request(&request_id);
+    let query = web::Query::<CreateQuery>::from_query(req.query_string())
+        .map_err(|e| fail(ApiError::BadRequest(format!("invalid query: {e}"))))?;
+    if !is_json(&req) {
+        return Err(fail(ApiError::UnsupportedMediaType));
+    }
+    let body = read_body(&req, payload, state.body_limit)
+        .await
+        .map_err(fail)?;
+    let request = parse(&body).map_err(fail)?;
+    let calls = validate(&request, &state.registry).map_err(fail)?;
+    let targets: Vec<&str> = calls.iter().map(|c| c.provider.as_str()).collect();
+    let targets = targets.join(",");
+
+    let results = if query.dry_run {
+        calls
+            .iter()
+            .map(|c| (c.provider, fanout::planned(&c.target, &c.plan)))
+            .collect()
+    } else {
+        fanout::fan_out(calls, started + state.deadline, &request_id).await
+    };
+    let outcome = Outcome::of(results.values());
+    let answer = MultiStatus {
+        operation_id: uuid::Uuid::now_v7(),
+        outcome,
+        dry_run: query.dry_run,
+        results,
+    };
+    tracing::info!(
+        request_id = %request_id,
+        caller = %caller.subject,
+        operation_id = %answer.operation_id,
+        targets = %targets,
+        outcome = outcome.as_str(),
+        dry_run = query.dry_run,
+        duration_ms = started.elapsed().as_millis() as u64,
+        "clients request finished"
+    );
+    Ok(HttpResponse::build(StatusCode::MULTI_STATUS).json(answer))
+}
+
+fn is_json(req: &HttpRequest) -> bool {
+    match req.mime_type() {
+        Ok(Some(mime)) => {
+            mime.type_() == mime::APPLICATION
+                && (mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON))
+        }
+        _ => false,
+    }
+}
+
+async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::BytesMut, ApiError> {
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::BadRequest(format!("the body could not be read: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// JSON syntax faults are 400; a well-formed body of the wrong shape is 422 with a pointer.
+fn parse(body: &[u8]) -> Result<CreateClientRequest, ApiError> {
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => return Err(ApiError::MalformedJson("the body is empty".into())),
+        Some(b'{') => {}
+        Some(b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n') => {
+            return Err(ApiError::Validation(vec![FieldError::new(
+                "",
+                "the body must be a JSON object with `client` and `targets`",
+            )]))
+        }
+        Some(_) => {}
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let request: CreateClientRequest = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        if e.inner().is_data() {
+            ApiError::Validation(vec![field_error("", e.path(), &e.inner().to_string())])
+        } else {
+            ApiError::MalformedJson(e.inner().to_string())
+        }
+    })?;
+    de.end()
+        .map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+    Ok(request)
+}
+
+/// Validates the client and every selected target; builds every provider request or none.
+fn validate(request: &CreateClientRequest, registry: &Registry) -> Result<Vec<Call>, ApiError> {
+    let mut errors = Vec::new();
+    let client = NewClient::parse(request.client.as_ref(), &mut errors);
+    let known = ProviderId::ALL.map(ProviderId::as_str).join(", ");
+    let mut calls = Vec::new();
+    match &request.targets {
+        None => errors.push(FieldError::new(
+            "/targets",
+            format!("is required: select at least one of {known}"),
+        )),
+        Some(t) if t.is_empty() => errors.push(FieldError::new(
+            "/targets",
+            format!("select at least one of {known}"),
+        )),
+        Some(targets) => {
+            for (name, options) in targets {
+                let pointer = crate::domain::pointer::push("/targets", name);
+                let Some(provider) = ProviderId::parse(name) else {
+                    errors.push(FieldError::new(
+                        pointer,
+                        format!("unknown target; known targets: {known}"),
+                    ));
+                    continue;
+                };
+                let target = match registry.get(provider) {
+                    Ok(t) => t,
+                    Err(why) => {
+                        errors.push(FieldError::new(pointer, why.0.clone()));
+                        continue;
+                    }
+                };
+                if !options.is_object() {
+                    errors.push(FieldError::new(
+                        pointer,
+                        "must be an object of the provider's options (`{}` for the defaults)",
+                    ));
+                    continue;
+                }
+                let Some(client) = &client else { continue };
+                match target.adapter.plan(client, options) {
+                    Ok(plan) => calls.push(Call {
+                        provider,
+                        target: target.clone(),
+                        plan,
+                    }),
+                    Err(e) => errors.extend(e),
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        return Ok(calls);
+    }
+    let mut seen = HashSet::new();
+    errors.retain(|e| seen.insert(e.pointer.clone()));
+    Err(ApiError::Validation(errors))
+}

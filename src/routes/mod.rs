@@ -1,0 +1,35 @@
+pub mod clients;
+pub mod ops;
+
+use actix_web::{web, HttpRequest};
+
+use crate::problem::{ApiError, Problem};
+use crate::request_id;
+
+/// Registers every route. Each resource answers 405 (problem JSON) to other methods.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/clients")
+            .route(web::post().to(clients::create_client))
+            .default_service(web::to(|req: HttpRequest| not_allowed(req, "POST"))),
+    );
+    cfg.service(
+        web::resource("/healthz")
+            .route(web::get().to(ops::healthz))
+            .default_service(web::to(|req: HttpRequest| not_allowed(req, "GET"))),
+    );
+    cfg.service(
+        web::resource("/readyz")
+            .route(web::get().to(ops::readyz))
+            .default_service(web::to(|req: HttpRequest| not_allowed(req, "GET"))),
+    );
+}
+
+async fn not_allowed(req: HttpRequest, allow: &'static str) -> Result<&'static str, Problem> {
+    Err(ApiError::MethodNotAllowed { allow }.with_request(&request_id::of(&req)))
+}
+
+/// Any path without a route.
+pub async fn not_found(req: HttpRequest) -> Result<&'static str, Problem> {
+    Err(ApiError::NotFound.with_request(&request_id::of(&req)))
+}
