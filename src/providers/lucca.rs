@@ -105,7 +105,8 @@ impl Adapter for Lucca {
                 "is required: Lucca needs the organization of the client, and the gateway has no default (providers.lucca.organization_id)",
             ));
         }
-        if client.code.is_none() {
+        // An empty name is already reported at /client/name; a code follows once it is fixed.
+        if client.code.is_none() && !client.name.is_empty() {
             errors.push(FieldError::new(
                 "/client/code",
                 "is required by Lucca, and none can be derived from a name without letters or digits",

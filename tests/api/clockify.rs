@@ -1,0 +1,166 @@
+//! Clockify adapter, against a mock of its documented API.
+
+use serde_json::{json, Value};
+use wiremock::matchers::{body_json, header, method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::helpers::*;
+
+fn path_of(workspace: &str) -> String {
+    format!("/api/v1/workspaces/{workspace}/clients")
+}
+
+fn created() -> ResponseTemplate {
+    ResponseTemplate::new(201).set_body_json(json!({
+        "address": "Ground Floor, ABC Bldg., Palo Alto, California, USA 94020",
+        "archived": false,
+        "ccEmails": "clientx@example.com",
+        "currencyCode": "USD",
+        "currencyId": "33t687e29ae1f428e7ebe505",
+        "email": "clientx@example.com",
+        "id": "44a687e29ae1f428e7ebe305",
+        "name": "Client X",
+        "note": "This is a sample note for the client.",
+        "workspaceId": "64a687e29ae1f428e7ebe303"
+    }))
+}
+
+#[tokio::test]
+async fn full_request_is_the_documented_one() {
+    let app = spawn_app().await;
+    let workspace = "5f0000000000000000000001";
+    Mock::given(method("POST"))
+        .and(path(path_of(workspace)))
+        .and(header("x-api-key", CLOCKIFY_KEY))
+        .and(header("content-type", "application/json"))
+        .and(body_json(json!({
+            "name": "Nova Consulting Ltd",
+            "email": "billing@nova.example",
+            "address": "Ground Floor, ABC Bldg., Palo Alto, CA 94020",
+            "note": "Signed 2026-11-20"
+        })))
+        .respond_with(created())
+        .expect(1)
+        .mount(&app.mocks.clockify)
+        .await;
+    let mut body = full_body();
+    body["targets"] = json!({ "clockify": { "workspace_id": workspace } });
+
+    let answer = app.create(&body).await;
+
+    let r = &answer["results"]["clockify"];
+    assert_eq!(r["status"], "created");
+    assert_eq!(r["provider_status"], 201);
+    assert_eq!(r["provider_client_id"], "44a687e29ae1f428e7ebe305");
+    let request = only_request(&app.mocks.clockify, &path_of(workspace)).await;
+    assert_auth_header(&request, ("x-api-key", CLOCKIFY_KEY));
+}
+
+#[tokio::test]
+async fn minimal_request_uses_the_configured_workspace() {
+    let app = spawn_app().await;
+    Mock::given(method("POST"))
+        .and(path(path_of(CLOCKIFY_WORKSPACE)))
+        .and(header("x-api-key", CLOCKIFY_KEY))
+        .and(body_json(json!({ "name": "Nova Consulting Ltd" })))
+        .respond_with(created())
+        .expect(1)
+        .mount(&app.mocks.clockify)
+        .await;
+
+    let answer = app
+        .create(&json!({"client": {"name": "Nova Consulting Ltd"}, "targets": {"clockify": {}}}))
+        .await;
+
+    assert_eq!(answer["results"]["clockify"]["status"], "created");
+}
+
+#[tokio::test]
+async fn a_workspace_id_is_one_path_segment() {
+    let app = spawn_app().await;
+    Mock::given(method("POST"))
+        .and(path("/api/v1/workspaces/a%2Fb/clients"))
+        .respond_with(created())
+        .expect(1)
+        .mount(&app.mocks.clockify)
+        .await;
+    let answer = app
+        .create(&one_target("clockify", json!({"workspace_id": "a/b"})))
+        .await;
+    assert_eq!(answer["results"]["clockify"]["status"], "created");
+}
+
+async fn answer_with(response: ResponseTemplate) -> Value {
+    let app = spawn_app().await;
+    Mock::given(method("POST"))
+        .respond_with(response)
+        .expect(1)
+        .mount(&app.mocks.clockify)
+        .await;
+    let answer = app.create(&one_target("clockify", json!({}))).await;
+    answer["results"]["clockify"].clone()
+}
+
+#[tokio::test]
+async fn duplicate_name_is_a_conflict() {
+    let r = answer_with(ResponseTemplate::new(400).set_body_json(
+        json!({"message": "Client with that name already exists on workspace", "code": 501}),
+    ))
+    .await;
+    assert_eq!(r["status"], "failed");
+    assert_eq!(r["error"]["kind"], "conflict");
+    assert_eq!(
+        r["error"]["message"],
+        "Client with that name already exists on workspace"
+    );
+    assert_eq!(r["error"]["provider_error"]["code"], 501);
+}
+
+#[tokio::test]
+async fn message_and_code_errors_map_to_kinds() {
+    for (status, kind) in [
+        (400, "validation"),
+        (401, "unauthorized"),
+        (403, "forbidden"),
+        (404, "not_found"),
+        (500, "unavailable"),
+    ] {
+        let r = answer_with(
+            ResponseTemplate::new(status).set_body_json(json!({"message": "Nope", "code": 42})),
+        )
+        .await;
+        assert_eq!(r["status"], "failed", "{status}");
+        assert_eq!(r["error"]["kind"], kind, "{status}");
+        assert_eq!(r["error"]["message"], "Nope");
+        assert_eq!(
+            r["error"]["provider_error"],
+            json!({"message": "Nope", "code": 42})
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_error_without_a_body_is_still_read() {
+    let r = answer_with(ResponseTemplate::new(400)).await;
+    assert_eq!(r["status"], "failed");
+    assert_eq!(r["error"]["kind"], "validation");
+    assert_eq!(
+        r["error"]["message"],
+        "answered HTTP 400 with an empty body"
+    );
+    assert!(r["error"].get("provider_error").is_none());
+}
+
+#[tokio::test]
+async fn rate_limits_carry_retry_after() {
+    let r = answer_with(
+        ResponseTemplate::new(429)
+            .insert_header("retry-after", "30")
+            .set_body_json(json!({"message": "Too many requests", "code": 429})),
+    )
+    .await;
+    assert_eq!(r["status"], "failed");
+    assert_eq!(r["error"]["kind"], "rate_limited");
+    assert_eq!(r["error"]["retryable"], true);
+    assert_eq!(r["error"]["retry_after_s"], 30);
+}

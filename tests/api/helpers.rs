@@ -1,0 +1,297 @@
+//! The test harness: the real gateway on a free port, one wiremock server per provider, a real
+//! JWT minted from the test configuration.
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use clients_gateway::auth;
+use clients_gateway::config::Settings;
+use clients_gateway::startup::Application;
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use url::Url;
+use wiremock::matchers::any;
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+pub const LUCCA_KEY: &str = "test-lucca-key";
+pub const CLOCKIFY_KEY: &str = "test-clockify-key";
+pub const PLUSVIBE_KEY: &str = "test-plusvibe-key";
+pub const CHATDASH_KEY: &str = "test-chatdash-key";
+pub const MISSIONX_CLIENT_ID: &str = "test-missionx-client";
+pub const MISSIONX_SECRET: &str = "test-missionx-secret";
+pub const MISSIONX_ORG: &str = "test-org";
+pub const MISSIONX_TOKEN: &str = "test-missionx-access-token";
+pub const JWT_SECRET: &str = "test-hs256-secret-of-at-least-32-bytes!";
+
+pub const CLOCKIFY_WORKSPACE: &str = "64a687e29ae1f428e7ebe303";
+pub const PLUSVIBE_WORKSPACE: &str = "65f99a0dd96fae8ab61130c0";
+pub const DEPARTMENT: &str = "6650c0ffee0000000000abcd";
+
+/// The five mock providers.
+pub struct Mocks {
+    pub lucca: MockServer,
+    pub clockify: MockServer,
+    pub plusvibe: MockServer,
+    pub chatdash: MockServer,
+    pub missionx: MockServer,
+}
+
+impl Mocks {
+    pub async fn start() -> Self {
+        Self {
+            lucca: MockServer::start().await,
+            clockify: MockServer::start().await,
+            plusvibe: MockServer::start().await,
+            chatdash: MockServer::start().await,
+            missionx: MockServer::start().await,
+        }
+    }
+
+    pub fn all(&self) -> [&MockServer; 5] {
+        [
+            &self.lucca,
+            &self.clockify,
+            &self.plusvibe,
+            &self.chatdash,
+            &self.missionx,
+        ]
+    }
+
+    /// Every provider must receive nothing (checked when the mocks are dropped).
+    pub async fn expect_no_calls(&self) {
+        for server in self.all() {
+            Mock::given(any())
+                .respond_with(ResponseTemplate::new(500))
+                .expect(0)
+                .named("no provider may be called")
+                .mount(server)
+                .await;
+        }
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub mocks: Mocks,
+    pub token: String,
+    pub http: reqwest::Client,
+}
+
+fn url(s: &str) -> Url {
+    Url::parse(s).unwrap()
+}
+
+/// Settings pointing every provider at its mock, with test credentials and defaults.
+pub fn test_settings(mocks: &Mocks) -> Settings {
+    let mut s = Settings::default();
+    s.server.bind = "127.0.0.1:0".into();
+    s.server.workers = Some(1);
+    s.auth.hs256_secret = Some(SecretString::from(JWT_SECRET));
+    let p = &mut s.providers;
+    p.lucca.base_url = url(&mocks.lucca.uri());
+    p.lucca.api_key = Some(SecretString::from(LUCCA_KEY));
+    p.lucca.organization_id = Some(12);
+    p.clockify.base_url = url(&format!("{}/api", mocks.clockify.uri()));
+    p.clockify.api_key = Some(SecretString::from(CLOCKIFY_KEY));
+    p.clockify.workspace_id = Some(CLOCKIFY_WORKSPACE.into());
+    p.plusvibe.base_url = url(&format!("{}/api/v1", mocks.plusvibe.uri()));
+    p.plusvibe.api_key = Some(SecretString::from(PLUSVIBE_KEY));
+    p.plusvibe.workspace_id = Some(PLUSVIBE_WORKSPACE.into());
+    p.chatdash.base_url = url(&format!("{}/v1/public", mocks.chatdash.uri()));
+    p.chatdash.api_key = Some(SecretString::from(CHATDASH_KEY));
+    let m = &mut p.missionx;
+    m.base_url = url(&format!("{}/v2", mocks.missionx.uri()));
+    m.token_url = url(&format!("{}/v2/auth/token", mocks.missionx.uri()));
+    m.client_id = Some(MISSIONX_CLIENT_ID.into());
+    m.client_secret = Some(SecretString::from(MISSIONX_SECRET));
+    m.org_id = Some(MISSIONX_ORG.into());
+    m.departments = vec![DEPARTMENT.into()];
+    s
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts the gateway with the test settings, changed by `change`.
+pub async fn spawn_app_with(change: impl FnOnce(&mut Settings)) -> TestApp {
+    init_logs();
+    let mocks = Mocks::start().await;
+    let mut settings = test_settings(&mocks);
+    change(&mut settings);
+    let app = Application::build(&settings).expect("the application builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let token = auth::mint(
+        &SecretString::from(JWT_SECRET),
+        &settings.auth,
+        "test-caller",
+        "clients:write",
+        Duration::from_secs(600),
+    )
+    .unwrap();
+    TestApp {
+        address,
+        mocks,
+        token,
+        http: reqwest::Client::new(),
+    }
+}
+
+impl TestApp {
+    /// `POST /clients` with the test token.
+    pub async fn post_clients(&self, body: &Value) -> reqwest::Response {
+        self.post_clients_query(body, "").await
+    }
+
+    pub async fn post_clients_query(&self, body: &Value, query: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/clients{query}", self.address))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .expect("the gateway answers")
+    }
+
+    /// `POST /clients`, asserting a 207, returning the body.
+    pub async fn create(&self, body: &Value) -> Value {
+        let response = self.post_clients(body).await;
+        assert_207(response).await
+    }
+}
+
+pub async fn assert_207(response: reqwest::Response) -> Value {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    assert_eq!(status, 207, "expected 207, got {status}: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Asserts a problem answer with `status`, returning its body.
+pub async fn assert_problem(response: reqwest::Response, status: u16) -> Value {
+    let got = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let text = response.text().await.unwrap();
+    assert_eq!(got, status, "expected {status}, got {got}: {text}");
+    assert_eq!(content_type.as_deref(), Some("application/problem+json"));
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["status"], status);
+    assert!(body["type"]
+        .as_str()
+        .unwrap()
+        .starts_with("urn:clients-gateway:problem:"));
+    assert!(!body["request_id"].as_str().unwrap().is_empty());
+    body
+}
+
+/// The pointers of a 422 problem, in order.
+pub fn pointers(problem: &Value) -> Vec<String> {
+    problem["errors"]
+        .as_array()
+        .expect("a 422 lists its errors")
+        .iter()
+        .map(|e| e["pointer"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The smallest request that every provider accepts with the test defaults.
+pub fn minimal_client() -> Value {
+    json!({
+        "name": "Nova Consulting Ltd",
+        "contact": { "first_name": "Nova", "last_name": "Smith", "email": "nova.smith@nova.example" }
+    })
+}
+
+/// DESIGN's full example request, all five targets.
+pub fn full_body() -> Value {
+    clients_gateway::openapi::examples::all_targets_body()
+}
+
+/// A request for one target with the given options.
+pub fn one_target(provider: &str, options: Value) -> Value {
+    json!({ "client": minimal_client(), "targets": { provider: options } })
+}
+
+/// Mounts the missionX token endpoint answering the test token.
+pub async fn mount_missionx_token(server: &MockServer) {
+    use wiremock::matchers::{method, path};
+    Mock::given(method("POST"))
+        .and(path("/v2/auth/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": MISSIONX_TOKEN, "token_type": "Bearer", "expires_in": 14400
+        })))
+        .mount(server)
+        .await;
+}
+
+/// The one request a mock received on `path`.
+pub async fn only_request(server: &MockServer, path: &str) -> Request {
+    let mut requests: Vec<Request> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.url.path() == path)
+        .collect();
+    assert_eq!(requests.len(), 1, "expected one request to {path}");
+    requests.remove(0)
+}
+
+/// Exactly one of the auth headers the providers use is present, and it is `expected`.
+pub fn assert_auth_header(request: &Request, expected: (&str, &str)) {
+    for name in ["authorization", "x-api-key"] {
+        let got = request.headers.get(name).map(|v| v.to_str().unwrap());
+        if name == expected.0 {
+            assert_eq!(got, Some(expected.1), "header {name}");
+        } else {
+            assert_eq!(got, None, "no {name} header may be sent");
+        }
+    }
+    assert_eq!(
+        request.headers.get("content-type").unwrap(),
+        "application/json"
+    );
+    assert_eq!(request.method.as_str(), "POST");
+}
+
+static LOGS: OnceLock<()> = OnceLock::new();
+
+/// Logs to the test output when `TEST_LOG` is set.
+fn init_logs() {
+    LOGS.get_or_init(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt().with_env_filter("info").try_init();
+        }
+    });
+}
+
+/// A server that accepts connections, reads the request, then closes without answering
+/// (a connection reset after the request was sent). Counts the connections it saw.
+pub async fn hang_up_server() -> (String, Arc<Mutex<usize>>) {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(0));
+    let counter = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            *counter.lock().unwrap() += 1;
+            let mut buf = [0u8; 4096];
+            let _ = socket.read(&mut buf).await;
+            drop(socket);
+        }
+    });
+    (address, seen)
+}
+
+/// An address where nothing listens (connection refused).
+pub fn closed_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    address
+}

@@ -1,0 +1,210 @@
+//! missionX adapter, against a mock of its API and of its OAuth2 token endpoint.
+
+use serde_json::{json, Value};
+use wiremock::matchers::{body_json, body_string_contains, header, method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::helpers::*;
+
+const PATH: &str = "/v2/clients";
+const BEARER: &str = "Bearer test-missionx-access-token";
+
+fn created() -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "_id": "6650c0ffee00000000000042",
+        "createdBy": "6650c0ffee00000000000001",
+        "createdAt": "2026-11-24T10:00:00.000Z",
+        "updatedAt": "2026-11-24T10:00:00.000Z",
+        "customId": "crm-4711",
+        "title": "Nova Consulting Ltd",
+        "emailDomains": ["nova.example"],
+        "departments": [DEPARTMENT]
+    }))
+}
+
+#[tokio::test]
+async fn full_request_is_the_documented_one_with_a_client_credentials_token() {
+    let app = spawn_app().await;
+    Mock::given(method("POST"))
+        .and(path("/v2/auth/token"))
+        .and(header("org-id", MISSIONX_ORG))
+        .and(header("content-type", "application/x-www-form-urlencoded"))
+        .and(body_string_contains("grant_type=client_credentials"))
+        .and(body_string_contains("client_id=test-missionx-client"))
+        .and(body_string_contains("client_secret=test-missionx-secret"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": MISSIONX_TOKEN, "token_type": "Bearer", "expires_in": 14400
+        })))
+        .expect(1)
+        .mount(&app.mocks.missionx)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(PATH))
+        .and(header("authorization", BEARER))
+        .and(header("content-type", "application/json"))
+        .and(body_json(json!({
+            "title": "Nova Consulting Ltd",
+            "customId": "crm-4711",
+            "emailDomains": ["nova.example"],
+            "departments": ["6650c0ffee0000000000abce"]
+        })))
+        .respond_with(created())
+        .expect(2)
+        .mount(&app.mocks.missionx)
+        .await;
+    let mut body = full_body();
+    body["targets"] = json!({ "missionx": { "departments": ["6650c0ffee0000000000abce"] } });
+
+    let answer = app.create(&body).await;
+    let again = app.create(&body).await;
+
+    let r = &answer["results"]["missionx"];
+    assert_eq!(r["status"], "created");
+    assert_eq!(r["provider_status"], 200);
+    assert_eq!(r["provider_client_id"], "6650c0ffee00000000000042");
+    assert_eq!(
+        again["results"]["missionx"]["status"], "created",
+        "the cached token is reused"
+    );
+    let requests = app.mocks.missionx.received_requests().await.unwrap();
+    let create = requests.iter().find(|r| r.url.path() == PATH).unwrap();
+    assert_auth_header(create, ("authorization", BEARER));
+}
+
+#[tokio::test]
+async fn minimal_request_derives_domains_and_uses_configured_departments() {
+    let app = spawn_app().await;
+    mount_missionx_token(&app.mocks.missionx).await;
+    Mock::given(method("POST"))
+        .and(path(PATH))
+        .and(header("authorization", BEARER))
+        .and(body_json(json!({
+            "title": "Nova Consulting Ltd",
+            "emailDomains": ["nova.example"],
+            "departments": [DEPARTMENT]
+        })))
+        .respond_with(created())
+        .expect(1)
+        .mount(&app.mocks.missionx)
+        .await;
+
+    let answer = app.create(&one_target("missionx", json!({}))).await;
+
+    assert_eq!(answer["results"]["missionx"]["status"], "created");
+}
+
+#[tokio::test]
+async fn a_static_access_token_skips_the_token_endpoint() {
+    let app = spawn_app_with(|s| {
+        s.providers.missionx.access_token = Some("static-token".to_owned().into());
+    })
+    .await;
+    Mock::given(method("POST"))
+        .and(path(PATH))
+        .and(header("authorization", "Bearer static-token"))
+        .respond_with(created())
+        .expect(1)
+        .mount(&app.mocks.missionx)
+        .await;
+    Mock::given(path("/v2/auth/token"))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(0)
+        .mount(&app.mocks.missionx)
+        .await;
+    let answer = app.create(&one_target("missionx", json!({}))).await;
+    assert_eq!(answer["results"]["missionx"]["status"], "created");
+}
+
+#[tokio::test]
+async fn a_401_refreshes_the_token_once() {
+    let app = spawn_app().await;
+    mount_missionx_token(&app.mocks.missionx).await;
+    Mock::given(method("POST"))
+        .and(path(PATH))
+        .respond_with(
+            ResponseTemplate::new(401).set_body_json(
+                json!({"message": "Unauthorized", "code": "UNAUTHORIZED", "data": {}}),
+            ),
+        )
+        .expect(2)
+        .mount(&app.mocks.missionx)
+        .await;
+
+    let answer = app.create(&one_target("missionx", json!({}))).await;
+
+    let r = &answer["results"]["missionx"];
+    assert_eq!(r["status"], "failed");
+    assert_eq!(r["error"]["kind"], "unauthorized");
+    assert_eq!(r["attempts"], 2, "one retry with a fresh token, no more");
+    let tokens = app
+        .mocks
+        .missionx
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == "/v2/auth/token")
+        .count();
+    assert_eq!(
+        tokens, 2,
+        "the refused token was dropped and a new one fetched"
+    );
+}
+
+#[tokio::test]
+async fn refused_client_credentials_fail_without_sending_the_client() {
+    let app = spawn_app().await;
+    Mock::given(method("POST"))
+        .and(path("/v2/auth/token"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(
+            json!({"message": "Invalid client credentials", "code": "INVALID_CLIENT", "data": {}}),
+        ))
+        .expect(1)
+        .mount(&app.mocks.missionx)
+        .await;
+    Mock::given(path(PATH))
+        .respond_with(created())
+        .expect(0)
+        .mount(&app.mocks.missionx)
+        .await;
+
+    let answer = app.create(&one_target("missionx", json!({}))).await;
+
+    let r = &answer["results"]["missionx"];
+    assert_eq!(r["status"], "failed");
+    assert_eq!(r["error"]["kind"], "unauthorized");
+    assert_eq!(r["attempts"], 0);
+    assert!(r["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Invalid client credentials"));
+    assert!(!answer.to_string().contains(MISSIONX_SECRET));
+}
+
+async fn answer_with(response: ResponseTemplate) -> Value {
+    let app = spawn_app().await;
+    mount_missionx_token(&app.mocks.missionx).await;
+    Mock::given(method("POST"))
+        .and(path(PATH))
+        .respond_with(response)
+        .expect(1)
+        .mount(&app.mocks.missionx)
+        .await;
+    let answer = app.create(&one_target("missionx", json!({}))).await;
+    answer["results"]["missionx"].clone()
+}
+
+#[tokio::test]
+async fn documented_message_code_data_errors() {
+    let body = json!({"message": "\"title\" is required", "code": "VALIDATION_ERROR", "data": {"field": "title"}});
+    let r = answer_with(ResponseTemplate::new(400).set_body_json(body.clone())).await;
+    assert_eq!(r["status"], "failed");
+    assert_eq!(r["error"]["kind"], "validation");
+    assert_eq!(r["error"]["message"], "\"title\" is required");
+    assert_eq!(r["error"]["provider_error"], body);
+
+    let body = json!({"message": "Internal error", "code": "INTERNAL", "data": {}});
+    let r = answer_with(ResponseTemplate::new(500).set_body_json(body)).await;
+    assert_eq!(r["error"]["kind"], "unavailable");
+    assert_eq!(r["error"]["message"], "Internal error");
+}

@@ -1,0 +1,134 @@
+//! PlusVibe adapter, against a mock of its documented API.
+
+use serde_json::{json, Value};
+use wiremock::matchers::{body_json, header, method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::helpers::*;
+
+const PATH: &str = "/api/v1/client";
+
+fn created() -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "client_id": "70218d5e05561a3877dcb77f",
+        "email": "nova.smith@nova.example",
+        "password": "Xp9#Ld2!ak"
+    }))
+}
+
+#[tokio::test]
+async fn full_request_is_the_documented_one() {
+    let app = spawn_app().await;
+    Mock::given(method("POST"))
+        .and(path(PATH))
+        .and(header("x-api-key", PLUSVIBE_KEY))
+        .and(header("content-type", "application/json"))
+        .and(body_json(json!({
+            "workspace_id": "65f99a0dd96fae8ab61130c0",
+            "client_email": "nova.smith@nova.example",
+            "client_first_name": "Nova",
+            "client_last_name": "Smith",
+            "client_business_name": "Nova Consulting Ltd",
+            "workspaces": [
+                { "id": "65f99a0dd96fae8ab61130c0", "permissions": ["FULL_ACCESS"], "hide_labels": [] },
+                { "id": "65f99a0dd96fae8ab61130c1", "permissions": ["UNIBOX_FULL_ACCESS"], "hide_labels": ["NOT_INTERESTED"] }
+            ]
+        })))
+        .respond_with(created())
+        .expect(1)
+        .mount(&app.mocks.plusvibe)
+        .await;
+    let mut body = full_body();
+    body["targets"] = json!({ "plusvibe": {
+        "workspace_id": "65f99a0dd96fae8ab61130c0",
+        "workspaces": [
+            { "id": "65f99a0dd96fae8ab61130c0", "permission": "FULL_ACCESS", "hide_labels": [] },
+            { "id": "65f99a0dd96fae8ab61130c1", "permission": "UNIBOX_FULL_ACCESS", "hide_labels": ["NOT_INTERESTED"] }
+        ]
+    }});
+
+    let answer = app.create(&body).await;
+
+    let r = &answer["results"]["plusvibe"];
+    assert_eq!(r["status"], "created");
+    assert_eq!(r["provider_status"], 200);
+    assert_eq!(r["provider_client_id"], "70218d5e05561a3877dcb77f");
+    assert_eq!(
+        r["credentials"],
+        json!({"login": "nova.smith@nova.example", "password": "Xp9#Ld2!ak"}),
+        "the generated password is shown once, under credentials"
+    );
+    assert_eq!(r["response"]["password"], "[redacted]", "and not twice");
+    assert_auth_header(
+        &only_request(&app.mocks.plusvibe, PATH).await,
+        ("x-api-key", PLUSVIBE_KEY),
+    );
+}
+
+#[tokio::test]
+async fn minimal_request_defaults_the_workspaces_and_falls_back_to_the_company_email() {
+    let app = spawn_app().await;
+    Mock::given(method("POST"))
+        .and(path(PATH))
+        .and(header("x-api-key", PLUSVIBE_KEY))
+        .and(body_json(json!({
+            "workspace_id": PLUSVIBE_WORKSPACE,
+            "client_email": "billing@nova.example",
+            "client_first_name": "Nova",
+            "client_last_name": "Smith",
+            "client_business_name": "Nova",
+            "workspaces": [{ "id": PLUSVIBE_WORKSPACE, "permissions": ["FULL_ACCESS"], "hide_labels": [] }]
+        })))
+        .respond_with(created())
+        .expect(1)
+        .mount(&app.mocks.plusvibe)
+        .await;
+
+    let answer = app
+        .create(&json!({
+            "client": { "name": "Nova", "email": "billing@nova.example",
+                        "contact": { "first_name": "Nova", "last_name": "Smith" } },
+            "targets": { "plusvibe": {} }
+        }))
+        .await;
+
+    assert_eq!(answer["results"]["plusvibe"]["status"], "created");
+}
+
+async fn answer_with(response: ResponseTemplate) -> Value {
+    let app = spawn_app().await;
+    Mock::given(method("POST"))
+        .respond_with(response)
+        .expect(1)
+        .mount(&app.mocks.plusvibe)
+        .await;
+    let answer = app.create(&one_target("plusvibe", json!({}))).await;
+    answer["results"]["plusvibe"].clone()
+}
+
+#[tokio::test]
+async fn undocumented_errors_are_read_by_status_and_message() {
+    for (status, kind) in [
+        (400, "validation"),
+        (401, "unauthorized"),
+        (500, "unavailable"),
+    ] {
+        let r = answer_with(
+            ResponseTemplate::new(status)
+                .set_body_json(json!({"status": "error", "message": "\"api_key\" is invalid"})),
+        )
+        .await;
+        assert_eq!(r["status"], "failed");
+        assert_eq!(r["error"]["kind"], kind);
+        assert_eq!(r["error"]["message"], "\"api_key\" is invalid");
+    }
+}
+
+#[tokio::test]
+async fn a_success_without_client_id_is_unknown() {
+    let r = answer_with(ResponseTemplate::new(200).set_body_json(json!({"email": "x@y.example"})))
+        .await;
+    assert_eq!(r["status"], "unknown");
+    assert_eq!(r["error"]["kind"], "invalid_response");
+    assert_eq!(r["provider_status"], 200);
+}
