@@ -84,9 +84,8 @@ impl Authenticator {
         validation.set_required_spec_claims(&["exp", "sub"]);
         validation.leeway = settings.leeway_s;
         validation.validate_nbf = true;
-        match &settings.issuer {
-            Some(iss) => validation.set_issuer(&[iss]),
-            None => {}
+        if let Some(iss) = &settings.issuer {
+            validation.set_issuer(&[iss]);
         }
         match &settings.audience {
             Some(aud) => validation.set_audience(&[aud]),

@@ -395,3 +395,126 @@ fn resolve(
     *value = Some(SecretString::from(text.trim_end_matches(['\r', '\n'])));
     Ok(())
 }
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail closures return figment::Error
+mod tests {
+    use super::*;
+    use figment::Jail;
+    use secrecy::ExposeSecret;
+
+    fn load(jail: &Jail, file: Option<&str>) -> Result<Settings, ConfigError> {
+        Settings::load(file.map(|f| jail.directory().join(f)).as_deref())
+    }
+
+    #[test]
+    fn defaults_are_the_production_urls() {
+        Jail::expect_with(|jail| {
+            let s = load(jail, None).unwrap();
+            assert_eq!(s.server.bind, "0.0.0.0:8080");
+            assert_eq!(s.server.body_limit_bytes, 65536);
+            assert_eq!(s.server.deadline_ms, 10_000);
+            let p = &s.providers;
+            assert_eq!(p.lucca.base_url.as_str(), "https://example.ilucca.net/");
+            assert_eq!(p.clockify.base_url.as_str(), "https://api.clockify.me/api");
+            assert_eq!(
+                p.plusvibe.base_url.as_str(),
+                "https://api.plusvibe.ai/api/v1"
+            );
+            assert_eq!(
+                p.chatdash.base_url.as_str(),
+                "https://api.chat-dash.com/v1/public"
+            );
+            assert_eq!(
+                p.missionx.base_url.as_str(),
+                "https://open.api.missionx.ai/v2"
+            );
+            assert_eq!(
+                p.missionx.token_url.as_str(),
+                "https://open.api.missionx.ai/v2/auth/token"
+            );
+            assert_eq!(p.lucca.timeout_ms, 5000);
+            assert_eq!(s.auth.required_scope, "clients:write");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn file_then_environment_then_secret_files() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "gateway.toml",
+                r#"
+                [server]
+                deadline_ms = 2000
+                [providers.clockify]
+                api_key = "from-file"
+                workspace_id = "w1"
+                [providers.lucca]
+                api_key_file = "lucca.key"
+                organization_id = 12
+                "#,
+            )?;
+            jail.create_file("lucca.key", "lucca-secret\n")?;
+            jail.set_env(
+                "CLIENTS_GATEWAY__PROVIDERS__CLOCKIFY__BASE_URL",
+                "http://127.0.0.1:9/api",
+            );
+            jail.set_env("CLIENTS_GATEWAY__SERVER__DEADLINE_MS", "3000");
+            jail.set_env("CLIENTS_GATEWAY__PROVIDERS__CLOCKIFY__WORKSPACE_ID", "w2");
+            let s = load(jail, Some("gateway.toml")).unwrap();
+            assert_eq!(
+                s.server.deadline_ms, 3000,
+                "the environment wins over the file"
+            );
+            let c = &s.providers.clockify;
+            assert_eq!(c.base_url.as_str(), "http://127.0.0.1:9/api");
+            assert_eq!(c.workspace_id.as_deref(), Some("w2"));
+            assert_eq!(c.api_key.as_ref().unwrap().expose_secret(), "from-file");
+            let l = &s.providers.lucca;
+            assert_eq!(
+                l.api_key.as_ref().unwrap().expose_secret(),
+                "lucca-secret",
+                "read from the file, trailing newline trimmed"
+            );
+            assert_eq!(l.organization_id, Some(12));
+            let debug = format!("{s:?}");
+            assert!(!debug.contains("lucca-secret") && !debug.contains("from-file"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn mistakes_are_refused_with_their_key() {
+        Jail::expect_with(|jail| {
+            jail.create_file("typo.toml", "[providers.clockify]\napi_kye = \"x\"\n")?;
+            let e = load(jail, Some("typo.toml")).unwrap_err().to_string();
+            assert!(e.contains("api_kye"), "{e}");
+
+            jail.create_file(
+                "twice.toml",
+                "[providers.chatdash]\napi_key = \"a\"\napi_key_file = \"k\"\n",
+            )?;
+            let e = load(jail, Some("twice.toml")).unwrap_err().to_string();
+            assert!(e.contains("providers.chatdash.api_key"), "{e}");
+
+            jail.create_file(
+                "missing.toml",
+                "[auth]\nhs256_secret_file = \"/nonexistent/key\"\n",
+            )?;
+            let e = load(jail, Some("missing.toml")).unwrap_err().to_string();
+            assert!(
+                e.contains("auth.hs256_secret") && e.contains("/nonexistent/key"),
+                "{e}"
+            );
+
+            jail.create_file("url.toml", "[providers.plusvibe]\nbase_url = \"ftp://x\"\n")?;
+            let e = load(jail, Some("url.toml")).unwrap_err().to_string();
+            assert!(e.contains("providers.plusvibe.base_url"), "{e}");
+
+            let e = load(jail, Some("absent.toml")).unwrap_err().to_string();
+            assert!(e.contains("does not exist"), "{e}");
+            Ok(())
+        });
+    }
+}

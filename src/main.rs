@@ -29,6 +29,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Print the gateway's OpenAPI document (what GET /openapi.json serves).
+    Openapi,
     /// Mint a development token signed with the configured HS256 key (auth.hs256_secret).
     Token {
         /// The caller's name (`sub`).
@@ -47,6 +49,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Token { sub, scope, ttl }) => token(cli.config, &sub, &scope, ttl),
+        Some(Command::Openapi) => {
+            println!("{}", clients_gateway::openapi::document());
+            Ok(())
+        }
         None => actix_web::rt::System::new().block_on(serve(cli.config, cli.sandbox)),
     };
     match result {

@@ -25,6 +25,13 @@ use crate::routes;
 )]
 pub struct ApiDoc;
 
+/// The document as committed in `openapi/openapi.json` (pretty JSON, trailing newline free).
+pub fn document() -> String {
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .expect("the OpenAPI document serializes")
+}
+
 struct BearerAuth;
 
 impl Modify for BearerAuth {

@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 #[schema(example = json!(crate::openapi::examples::all_targets_body()))]
 pub struct CreateClientRequest {
     /// The client (customer company) to create.
-    #[schema(required = true)]
+    #[schema(required = true, value_type = ClientInput)]
     pub client: Option<ClientInput>,
     /// The providers to create it in: a key present means "create it there". At least one.
     /// Each value holds that provider's options and may be `{}` when the gateway's configuration

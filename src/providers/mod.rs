@@ -449,6 +449,18 @@ pub fn redact(mut value: Value, pointers: &[&str]) -> Value {
     value
 }
 
+/// A transport error in words, without the URL: the innermost cause says what went wrong
+/// ("Connection refused", "connection reset").
+pub fn describe_transport(e: &reqwest::Error) -> String {
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    let mut last = None;
+    while let Some(s) = source {
+        last = Some(s.to_string());
+        source = s.source();
+    }
+    last.unwrap_or_else(|| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -492,16 +504,4 @@ mod tests {
         };
         assert!(!format!("{c:?}").contains("hunter2"));
     }
-}
-
-/// A transport error in words, without the URL: the innermost cause says what went wrong
-/// ("Connection refused", "connection reset").
-pub fn describe_transport(e: &reqwest::Error) -> String {
-    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
-    let mut last = None;
-    while let Some(s) = source {
-        last = Some(s.to_string());
-        source = s.source();
-    }
-    last.unwrap_or_else(|| e.to_string())
 }

@@ -70,7 +70,7 @@ impl TokenSource {
     /// Forgets `rejected` (the provider answered 401 to it), unless a newer token replaced it.
     pub async fn invalidate(&self, rejected: &HeaderValue) {
         let mut cache = self.cache.lock().await;
-        if cache.as_ref().is_some_and(|c| &c.header == rejected) {
+        if cache.as_ref().is_some_and(|c| c.header == rejected) {
             *cache = None;
         }
     }

@@ -114,13 +114,10 @@ async fn duplicate_code_is_a_conflict() {
     assert_eq!(r["error"]["kind"], "conflict");
     assert_eq!(r["error"]["retryable"], false);
     assert_eq!(r["error"]["provider_status"], 400);
-    assert_eq!(
-        r["error"]["provider_error"]["errors"]["code"][0]
-            .as_str()
-            .unwrap()
-            .contains("unique"),
-        true
-    );
+    let message = r["error"]["provider_error"]["errors"]["code"][0]
+        .as_str()
+        .unwrap();
+    assert!(message.contains("unique"), "{message}");
 }
 
 #[tokio::test]

@@ -3,9 +3,11 @@
 mod chatdash;
 mod clients;
 mod clockify;
+mod contract;
 mod helpers;
 mod lucca;
 mod missionx;
+mod openapi;
 mod plusvibe;
 mod problems;
 mod robustness;
