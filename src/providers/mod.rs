@@ -170,6 +170,7 @@ impl ProviderError {
             409 => ErrorKind::Conflict,
             429 => ErrorKind::RateLimited,
             400..=499 => ErrorKind::Validation,
+            300..=399 => ErrorKind::InvalidResponse,
             _ => ErrorKind::Unavailable,
         };
         let message = body
@@ -377,6 +378,9 @@ pub fn http_client() -> Result<reqwest::Client, String> {
         .connect_timeout(Duration::from_secs(3))
         .pool_idle_timeout(Duration::from_secs(60))
         .tcp_nodelay(true)
+        // A create call is never replayed elsewhere: a redirect (usually a wrong base_url)
+        // is reported, not followed.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }
@@ -494,6 +498,7 @@ mod tests {
         assert_eq!(k(500), ErrorKind::Unavailable);
         assert_eq!(k(503), ErrorKind::Unavailable);
         assert_eq!(k(504), ErrorKind::Timeout);
+        assert_eq!(k(301), ErrorKind::InvalidResponse);
     }
 
     #[test]

@@ -92,13 +92,7 @@ async fn a_workspace_id_is_one_path_segment() {
 
 async fn answer_with(response: ResponseTemplate) -> Value {
     let app = spawn_app().await;
-    Mock::given(method("POST"))
-        .respond_with(response)
-        .expect(1)
-        .mount(&app.mocks.clockify)
-        .await;
-    let answer = app.create(&one_target("clockify", json!({}))).await;
-    answer["results"]["clockify"].clone()
+    answer_with_on(&app, response).await
 }
 
 #[tokio::test]
@@ -163,4 +157,33 @@ async fn rate_limits_carry_retry_after() {
     assert_eq!(r["error"]["kind"], "rate_limited");
     assert_eq!(r["error"]["retryable"], true);
     assert_eq!(r["error"]["retry_after_s"], 30);
+}
+
+#[tokio::test]
+async fn a_redirect_is_reported_not_followed() {
+    let app = spawn_app().await;
+    Mock::given(method("GET"))
+        .respond_with(created())
+        .expect(0)
+        .mount(&app.mocks.clockify)
+        .await;
+    let location = format!("{}/elsewhere", app.mocks.clockify.uri());
+    let r = answer_with_on(
+        &app,
+        ResponseTemplate::new(301).insert_header("location", location.as_str()),
+    )
+    .await;
+    assert_eq!(r["status"], "failed");
+    assert_eq!(r["error"]["kind"], "invalid_response");
+    assert_eq!(r["provider_status"], 301);
+}
+
+async fn answer_with_on(app: &TestApp, response: ResponseTemplate) -> Value {
+    Mock::given(method("POST"))
+        .respond_with(response)
+        .expect(1)
+        .mount(&app.mocks.clockify)
+        .await;
+    let answer = app.create(&one_target("clockify", json!({}))).await;
+    answer["results"]["clockify"].clone()
 }
