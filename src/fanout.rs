@@ -51,6 +51,7 @@ pub async fn fan_out(
             )
         })
         .collect();
+    let _in_flight = crate::metrics::InFlight::start();
     let mut results = BTreeMap::new();
     for (provider, task) in tasks {
         let result = task.await.unwrap_or_else(|e| {
@@ -63,6 +64,7 @@ pub async fn fan_out(
                 ),
             )
         });
+        crate::metrics::provider_result(provider, &result);
         results.insert(provider, result);
     }
     results

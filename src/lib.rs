@@ -5,6 +5,7 @@ pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod fanout;
+pub mod metrics;
 pub mod openapi;
 pub mod problem;
 pub mod providers;

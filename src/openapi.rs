@@ -16,6 +16,7 @@ use crate::routes;
         routes::clients::create_client,
         routes::ops::healthz,
         routes::ops::readyz,
+        crate::metrics::render,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -50,11 +51,11 @@ impl Modify for BearerAuth {
     }
 }
 
-/// Example bodies, shared by the document and the README.
+/// Example bodies of the document (and of the tests, which check that they hold).
 pub mod examples {
     use serde_json::{json, Value};
 
-    /// DESIGN's example: one client in all five providers.
+    /// One client in all five providers.
     pub fn all_targets_body() -> Value {
         json!({
             "client": {
@@ -78,6 +79,90 @@ pub mod examples {
                 "chatdash": { "member": { "login_id": "nova", "name": "Nova Smith", "email": "nova.smith@nova.example", "password": null } },
                 "missionx": { "departments": ["6650c0ffee0000000000abcd"] }
             }
+        })
+    }
+
+    /// One provider, its options from the gateway's configured defaults.
+    pub fn single_target_body() -> Value {
+        json!({
+            "client": { "name": "Acme Logistics", "email": "billing@acme.example", "note": "Pilot project" },
+            "targets": { "clockify": {} }
+        })
+    }
+
+    /// Every target created.
+    pub fn all_created_answer() -> Value {
+        json!({
+            "operation_id": "01936f0e-6a8b-7c1d-9e2f-3a4b5c6d7e8f",
+            "outcome": "succeeded",
+            "dry_run": false,
+            "results": {
+                "lucca": { "status": "created", "provider_status": 201, "provider_client_id": "123", "attempts": 1, "duration_ms": 84, "replayed": false,
+                           "response": { "id": 123, "name": "Nova Consulting Ltd", "code": "NOVA", "externalCode": "crm-4711", "owner": null } },
+                "clockify": { "status": "created", "provider_status": 201, "provider_client_id": "44a687e29ae1f428e7ebe305", "attempts": 1, "duration_ms": 71, "replayed": false,
+                              "response": { "id": "44a687e29ae1f428e7ebe305", "name": "Nova Consulting Ltd", "workspaceId": "64a687e29ae1f428e7ebe303", "archived": false } },
+                "plusvibe": { "status": "created", "provider_status": 200, "provider_client_id": "70218d5e05561a3877dcb77f", "attempts": 1, "duration_ms": 95, "replayed": false,
+                              "credentials": { "login": "nova.smith@nova.example", "password": "Xp9#Ld2!ak" },
+                              "response": { "client_id": "70218d5e05561a3877dcb77f", "email": "nova.smith@nova.example", "password": "[redacted]" } },
+                "chatdash": { "status": "created", "provider_status": 200, "attempts": 1, "duration_ms": 61, "replayed": false,
+                              "credentials": { "login": "nova", "password": "q7!Rm2#vTz9@Lk4pWx8e" },
+                              "response": { "message": "Client created successfully" } },
+                "missionx": { "status": "created", "provider_status": 200, "provider_client_id": "6650c0ffee00000000000042", "attempts": 1, "duration_ms": 102, "replayed": false,
+                              "response": { "_id": "6650c0ffee00000000000042", "title": "Nova Consulting Ltd", "customId": "crm-4711", "emailDomains": ["nova.example"], "departments": ["6650c0ffee0000000000abcd"] } }
+            }
+        })
+    }
+
+    /// Some created, one refused, one that never answered.
+    pub fn partial_answer() -> Value {
+        json!({
+            "operation_id": "01936f0e-6a8b-7c1d-9e2f-3a4b5c6d7e8f",
+            "outcome": "partial",
+            "dry_run": false,
+            "results": {
+                "lucca": { "status": "created", "provider_status": 201, "provider_client_id": "123", "attempts": 1, "duration_ms": 84, "replayed": false,
+                           "response": { "id": 123, "name": "Nova Consulting Ltd", "code": "NOVA", "externalCode": "crm-4711", "owner": null } },
+                "chatdash": { "status": "failed", "provider_status": 400, "attempts": 1, "duration_ms": 61, "replayed": false,
+                              "error": { "kind": "conflict", "message": "Login ID already in use", "retryable": false, "provider_status": 400,
+                                         "provider_error": { "error": "Login ID already in use" } } },
+                "missionx": { "status": "unknown", "attempts": 1, "duration_ms": 5000, "replayed": false,
+                              "error": { "kind": "timeout", "message": "no answer within 5000 ms; the client may have been created", "retryable": true } }
+            }
+        })
+    }
+
+    /// `?dry_run=true`: what would be sent, secrets redacted.
+    pub fn dry_run_answer() -> Value {
+        json!({
+            "operation_id": "01936f0e-6a8b-7c1d-9e2f-3a4b5c6d7e8f",
+            "outcome": "planned",
+            "dry_run": true,
+            "results": {
+                "lucca": { "status": "planned", "attempts": 0, "duration_ms": 0, "replayed": false,
+                           "request": { "method": "POST", "url": "https://acme.ilucca.net/timmi-project/api/v4/clients",
+                                        "headers": { "accept": "application/json", "authorization": "lucca application=[redacted]", "content-type": "application/json" },
+                                        "body": { "name": "Nova Consulting Ltd", "code": "NOVA", "externalCode": "crm-4711", "ownerId": 7, "organizationId": 12 } } },
+                "chatdash": { "status": "planned", "attempts": 0, "duration_ms": 0, "replayed": false,
+                              "request": { "method": "POST", "url": "https://api.chat-dash.com/v1/public/clients",
+                                           "headers": { "accept": "application/json", "authorization": "[redacted]", "content-type": "application/json" },
+                                           "body": { "client": { "name": "Nova Consulting Ltd", "language": "en" },
+                                                     "member": { "name": "Nova Smith", "loginId": "nova", "email": "nova.smith@nova.example", "password": "[redacted]" } } } }
+            }
+        })
+    }
+
+    /// A 422: every field at fault, nothing sent.
+    pub fn validation_problem() -> Value {
+        json!({
+            "type": "urn:clients-gateway:problem:validation",
+            "title": "The request is invalid",
+            "status": 422,
+            "detail": "the request has 2 invalid field(s)",
+            "request_id": "01936f0e-6a8b-7c1d-9e2f-3a4b5c6d7e90",
+            "errors": [
+                { "pointer": "/client/name", "detail": "must not be empty or blank (omit the field instead)" },
+                { "pointer": "/targets/chatdash/member/login_id", "detail": "is required: the ChatDash member needs a login id" }
+            ]
         })
     }
 }

@@ -1,5 +1,6 @@
 //! `X-Request-Id`: taken from the caller when well-formed, generated otherwise, echoed on every
-//! response, written in every log line of the request and forwarded to the providers.
+//! response and written in the log lines of the request. The same middleware counts the request
+//! in the metrics.
 
 use std::future::{ready, Ready};
 use std::sync::Arc;
@@ -54,7 +55,19 @@ pub async fn middleware(
         .and_then(RequestId::parse)
         .unwrap_or_else(RequestId::generate);
     req.extensions_mut().insert(id.clone());
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
     let mut response = next.call(req).await?;
+    let route = response
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    crate::metrics::http_request(
+        &route,
+        method.as_str(),
+        response.status().as_u16(),
+        started.elapsed(),
+    );
     if let Ok(value) = HeaderValue::from_str(id.as_str()) {
         response.headers_mut().insert(X_REQUEST_ID, value);
     }

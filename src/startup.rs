@@ -43,12 +43,14 @@ impl Application {
             deadline: Duration::from_millis(settings.server.deadline_ms),
         });
         let authenticator = web::Data::new(authenticator);
+        let metrics = web::Data::new(crate::metrics::handle());
         let openapi = ApiDoc::openapi();
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(request_id::middleware))
                 .app_data(state.clone())
                 .app_data(authenticator.clone())
+                .app_data(metrics.clone())
                 .configure(routes::configure)
                 .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/openapi.json", openapi.clone()))
                 .default_service(web::to(routes::not_found))

@@ -145,7 +145,7 @@ fn parse_domains(domains: &[String], errors: &mut Vec<FieldError>) -> Vec<String
     }
     let mut out: Vec<String> = Vec::with_capacity(domains.len());
     for (i, d) in domains.iter().enumerate() {
-        let d = d.trim().to_ascii_lowercase();
+        let d = d.to_ascii_lowercase();
         if !text::is_valid_domain(&d) {
             errors.push(FieldError::new(
                 format!("/client/email_domains/{i}"),

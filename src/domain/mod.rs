@@ -3,6 +3,7 @@
 
 mod client;
 pub mod pointer;
+pub mod schema;
 pub mod text;
 
 pub use client::{Contact, NewClient};
@@ -30,35 +31,30 @@ pub struct CreateClientRequest {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientInput {
-    /// Company name; trimmed, 1–255 characters. Sent to every provider.
-    #[schema(
-        required = true,
-        min_length = 1,
-        max_length = 255,
-        example = "Nova Consulting Ltd"
-    )]
+    /// Company name. Sent to every provider.
+    #[schema(required = true, value_type = schema::Line255, example = "Nova Consulting Ltd")]
     pub name: Option<String>,
     /// Unique client code (Lucca). Default: an upper-case slug of `name`.
-    #[schema(min_length = 1, max_length = 255, example = "NOVA")]
+    #[schema(value_type = Option<schema::Line255>, example = "NOVA")]
     pub code: Option<String>,
     /// Your own reference (Lucca `externalCode`, missionX `customId`).
-    #[schema(min_length = 1, max_length = 255, example = "crm-4711")]
+    #[schema(value_type = Option<schema::Line255>, example = "crm-4711")]
     pub external_id: Option<String>,
     /// Company e-mail (Clockify `email`; PlusVibe fallback when the contact has none).
-    #[schema(format = "email", max_length = 254, example = "billing@nova.example")]
+    #[schema(value_type = Option<schema::Email>, example = "billing@nova.example")]
     pub email: Option<String>,
     /// Postal address (Clockify).
-    #[schema(min_length = 1, max_length = 1000)]
+    #[schema(value_type = Option<schema::Text1000>)]
     pub address: Option<String>,
     /// Free-form note (Clockify).
-    #[schema(min_length = 1, max_length = 3000)]
+    #[schema(value_type = Option<schema::Text3000>)]
     pub note: Option<String>,
-    /// Dashboard language, ISO 639-1 lower case (ChatDash; its default `en` when absent).
-    #[schema(pattern = "^[a-z]{2}$", example = "en")]
+    /// Dashboard language (ChatDash; its default `en` when absent).
+    #[schema(value_type = Option<schema::LanguageCode>, example = "en")]
     pub language: Option<String>,
-    /// E-mail domains of the company (missionX). Default: the domain of `contact.email`,
-    /// else of `email`.
-    #[schema(max_items = 20, example = json!(["nova.example"]))]
+    /// E-mail domains of the company (missionX), at most 20. Default: the domain of
+    /// `contact.email`, else of `email`.
+    #[schema(value_type = Option<Vec<schema::DomainName>>, max_items = 20, example = json!(["nova.example"]))]
     pub email_domains: Option<Vec<String>>,
     /// The person at the client (PlusVibe login; ChatDash member defaults).
     pub contact: Option<ContactInput>,
@@ -67,14 +63,10 @@ pub struct ClientInput {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactInput {
-    #[schema(min_length = 1, max_length = 100, example = "Nova")]
+    #[schema(value_type = Option<schema::Line100>, example = "Nova")]
     pub first_name: Option<String>,
-    #[schema(min_length = 1, max_length = 100, example = "Smith")]
+    #[schema(value_type = Option<schema::Line100>, example = "Smith")]
     pub last_name: Option<String>,
-    #[schema(
-        format = "email",
-        max_length = 254,
-        example = "nova.smith@nova.example"
-    )]
+    #[schema(value_type = Option<schema::Email>, example = "nova.smith@nova.example")]
     pub email: Option<String>,
 }

@@ -2,8 +2,9 @@
 
 use crate::problem::FieldError;
 
-/// Trims an optional text field and checks its length (in characters) and characters.
-/// `multiline` admits line breaks and tabs (notes, addresses).
+/// Checks an optional text field and returns it trimmed. The length (in characters) and the
+/// characters are checked on the value as sent, as the OpenAPI document states them
+/// ([`super::schema`]). `multiline` admits line breaks and tabs (notes, addresses).
 pub fn text(
     value: Option<&str>,
     pointer: &str,
@@ -11,15 +12,8 @@ pub fn text(
     multiline: bool,
     errors: &mut Vec<FieldError>,
 ) -> Option<String> {
-    let trimmed = value?.trim();
-    if trimmed.is_empty() {
-        errors.push(FieldError::new(
-            pointer,
-            "must not be empty (omit the field instead)",
-        ));
-        return None;
-    }
-    let len = trimmed.chars().count();
+    let value = value?;
+    let len = value.chars().count();
     if len > max {
         errors.push(FieldError::new(
             pointer,
@@ -27,17 +21,31 @@ pub fn text(
         ));
         return None;
     }
-    let bad = trimmed
+    let bad = value
         .chars()
         .any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t')));
     if bad {
+        let allowed = if multiline { "" } else { " or line breaks" };
         errors.push(FieldError::new(
             pointer,
-            "must not contain control characters",
+            format!("must not contain control characters{allowed}"),
+        ));
+        return None;
+    }
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        errors.push(FieldError::new(
+            pointer,
+            "must not be empty or blank (omit the field instead)",
         ));
         return None;
     }
     Some(trimmed.to_owned())
+}
+
+/// An identifier such as a workspace id: 1–64 characters as sent, no control characters, not blank.
+pub fn is_valid_id(id: &str) -> bool {
+    !id.trim().is_empty() && id.chars().count() <= 64 && !id.chars().any(char::is_control)
 }
 
 /// A DNS name of at least two labels, letters, digits and hyphens (punycode for IDN).
@@ -54,7 +62,7 @@ pub fn is_valid_domain(domain: &str) -> bool {
         })
         && labels
             .last()
-            .is_some_and(|tld| !tld.bytes().all(|b| b.is_ascii_digit()))
+            .is_some_and(|tld| tld.starts_with(|c: char| c.is_ascii_alphabetic()))
 }
 
 /// A pragmatic address check: `local@domain`, no spaces, the domain a DNS name.
@@ -64,7 +72,6 @@ pub fn is_valid_email(email: &str) -> bool {
     };
     email.len() <= 254
         && !local.is_empty()
-        && local.len() <= 64
         && !local.contains('@')
         && local.chars().all(|c| {
             c.is_ascii_graphic()
@@ -79,10 +86,10 @@ pub fn is_valid_email(email: &str) -> bool {
         && is_valid_domain(domain)
 }
 
-/// Checks an e-mail field, lower-casing its domain.
+/// Checks an e-mail field (as sent: no spaces around it), lower-casing its domain.
 pub fn email(value: Option<&str>, pointer: &str, errors: &mut Vec<FieldError>) -> Option<String> {
-    let value = text(value, pointer, 254, false, errors)?;
-    if !is_valid_email(&value) {
+    let value = value?;
+    if !is_valid_email(value) {
         errors.push(FieldError::new(
             pointer,
             "must be an e-mail address such as name@example.com",
@@ -136,17 +143,23 @@ mod tests {
         assert!(!is_valid_domain("-nova.example"));
         assert!(!is_valid_domain("nova"));
         assert!(!is_valid_domain("1.2.3.4"));
+        assert!(!is_valid_domain("nova.1x"));
+        assert!(is_valid_domain("nova.x1"));
     }
 
     #[test]
     fn text_trims_and_limits() {
         let mut errors = Vec::new();
         assert_eq!(
-            text(Some("  a  "), "/x", 3, false, &mut errors).as_deref(),
+            text(Some("  a  "), "/x", 5, false, &mut errors).as_deref(),
             Some("a")
         );
         assert_eq!(text(Some("   "), "/x", 3, false, &mut errors), None);
-        assert_eq!(text(Some("abcd"), "/y", 3, false, &mut errors), None);
+        assert_eq!(
+            text(Some(" abc"), "/y", 3, false, &mut errors),
+            None,
+            "length as sent"
+        );
         assert_eq!(text(Some("a\u{0}"), "/z", 3, false, &mut errors), None);
         assert_eq!(
             text(Some("a\nb"), "/w", 3, true, &mut errors).as_deref(),

@@ -16,6 +16,7 @@ use super::{
 };
 use crate::config::ChatdashSettings;
 use crate::domain::pointer::parse_options;
+use crate::domain::schema::{Email, Line255};
 use crate::domain::text::{email, text};
 use crate::domain::NewClient;
 use crate::problem::FieldError;
@@ -25,7 +26,7 @@ use crate::problem::FieldError;
 #[serde(deny_unknown_fields)]
 pub struct ChatdashOptions {
     /// The client's first member (required: at least its `login_id`).
-    #[schema(required = true)]
+    #[schema(required = true, value_type = ChatdashMember)]
     pub member: Option<ChatdashMember>,
 }
 
@@ -34,17 +35,13 @@ pub struct ChatdashOptions {
 #[serde(deny_unknown_fields)]
 pub struct ChatdashMember {
     /// The member's login id (required).
-    #[schema(required = true, min_length = 1, max_length = 255, example = "nova")]
+    #[schema(required = true, value_type = Line255, example = "nova")]
     pub login_id: Option<String>,
     /// Default: the contact's full name.
-    #[schema(min_length = 1, max_length = 255, example = "Nova Smith")]
+    #[schema(value_type = Option<Line255>, example = "Nova Smith")]
     pub name: Option<String>,
     /// Default: the contact's e-mail.
-    #[schema(
-        format = "email",
-        max_length = 254,
-        example = "nova.smith@nova.example"
-    )]
+    #[schema(value_type = Option<Email>, example = "nova.smith@nova.example")]
     pub email: Option<String>,
     /// The member's password, 8–128 characters. Absent or `null`: a strong one is generated and
     /// returned once under `credentials`.

@@ -14,6 +14,8 @@ use super::{
 };
 use crate::config::ClockifySettings;
 use crate::domain::pointer::parse_options;
+use crate::domain::schema::Id64;
+use crate::domain::text::is_valid_id;
 use crate::domain::NewClient;
 use crate::problem::FieldError;
 
@@ -23,7 +25,7 @@ use crate::problem::FieldError;
 pub struct ClockifyOptions {
     /// The workspace to create the client in. Required here or in
     /// `providers.clockify.workspace_id`.
-    #[schema(min_length = 1, max_length = 64, example = "64a687e29ae1f428e7ebe303")]
+    #[schema(value_type = Option<Id64>, example = "64a687e29ae1f428e7ebe303")]
     pub workspace_id: Option<String>,
 }
 
@@ -75,14 +77,14 @@ impl Adapter for Clockify {
     fn plan(&self, client: &NewClient, options: &Value) -> Result<Plan, Vec<FieldError>> {
         let opts: ClockifyOptions = parse_options(options, BASE).map_err(|e| vec![e])?;
         let pointer = format!("{BASE}/workspace_id");
-        let workspace = match opts.workspace_id.as_deref().map(str::trim) {
-            Some(w) if w.is_empty() || w.len() > 64 || w.chars().any(char::is_control) => {
+        let workspace = match opts.workspace_id.as_deref() {
+            Some(w) if !is_valid_id(w) => {
                 return Err(vec![FieldError::new(
                     pointer,
                     "must be a workspace id of 1–64 characters",
                 )])
             }
-            Some(w) => w.to_owned(),
+            Some(w) => w.trim().to_owned(),
             None => self.workspace_id.clone().ok_or_else(|| {
                 vec![FieldError::new(
                     pointer,

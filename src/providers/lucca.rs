@@ -25,10 +25,10 @@ pub struct LuccaOptions {
     /// The organization (legal establishments sharing accounting) the client belongs to.
     /// Required here or in `providers.lucca.organization_id`.
     #[schema(minimum = 1, example = 12)]
-    pub organization_id: Option<u64>,
+    pub organization_id: Option<i64>,
     /// The user managing this client.
     #[schema(minimum = 1, example = 7)]
-    pub owner_id: Option<u64>,
+    pub owner_id: Option<i64>,
 }
 
 #[derive(Serialize)]
@@ -75,16 +75,17 @@ impl Lucca {
 
 const BASE: &str = "/targets/lucca";
 
-fn positive(v: Option<u64>, field: &str, errors: &mut Vec<FieldError>) -> Option<u64> {
+fn positive(v: Option<i64>, field: &str, errors: &mut Vec<FieldError>) -> Option<u64> {
     match v {
-        Some(0) => {
+        Some(n) if n >= 1 => Some(n.unsigned_abs()),
+        Some(_) => {
             errors.push(FieldError::new(
                 format!("{BASE}/{field}"),
                 "must be a positive integer",
             ));
             None
         }
-        v => v,
+        None => None,
     }
 }
 

@@ -15,6 +15,7 @@ use super::{
 };
 use crate::config::MissionxSettings;
 use crate::domain::pointer::parse_options;
+use crate::domain::schema::DepartmentId;
 use crate::domain::NewClient;
 use crate::problem::FieldError;
 
@@ -24,7 +25,7 @@ use crate::problem::FieldError;
 pub struct MissionxOptions {
     /// Department ids (24-hex ObjectIds) the client is associated with. Default:
     /// `providers.missionx.departments`.
-    #[schema(max_items = 50, example = json!(["6650c0ffee0000000000abcd"]))]
+    #[schema(value_type = Option<Vec<DepartmentId>>, max_items = 50, example = json!(["6650c0ffee0000000000abcd"]))]
     pub departments: Option<Vec<String>>,
 }
 

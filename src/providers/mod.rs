@@ -430,15 +430,54 @@ pub fn join_url(base: &Url, segments: &[&str]) -> Url {
     url
 }
 
-/// Documentation of `targets`: one optional member per provider.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct TargetsSchema {
-    lucca: Option<lucca::LuccaOptions>,
-    clockify: Option<clockify::ClockifyOptions>,
-    plusvibe: Option<plusvibe::PlusvibeOptions>,
-    chatdash: Option<chatdash::ChatdashOptions>,
-    missionx: Option<missionx::MissionxOptions>,
+/// Documentation of `targets`: one optional member per provider, at least one, no other.
+/// Written by hand because the derive cannot state `minProperties`.
+pub struct TargetsSchema;
+
+impl utoipa::PartialSchema for TargetsSchema {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
+        use utoipa::openapi::Ref;
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "The providers to create the client in: a key present means \"create it there\". \
+                 At least one. Each value holds that provider's options; `{}` uses the gateway's \
+                 configured defaults.",
+            ))
+            .property("lucca", Ref::from_schema_name("LuccaOptions"))
+            .property("clockify", Ref::from_schema_name("ClockifyOptions"))
+            .property("plusvibe", Ref::from_schema_name("PlusvibeOptions"))
+            .property("chatdash", Ref::from_schema_name("ChatdashOptions"))
+            .property("missionx", Ref::from_schema_name("MissionxOptions"))
+            .min_properties(Some(1))
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+            .into()
+    }
+}
+
+impl ToSchema for TargetsSchema {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        fn add<T: ToSchema>(
+            schemas: &mut Vec<(
+                String,
+                utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+            )>,
+        ) {
+            schemas.push((T::name().into(), T::schema()));
+            T::schemas(schemas);
+        }
+        add::<lucca::LuccaOptions>(schemas);
+        add::<clockify::ClockifyOptions>(schemas);
+        add::<plusvibe::PlusvibeOptions>(schemas);
+        add::<chatdash::ChatdashOptions>(schemas);
+        add::<missionx::MissionxOptions>(schemas);
+    }
 }
 
 /// Replaces the values at `pointers` (where present) by [`REDACTED`].

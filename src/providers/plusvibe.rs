@@ -13,6 +13,8 @@ use super::{
 };
 use crate::config::PlusvibeSettings;
 use crate::domain::pointer::parse_options;
+use crate::domain::schema::Id64;
+use crate::domain::text::is_valid_id;
 use crate::domain::NewClient;
 use crate::problem::FieldError;
 
@@ -22,7 +24,7 @@ use crate::problem::FieldError;
 pub struct PlusvibeOptions {
     /// A workspace the API user has access to (it does not decide where the client gets access).
     /// Required here or in `providers.plusvibe.workspace_id`.
-    #[schema(min_length = 1, max_length = 64, example = "65f99a0dd96fae8ab61130c0")]
+    #[schema(value_type = Option<Id64>, example = "65f99a0dd96fae8ab61130c0")]
     pub workspace_id: Option<String>,
     /// The workspaces the client may see. Default: `workspace_id` with `FULL_ACCESS`.
     #[schema(min_items = 1)]
@@ -33,7 +35,7 @@ pub struct PlusvibeOptions {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlusvibeWorkspace {
-    #[schema(min_length = 1, max_length = 64, example = "65f99a0dd96fae8ab61130c0")]
+    #[schema(value_type = Id64, example = "65f99a0dd96fae8ab61130c0")]
     pub id: String,
     pub permission: PlusvibePermission,
     /// Labels hidden from the client, e.g. `NOT_INTERESTED`.
@@ -93,10 +95,6 @@ pub fn target(s: &PlusvibeSettings) -> Result<Result<Target, Unavailable>, Strin
 
 const BASE: &str = "/targets/plusvibe";
 
-fn workspace_id_ok(id: &str) -> bool {
-    !id.trim().is_empty() && id.len() <= 64 && !id.chars().any(char::is_control)
-}
-
 impl Adapter for Plusvibe {
     fn id(&self) -> ProviderId {
         ProviderId::Plusvibe
@@ -106,7 +104,7 @@ impl Adapter for Plusvibe {
         let opts: PlusvibeOptions = parse_options(options, BASE).map_err(|e| vec![e])?;
         let mut errors = Vec::new();
         let workspace_id = match opts.workspace_id.as_deref() {
-            Some(w) if !workspace_id_ok(w) => {
+            Some(w) if !is_valid_id(w) => {
                 errors.push(FieldError::new(
                     format!("{BASE}/workspace_id"),
                     "must be a workspace id of 1–64 characters",
@@ -130,7 +128,7 @@ impl Adapter for Plusvibe {
                 ));
             }
             for (i, w) in list.iter().enumerate() {
-                if !workspace_id_ok(&w.id) {
+                if !is_valid_id(&w.id) {
                     errors.push(FieldError::new(
                         format!("{BASE}/workspaces/{i}/id"),
                         "must be a workspace id of 1–64 characters",

@@ -15,6 +15,7 @@ use crate::auth::Caller;
 use crate::domain::pointer::field_error;
 use crate::domain::{CreateClientRequest, NewClient};
 use crate::fanout::{self, Call};
+use crate::openapi::examples;
 use crate::problem::{ApiError, FieldError, Problem, ProblemBody};
 use crate::providers::{ProviderId, Registry};
 use crate::request_id::RequestId;
@@ -42,6 +43,11 @@ pub struct CreateQuery {
 /// The body is validated once, for every selected target, before anything is sent: any fault
 /// gives one 422 listing each field at fault, and no provider is called. Otherwise every target is
 /// called concurrently and the answer is 207 with a result per target.
+///
+/// Some requirements depend on the targets chosen: PlusVibe needs `client.contact.first_name`,
+/// `last_name` and an e-mail (`contact.email` or `client.email`); ChatDash needs
+/// `member.login_id` and a member name (given, or the contact's name); Lucca, Clockify and
+/// PlusVibe need their organization or workspace in the request or in the gateway's config.
 #[utoipa::path(
     post,
     path = "/clients",
@@ -52,17 +58,27 @@ pub struct CreateQuery {
         ("Idempotency-Key" = Option<String>, Header, description = "1–255 printable ASCII characters. Reserved for safe retries: the same key with the same body never creates twice."),
         ("X-Request-Id" = Option<String>, Header, description = "Echoed back; generated when absent or not 1–128 visible ASCII characters."),
     ),
-    request_body(content = CreateClientRequest, content_type = "application/json"),
+    request_body(content = CreateClientRequest, content_type = "application/json", examples(
+        ("all_targets" = (summary = "All five providers", value = json!(examples::all_targets_body()))),
+        ("single_target" = (summary = "One provider, with the configured defaults", value = json!(examples::single_target_body()))),
+        ("dry_run" = (summary = "Dry run: send with ?dry_run=true to see the requests without sending them", value = json!(examples::all_targets_body()))),
+    )),
     responses(
         (status = 207, description = "Validated and processed: one result per selected target", body = MultiStatus,
-            headers(("X-Request-Id" = String, description = "The request id"))),
+            headers(("X-Request-Id" = String, description = "The request id")),
+            examples(
+                ("all_created" = (summary = "Created everywhere", value = json!(examples::all_created_answer()))),
+                ("partial" = (summary = "A partial outcome: created, refused, no answer", value = json!(examples::partial_answer()))),
+                ("dry_run" = (summary = "A dry run: the planned requests", value = json!(examples::dry_run_answer()))),
+            )),
         (status = 400, description = "Malformed JSON or query", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid bearer token", body = ProblemBody, content_type = "application/problem+json",
             headers(("WWW-Authenticate" = String, description = "RFC 6750 challenge"))),
         (status = 403, description = "The token lacks the required scope", body = ProblemBody, content_type = "application/problem+json"),
         (status = 413, description = "Body over the limit", body = ProblemBody, content_type = "application/problem+json"),
         (status = 415, description = "Body not sent as JSON", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields (each with a JSON pointer); nothing was sent", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (each with a JSON pointer); nothing was sent", body = ProblemBody, content_type = "application/problem+json",
+            example = json!(examples::validation_problem())),
         (status = 500, description = "A bug; the request id finds it in the logs", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))

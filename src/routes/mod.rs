@@ -19,6 +19,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(|req: HttpRequest| not_allowed(req, "GET"))),
     );
     cfg.service(
+        web::resource("/metrics")
+            .route(web::get().to(crate::metrics::render))
+            .default_service(web::to(|req: HttpRequest| not_allowed(req, "GET"))),
+    );
+    cfg.service(
         web::resource("/readyz")
             .route(web::get().to(ops::readyz))
             .default_service(web::to(|req: HttpRequest| not_allowed(req, "GET"))),

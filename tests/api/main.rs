@@ -6,6 +6,7 @@ mod clockify;
 mod contract;
 mod helpers;
 mod lucca;
+mod metrics;
 mod missionx;
 mod openapi;
 mod plusvibe;

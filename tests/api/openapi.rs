@@ -46,3 +46,61 @@ async fn the_document_and_swagger_ui_are_served() {
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("swagger-ui"));
 }
+
+/// The request examples are what "Try it out" sends: each must work against the sandbox.
+#[tokio::test]
+async fn the_request_examples_work_in_the_sandbox() {
+    let (address, token, _sandbox) = crate::sandbox::sandbox_app(|_| {}).await;
+    let doc: serde_json::Value = serde_json::from_str(&document()).unwrap();
+    let examples = doc["paths"]["/clients"]["post"]["requestBody"]["content"]["application/json"]
+        ["examples"]
+        .as_object()
+        .unwrap();
+    let names: Vec<&str> = examples.keys().map(String::as_str).collect();
+    assert_eq!(names, ["all_targets", "dry_run", "single_target"]);
+
+    let dry = reqwest::Client::new()
+        .post(format!("{address}/clients?dry_run=true"))
+        .bearer_auth(&token)
+        .json(&examples["dry_run"]["value"])
+        .send()
+        .await
+        .unwrap();
+    let dry = assert_207(dry).await;
+    assert_eq!(dry["outcome"], "planned");
+    assert_eq!(dry["results"].as_object().unwrap().len(), 5);
+
+    for name in ["all_targets", "single_target"] {
+        let answer = crate::sandbox::post(&address, &token, &examples[name]["value"]).await;
+        assert_eq!(answer["outcome"], "succeeded", "{name}: {answer}");
+    }
+}
+
+#[test]
+fn the_response_examples_have_the_documented_shape() {
+    let doc: serde_json::Value = serde_json::from_str(&document()).unwrap();
+    let examples = doc["paths"]["/clients"]["post"]["responses"]["207"]["content"]
+        ["application/json"]["examples"]
+        .as_object()
+        .unwrap();
+    let result_fields: Vec<String> = doc["components"]["schemas"]["TargetResult"]["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    for (name, example) in examples {
+        let value = &example["value"];
+        for key in ["operation_id", "outcome", "dry_run", "results"] {
+            assert!(value.get(key).is_some(), "{name} lacks {key}");
+        }
+        for (provider, result) in value["results"].as_object().unwrap() {
+            for key in result.as_object().unwrap().keys() {
+                assert!(
+                    result_fields.contains(key),
+                    "{name}/{provider}: {key} is not documented"
+                );
+            }
+        }
+    }
+}

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-async fn sandbox_app(change: impl FnOnce(&mut Settings)) -> (String, String, Sandbox) {
+pub async fn sandbox_app(change: impl FnOnce(&mut Settings)) -> (String, String, Sandbox) {
     let sandbox = Sandbox::start(SandboxOptions::default()).unwrap();
     let mut settings = Settings::default();
     settings.server.bind = "127.0.0.1:0".into();
@@ -30,7 +30,7 @@ async fn sandbox_app(change: impl FnOnce(&mut Settings)) -> (String, String, San
     (address, token, sandbox)
 }
 
-async fn post(address: &str, token: &str, body: &serde_json::Value) -> serde_json::Value {
+pub async fn post(address: &str, token: &str, body: &serde_json::Value) -> serde_json::Value {
     let response = reqwest::Client::new()
         .post(format!("{address}/clients"))
         .bearer_auth(token)

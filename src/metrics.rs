@@ -1,0 +1,112 @@
+//! Prometheus metrics (`GET /metrics`), recorded through the `metrics` facade.
+//!
+//! | name | type | labels |
+//! |---|---|---|
+//! | `http_requests_total` | counter | `route`, `method`, `status` |
+//! | `http_request_duration_seconds` | histogram | `route`, `method` |
+//! | `clients_gateway_provider_results_total` | counter | `provider`, `status`, `kind` |
+//! | `clients_gateway_provider_duration_seconds` | histogram | `provider`, `status` |
+//! | `clients_gateway_fanouts_in_flight` | gauge | – |
+//!
+//! Labels carry no caller input except the matched route pattern, so their cardinality is fixed.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use actix_web::{web, HttpResponse};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::providers::ProviderId;
+use crate::results::TargetResult;
+
+pub const HTTP_REQUESTS: &str = "http_requests_total";
+pub const HTTP_DURATION: &str = "http_request_duration_seconds";
+pub const PROVIDER_RESULTS: &str = "clients_gateway_provider_results_total";
+pub const PROVIDER_DURATION: &str = "clients_gateway_provider_duration_seconds";
+pub const FANOUTS_IN_FLIGHT: &str = "clients_gateway_fanouts_in_flight";
+
+const BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide recorder once and returns the handle that renders it.
+pub fn handle() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)
+                .expect("the buckets are not empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
+            }
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests answered, by route and status");
+    metrics::describe_histogram!(
+        HTTP_DURATION,
+        metrics::Unit::Seconds,
+        "HTTP request duration"
+    );
+    metrics::describe_counter!(
+        PROVIDER_RESULTS,
+        "Per-provider results: status created/failed/unknown, kind the error kind or none"
+    );
+    metrics::describe_histogram!(
+        PROVIDER_DURATION,
+        metrics::Unit::Seconds,
+        "Time spent on one provider for one request"
+    );
+    metrics::describe_gauge!(FANOUTS_IN_FLIGHT, "Fan-outs under way");
+}
+
+pub fn http_request(route: &str, method: &str, status: u16, duration: Duration) {
+    let (route, method) = (route.to_owned(), method.to_owned());
+    metrics::counter!(HTTP_REQUESTS, "route" => route.clone(), "method" => method.clone(), "status" => status.to_string())
+        .increment(1);
+    metrics::histogram!(HTTP_DURATION, "route" => route, "method" => method)
+        .record(duration.as_secs_f64());
+}
+
+pub fn provider_result(provider: ProviderId, result: &TargetResult) {
+    let status = result.status.as_str();
+    let kind = result.error.as_ref().map_or("none", |e| e.kind.as_str());
+    metrics::counter!(PROVIDER_RESULTS, "provider" => provider.as_str(), "status" => status, "kind" => kind)
+        .increment(1);
+    metrics::histogram!(PROVIDER_DURATION, "provider" => provider.as_str(), "status" => status)
+        .record(Duration::from_millis(result.duration_ms).as_secs_f64());
+}
+
+/// Counts a fan-out as under way until dropped.
+pub struct InFlight;
+
+impl InFlight {
+    pub fn start() -> Self {
+        metrics::gauge!(FANOUTS_IN_FLIGHT).increment(1.0);
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!(FANOUTS_IN_FLIGHT).decrement(1.0);
+    }
+}
+
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics",
+    responses((status = 200, description = "Prometheus text exposition format",
+        content_type = "text/plain; version=0.0.4", body = String)))]
+pub async fn render(handle: web::Data<PrometheusHandle>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(handle.render())
+}
