@@ -39,6 +39,8 @@ pub struct Settings {
     #[serde(default)]
     pub auth: AuthSettings,
     #[serde(default)]
+    pub idempotency: IdempotencySettings,
+    #[serde(default)]
     pub providers: ProvidersSettings,
     #[serde(default)]
     pub telemetry: TelemetrySettings,
@@ -55,6 +57,8 @@ pub struct ServerSettings {
     pub deadline_ms: u64,
     /// HTTP worker threads; absent: one per core.
     pub workers: Option<usize>,
+    /// On SIGTERM: how long in-flight requests may take to finish before the process exits.
+    pub shutdown_grace_s: u64,
 }
 
 impl Default for ServerSettings {
@@ -64,6 +68,7 @@ impl Default for ServerSettings {
             body_limit_bytes: 64 * 1024,
             deadline_ms: 10_000,
             workers: None,
+            shutdown_grace_s: 30,
         }
     }
 }
@@ -91,6 +96,27 @@ impl Default for AuthSettings {
             audience: None,
             required_scope: "clients:write".into(),
             leeway_s: 30,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdempotencySettings {
+    /// Redis shared by the replicas (`redis://host:6379/0`); absent: an in-process store, right
+    /// for a single replica only.
+    pub redis_url: Option<SecretString>,
+    pub redis_url_file: Option<PathBuf>,
+    /// How long a key's record is kept.
+    pub ttl_s: u64,
+}
+
+impl Default for IdempotencySettings {
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            redis_url_file: None,
+            ttl_s: 86_400,
         }
     }
 }
@@ -134,148 +160,151 @@ fn url(s: &str) -> Url {
     Url::parse(s).expect("built-in URL is valid")
 }
 
-const DEFAULT_TIMEOUT_MS: u64 = 5_000;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LuccaSettings {
+/// The keys every provider has, beside its own credentials and defaults.
+#[derive(Debug, Clone)]
+pub struct Common {
     pub enabled: bool,
-    /// Your account's host, e.g. `https://acme.ilucca.net`.
     pub base_url: Url,
     pub timeout_ms: u64,
-    pub api_key: Option<SecretString>,
-    pub api_key_file: Option<PathBuf>,
+    pub max_attempts: u32,
+    pub retry_base_delay_ms: u64,
+    pub retry_max_delay_ms: u64,
+    pub max_per_minute: Option<u32>,
+    pub circuit_failure_threshold: u32,
+    pub circuit_cooldown_ms: u64,
+}
+
+/// Declares one provider's settings: the common keys (with their defaults) and its own.
+macro_rules! provider_settings {
+    (
+        $(#[$doc:meta])* $name:ident, $base_url:literal,
+        { $( $(#[$fdoc:meta])* $field:ident : $ty:ty = $default:expr ),* $(,)? }
+    ) => {
+        $(#[$doc])*
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct $name {
+            /// `false` makes selecting this provider a 422.
+            pub enabled: bool,
+            /// The prefix before the documented path.
+            pub base_url: Url,
+            /// Per-target timeout, inside `server.deadline_ms`.
+            pub timeout_ms: u64,
+            /// HTTP requests at most per target, retries included (retries only where the
+            /// provider cannot have acted).
+            pub max_attempts: u32,
+            pub retry_base_delay_ms: u64,
+            pub retry_max_delay_ms: u64,
+            /// Outbound requests per minute at most (per replica); absent: no limit.
+            pub max_per_minute: Option<u32>,
+            /// Consecutive `unavailable`/`timeout` results that open the circuit.
+            pub circuit_failure_threshold: u32,
+            /// How long an open circuit refuses calls before one probe.
+            pub circuit_cooldown_ms: u64,
+            $( $(#[$fdoc])* pub $field: $ty, )*
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self {
+                    enabled: true,
+                    base_url: url($base_url),
+                    timeout_ms: 5_000,
+                    max_attempts: 3,
+                    retry_base_delay_ms: 100,
+                    retry_max_delay_ms: 2_000,
+                    max_per_minute: None,
+                    circuit_failure_threshold: 5,
+                    circuit_cooldown_ms: 30_000,
+                    $( $field: $default, )*
+                }
+            }
+        }
+
+        impl $name {
+            pub fn common(&self) -> Common {
+                Common {
+                    enabled: self.enabled,
+                    base_url: self.base_url.clone(),
+                    timeout_ms: self.timeout_ms,
+                    max_attempts: self.max_attempts,
+                    retry_base_delay_ms: self.retry_base_delay_ms,
+                    retry_max_delay_ms: self.retry_max_delay_ms,
+                    max_per_minute: self.max_per_minute,
+                    circuit_failure_threshold: self.circuit_failure_threshold,
+                    circuit_cooldown_ms: self.circuit_cooldown_ms,
+                }
+            }
+        }
+    };
+}
+
+provider_settings!(
+    /// Lucca Project. `base_url` is your account's host, e.g. `https://acme.ilucca.net`.
+    LuccaSettings, "https://example.ilucca.net", {
+    api_key: Option<SecretString> = None,
+    api_key_file: Option<PathBuf> = None,
     /// Default `organizationId` when a request's `targets.lucca` has none.
-    pub organization_id: Option<u64>,
+    organization_id: Option<u64> = None,
     /// Default `ownerId`.
-    pub owner_id: Option<u64>,
-}
+    owner_id: Option<u64> = None,
+});
 
-impl Default for LuccaSettings {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            base_url: url("https://example.ilucca.net"),
-            timeout_ms: DEFAULT_TIMEOUT_MS,
-            api_key: None,
-            api_key_file: None,
-            organization_id: None,
-            owner_id: None,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ClockifySettings {
-    pub enabled: bool,
-    pub base_url: Url,
-    pub timeout_ms: u64,
-    pub api_key: Option<SecretString>,
-    pub api_key_file: Option<PathBuf>,
+provider_settings!(
+    /// Clockify.
+    ClockifySettings, "https://api.clockify.me/api", {
+    api_key: Option<SecretString> = None,
+    api_key_file: Option<PathBuf> = None,
     /// Default workspace when a request's `targets.clockify` has none.
-    pub workspace_id: Option<String>,
-}
+    workspace_id: Option<String> = None,
+});
 
-impl Default for ClockifySettings {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            base_url: url("https://api.clockify.me/api"),
-            timeout_ms: DEFAULT_TIMEOUT_MS,
-            api_key: None,
-            api_key_file: None,
-            workspace_id: None,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PlusvibeSettings {
-    pub enabled: bool,
-    pub base_url: Url,
-    pub timeout_ms: u64,
-    pub api_key: Option<SecretString>,
-    pub api_key_file: Option<PathBuf>,
+provider_settings!(
+    /// PlusVibe.
+    PlusvibeSettings, "https://api.plusvibe.ai/api/v1", {
+    api_key: Option<SecretString> = None,
+    api_key_file: Option<PathBuf> = None,
     /// Default `workspace_id` (the API user's workspace) when a request has none.
-    pub workspace_id: Option<String>,
-}
+    workspace_id: Option<String> = None,
+});
 
-impl Default for PlusvibeSettings {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            base_url: url("https://api.plusvibe.ai/api/v1"),
-            timeout_ms: DEFAULT_TIMEOUT_MS,
-            api_key: None,
-            api_key_file: None,
-            workspace_id: None,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ChatdashSettings {
-    pub enabled: bool,
-    pub base_url: Url,
-    pub timeout_ms: u64,
+provider_settings!(
+    /// ChatDash.
+    ChatdashSettings, "https://api.chat-dash.com/v1/public", {
     /// The agency API key.
-    pub api_key: Option<SecretString>,
-    pub api_key_file: Option<PathBuf>,
-}
+    api_key: Option<SecretString> = None,
+    api_key_file: Option<PathBuf> = None,
+});
 
-impl Default for ChatdashSettings {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            base_url: url("https://api.chat-dash.com/v1/public"),
-            timeout_ms: DEFAULT_TIMEOUT_MS,
-            api_key: None,
-            api_key_file: None,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MissionxSettings {
-    pub enabled: bool,
-    pub base_url: Url,
-    pub timeout_ms: u64,
+provider_settings!(
+    /// missionX: OAuth2 client credentials, or a static bearer token.
+    MissionxSettings, "https://open.api.missionx.ai/v2", {
     /// OAuth2 token endpoint (client-credentials grant).
-    pub token_url: Url,
-    pub client_id: Option<String>,
-    pub client_secret: Option<SecretString>,
-    pub client_secret_file: Option<PathBuf>,
+    token_url: Url = url("https://open.api.missionx.ai/v2/auth/token"),
+    client_id: Option<String> = None,
+    client_secret: Option<SecretString> = None,
+    client_secret_file: Option<PathBuf> = None,
     /// Sent as the `Org-Id` header of the token request.
-    pub org_id: Option<String>,
+    org_id: Option<String> = None,
     /// Optional OAuth2 `scope` of the token request.
-    pub scope: Option<String>,
+    scope: Option<String> = None,
     /// A static bearer token instead of the client-credentials flow.
-    pub access_token: Option<SecretString>,
-    pub access_token_file: Option<PathBuf>,
+    access_token: Option<SecretString> = None,
+    access_token_file: Option<PathBuf> = None,
     /// Default department ids when a request's `targets.missionx` has none.
-    pub departments: Vec<String>,
-}
+    departments: Vec<String> = Vec::new(),
+});
 
-impl Default for MissionxSettings {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            base_url: url("https://open.api.missionx.ai/v2"),
-            timeout_ms: DEFAULT_TIMEOUT_MS,
-            token_url: url("https://open.api.missionx.ai/v2/auth/token"),
-            client_id: None,
-            client_secret: None,
-            client_secret_file: None,
-            org_id: None,
-            scope: None,
-            access_token: None,
-            access_token_file: None,
-            departments: Vec::new(),
-        }
+impl ProvidersSettings {
+    /// Each provider's common keys, with its name.
+    pub fn commons(&self) -> [(&'static str, Common); 5] {
+        [
+            ("lucca", self.lucca.common()),
+            ("clockify", self.clockify.common()),
+            ("plusvibe", self.plusvibe.common()),
+            ("chatdash", self.chatdash.common()),
+            ("missionx", self.missionx.common()),
+        ]
     }
 }
 
@@ -304,6 +333,11 @@ impl Settings {
     }
 
     fn resolve_secret_files(&mut self) -> Result<(), ConfigError> {
+        resolve(
+            "idempotency.redis_url",
+            &mut self.idempotency.redis_url,
+            &self.idempotency.redis_url_file,
+        )?;
         let p = &mut self.providers;
         resolve(
             "auth.hs256_secret",
@@ -354,24 +388,33 @@ impl Settings {
                 "server.deadline_ms must be positive".into(),
             ));
         }
-        let p = &self.providers;
-        for (name, timeout, base) in [
-            ("lucca", p.lucca.timeout_ms, &p.lucca.base_url),
-            ("clockify", p.clockify.timeout_ms, &p.clockify.base_url),
-            ("plusvibe", p.plusvibe.timeout_ms, &p.plusvibe.base_url),
-            ("chatdash", p.chatdash.timeout_ms, &p.chatdash.base_url),
-            ("missionx", p.missionx.timeout_ms, &p.missionx.base_url),
-        ] {
-            if timeout == 0 {
-                return Err(ConfigError::Invalid(format!(
-                    "providers.{name}.timeout_ms must be positive"
-                )));
+        for (name, c) in self.providers.commons() {
+            let problem = if c.timeout_ms == 0 {
+                Some("timeout_ms must be positive".to_owned())
+            } else if !matches!(c.base_url.scheme(), "http" | "https")
+                || c.base_url.cannot_be_a_base()
+            {
+                Some(format!(
+                    "base_url must be an http(s) URL, got {}",
+                    c.base_url
+                ))
+            } else if c.max_attempts == 0 {
+                Some("max_attempts must be at least 1".to_owned())
+            } else if c.max_per_minute == Some(0) {
+                Some("max_per_minute must be positive (omit it for no limit)".to_owned())
+            } else if c.circuit_failure_threshold == 0 {
+                Some("circuit_failure_threshold must be at least 1".to_owned())
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                return Err(ConfigError::Invalid(format!("providers.{name}.{problem}")));
             }
-            if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
-                return Err(ConfigError::Invalid(format!(
-                    "providers.{name}.base_url must be an http(s) URL, got {base}"
-                )));
-            }
+        }
+        if self.idempotency.ttl_s == 0 {
+            return Err(ConfigError::Invalid(
+                "idempotency.ttl_s must be positive".into(),
+            ));
         }
         Ok(())
     }

@@ -16,6 +16,7 @@ use crate::providers::{
     describe_transport, redact, Auth, ErrorKind, Plan, ProviderError, ProviderId, Target,
 };
 use crate::request_id::RequestId;
+use crate::resilience::Health;
 use crate::results::{PlannedRequest, TargetResult, TargetStatus};
 
 /// Largest provider answer read; a larger one is an `invalid_response`.
@@ -91,8 +92,8 @@ pub fn planned(target: &Target, plan: &Plan) -> TargetResult {
 
 #[derive(Default)]
 struct Progress {
-    /// A request left (or may have left) for the provider's create endpoint.
-    sent: bool,
+    /// A request is on its way to the provider's create endpoint and may be acted on.
+    in_flight: bool,
     attempts: u32,
 }
 
@@ -101,10 +102,26 @@ async fn run(target: Arc<Target>, plan: Plan, deadline: Instant) -> TargetResult
     let budget = target
         .timeout
         .min(deadline.saturating_duration_since(started));
-    let mut progress = Progress::default();
-    let outcome = tokio::time::timeout(budget, exchange(&target, &plan, &mut progress)).await;
-    let mut result = outcome.unwrap_or_else(|_| timed_out(budget, progress.sent));
-    result.attempts = progress.attempts;
+    let mut result = match target.breaker.acquire() {
+        Err(wait) => {
+            let mut err = ProviderError::new(
+                ErrorKind::CircuitOpen,
+                "the provider failed repeatedly; calls are paused (circuit open); nothing was sent",
+            );
+            err.retry_after_s = Some(wait.as_secs().max(1));
+            TargetResult::failed(TargetStatus::Failed, err)
+        }
+        Ok(permit) => {
+            let mut progress = Progress::default();
+            let until = started + budget;
+            let outcome =
+                tokio::time::timeout(budget, exchange(&target, &plan, until, &mut progress)).await;
+            let mut result = outcome.unwrap_or_else(|_| timed_out(budget, progress.in_flight));
+            result.attempts = progress.attempts;
+            target.breaker.record(permit, Health::of(&result));
+            result
+        }
+    };
     result.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     if result.status == TargetStatus::Unknown && result.credentials.is_none() {
         // The member may exist with the password the gateway chose: the caller needs it.
@@ -122,9 +139,9 @@ async fn run(target: Arc<Target>, plan: Plan, deadline: Instant) -> TargetResult
     result
 }
 
-fn timed_out(budget: Duration, sent: bool) -> TargetResult {
+fn timed_out(budget: Duration, in_flight: bool) -> TargetResult {
     let ms = budget.as_millis();
-    if sent {
+    if in_flight {
         TargetResult::failed(
             TargetStatus::Unknown,
             ProviderError::new(
@@ -137,16 +154,28 @@ fn timed_out(budget: Duration, sent: bool) -> TargetResult {
             TargetStatus::Failed,
             ProviderError::new(
                 ErrorKind::Timeout,
-                format!("no access token within {ms} ms; nothing was sent"),
+                format!("no request could be completed within {ms} ms; nothing was sent"),
             ),
         )
     }
 }
 
-async fn exchange(target: &Target, plan: &Plan, progress: &mut Progress) -> TargetResult {
+/// Sends the plan, retrying only where the provider cannot have acted (no connection; a
+/// 429 or 503 answer), with jittered backoff or the provider's `Retry-After`, never past `until`.
+async fn exchange(
+    target: &Target,
+    plan: &Plan,
+    until: Instant,
+    progress: &mut Progress,
+) -> TargetResult {
     let body = Bytes::from(serde_json::to_vec(&plan.body).expect("a JSON value serializes"));
     let mut token_refreshed = false;
     loop {
+        if let Some(quota) = &target.quota {
+            if let Err(wait) = quota.take() {
+                return over_quota(wait);
+            }
+        }
         let (auth_name, auth_value) = match &target.auth {
             Auth::Header(name, value, _) => (name.clone(), value.clone()),
             Auth::OAuth2(source) => match source.authorization().await {
@@ -154,7 +183,7 @@ async fn exchange(target: &Target, plan: &Plan, progress: &mut Progress) -> Targ
                 Err(e) => return TargetResult::failed(TargetStatus::Failed, e),
             },
         };
-        progress.sent = true;
+        progress.in_flight = true;
         progress.attempts += 1;
         let sent = target
             .http
@@ -165,20 +194,65 @@ async fn exchange(target: &Target, plan: &Plan, progress: &mut Progress) -> Targ
             .body(body.clone())
             .send()
             .await;
-        let response = match sent {
-            Ok(r) => r,
-            Err(e) => return transport_failure(&e),
-        };
-        if response.status() == StatusCode::UNAUTHORIZED && !token_refreshed {
-            if let Auth::OAuth2(source) = &target.auth {
-                // The token was refused, so nothing was created: refresh it once and resend.
-                source.invalidate(&auth_value).await;
-                token_refreshed = true;
-                continue;
+        let (result, retry_after) = match sent {
+            Err(e) => {
+                let result = transport_failure(&e);
+                if result.status == TargetStatus::Unknown {
+                    return result;
+                }
+                (result, None)
             }
+            Ok(response) => {
+                let status = response.status();
+                if status == StatusCode::UNAUTHORIZED && !token_refreshed {
+                    if let Auth::OAuth2(source) = &target.auth {
+                        // The token was refused, so nothing was created: refresh it once.
+                        progress.in_flight = false;
+                        source.invalidate(&auth_value).await;
+                        token_refreshed = true;
+                        continue;
+                    }
+                }
+                let retry_after = retry_after(response.headers());
+                let result = read_answer(target, plan, response).await;
+                if !matches!(
+                    status,
+                    StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+                ) {
+                    return result;
+                }
+                (result, retry_after)
+            }
+        };
+        // Here the provider cannot have acted: nothing is in flight.
+        progress.in_flight = false;
+        if progress.attempts >= target.retry.max_attempts {
+            return result;
         }
-        return read_answer(target, plan, response).await;
+        let pause = retry_after
+            .map(Duration::from_secs)
+            .unwrap_or_else(|| target.retry.backoff(progress.attempts));
+        if Instant::now() + pause >= until {
+            return result;
+        }
+        tracing::debug!(
+            attempt = progress.attempts,
+            pause_ms = pause.as_millis() as u64,
+            "retrying"
+        );
+        tokio::time::sleep(pause).await;
     }
+}
+
+/// Refused by the gateway's own outbound limit. Earlier attempts, if any, were ones the provider
+/// cannot have acted on (that is when the loop retries), so nothing was created.
+fn over_quota(wait: Duration) -> TargetResult {
+    let mut err = ProviderError::new(
+        ErrorKind::RateLimited,
+        "the gateway's outbound limit for this provider is reached (providers.<name>.max_per_minute); nothing was sent",
+    );
+    err.retry_after_s = Some(wait.as_secs().max(1));
+    TargetResult::failed(TargetStatus::Failed, err)
 }
 
 fn transport_failure(e: &reqwest::Error) -> TargetResult {

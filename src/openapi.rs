@@ -12,6 +12,7 @@ use crate::routes;
         description = "One `POST /clients` creates a client (a customer company) in any chosen set of Lucca Project, Clockify, PlusVibe, ChatDash and missionX, and answers one 207 Multi-Status body with a result per provider.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
+    servers((url = "/", description = "This gateway")),
     paths(
         routes::clients::create_client,
         routes::ops::healthz,

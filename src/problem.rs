@@ -52,6 +52,14 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("the request has {} invalid field(s)", .0.len())]
     Validation(Vec<FieldError>),
+    #[error("a request with this Idempotency-Key is still running; retry when it has finished")]
+    IdempotencyInFlight,
+    #[error(
+        "this Idempotency-Key was used with a different body; use a new key for a new request"
+    )]
+    IdempotencyMismatch,
+    #[error("the idempotency store is unavailable; nothing was sent (retry later)")]
+    StoreUnavailable,
     #[error("no route for this method and path")]
     NotFound,
     #[error("method not allowed on this path; allowed: {allow}")]
@@ -70,6 +78,9 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => ("payload-too-large", "Request body too large"),
             ApiError::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
             ApiError::Validation(_) => ("validation", "The request is invalid"),
+            ApiError::IdempotencyInFlight => ("idempotency-key-in-flight", "Request in progress"),
+            ApiError::IdempotencyMismatch => ("idempotency-key-reused", "Idempotency-Key reused"),
+            ApiError::StoreUnavailable => ("store-unavailable", "Service unavailable"),
             ApiError::NotFound => ("not-found", "Not found"),
             ApiError::MethodNotAllowed { .. } => ("method-not-allowed", "Method not allowed"),
             ApiError::Internal => ("internal", "Internal error"),
@@ -84,6 +95,9 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::IdempotencyInFlight => StatusCode::CONFLICT,
+            ApiError::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,

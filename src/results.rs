@@ -2,13 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::providers::{Credentials, ProviderError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TargetStatus {
     /// The provider created the client.
@@ -34,7 +34,7 @@ pub enum Outcome {
 }
 
 /// The request a target would send (dry run), secrets redacted.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PlannedRequest {
     #[schema(example = "POST")]
     pub method: String,
@@ -50,7 +50,7 @@ pub struct PlannedRequest {
 }
 
 /// What happened at one provider.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TargetResult {
     pub status: TargetStatus,
     /// The provider's HTTP status, when it answered.

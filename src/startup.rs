@@ -2,6 +2,8 @@
 //! listener first so that tests can ask for port 0 and read the port back.
 
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
@@ -12,16 +14,22 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::auth::Authenticator;
 use crate::config::Settings;
+use crate::idempotency::memory::MemoryStore;
+use crate::idempotency::redis::RedisStore;
+use crate::idempotency::Store;
 use crate::openapi::ApiDoc;
 use crate::providers::Registry;
 use crate::request_id;
+use crate::routes::ops::Readiness;
 use crate::routes::{self, clients::ClientsState};
+use secrecy::ExposeSecret;
 
 pub type StartError = Box<dyn std::error::Error + Send + Sync>;
 
 pub struct Application {
     server: Server,
     port: u16,
+    draining: Arc<AtomicBool>,
 }
 
 impl Application {
@@ -37,10 +45,27 @@ impl Application {
         let listener = TcpListener::bind(&settings.server.bind)
             .map_err(|e| format!("cannot listen on {}: {e}", settings.server.bind))?;
         let port = listener.local_addr()?.port();
+        let store: Arc<dyn Store> = match &settings.idempotency.redis_url {
+            Some(url) => {
+                tracing::info!("idempotency records in Redis");
+                Arc::new(RedisStore::new(url.expose_secret())?)
+            }
+            None => {
+                tracing::info!("idempotency records in process (one replica only)");
+                Arc::new(MemoryStore::new())
+            }
+        };
+        let draining = Arc::new(AtomicBool::new(false));
+        let readiness = web::Data::new(Readiness {
+            store: store.clone(),
+            draining: draining.clone(),
+        });
         let state = web::Data::new(ClientsState {
             registry,
             body_limit: settings.server.body_limit_bytes,
             deadline: Duration::from_millis(settings.server.deadline_ms),
+            store,
+            idempotency_ttl: Duration::from_secs(settings.idempotency.ttl_s),
         });
         let authenticator = web::Data::new(authenticator);
         let metrics = web::Data::new(crate::metrics::handle());
@@ -51,18 +76,21 @@ impl Application {
                 .app_data(state.clone())
                 .app_data(authenticator.clone())
                 .app_data(metrics.clone())
+                .app_data(readiness.clone())
                 .configure(routes::configure)
                 .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/openapi.json", openapi.clone()))
                 .default_service(web::to(routes::not_found))
         })
         .listen(listener)?
-        .shutdown_timeout(30);
+        .disable_signals()
+        .shutdown_timeout(settings.server.shutdown_grace_s);
         if let Some(workers) = settings.server.workers {
             server = server.workers(workers);
         }
         Ok(Self {
             server: server.run(),
             port,
+            draining,
         })
     }
 
@@ -70,7 +98,34 @@ impl Application {
         self.port
     }
 
+    /// Serves until SIGTERM or SIGINT, then drains: `/readyz` turns 503, no new connection is
+    /// accepted, and in-flight requests (their fan-outs and records included) may finish within
+    /// `server.shutdown_grace_s`.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let draining = self.draining.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutdown signal: draining in-flight requests");
+            draining.store(true, Ordering::Relaxed);
+            handle.stop(true).await;
+        });
         self.server.await
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops gracefully");
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

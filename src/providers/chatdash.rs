@@ -87,12 +87,7 @@ pub fn target(s: &ChatdashSettings) -> Result<Result<Target, Unavailable>, Strin
         .api_key
         .as_ref()
         .map(|key| Auth::header("authorization", "", key.expose_secret()));
-    build_target(
-        Chatdash::new(s.base_url.clone()),
-        s.enabled,
-        s.timeout_ms,
-        auth,
-    )
+    build_target(Chatdash::new(s.base_url.clone()), s.common(), auth)
 }
 
 const BASE: &str = "/targets/chatdash";

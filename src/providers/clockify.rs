@@ -61,7 +61,7 @@ pub fn target(s: &ClockifySettings) -> Result<Result<Target, Unavailable>, Strin
         .api_key
         .as_ref()
         .map(|key| Auth::header("x-api-key", "", key.expose_secret()));
-    build_target(adapter, s.enabled, s.timeout_ms, auth)
+    build_target(adapter, s.common(), auth)
 }
 
 const BASE: &str = "/targets/clockify";

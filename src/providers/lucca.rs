@@ -60,7 +60,7 @@ pub fn target(s: &LuccaSettings) -> Result<Result<Target, Unavailable>, String> 
         .api_key
         .as_ref()
         .map(|key| Auth::header("authorization", "lucca application=", key.expose_secret()));
-    build_target(adapter, s.enabled, s.timeout_ms, auth)
+    build_target(adapter, s.common(), auth)
 }
 
 impl Lucca {

@@ -87,7 +87,7 @@ pub fn target(s: &MissionxSettings) -> Result<Result<Target, Unavailable>, Strin
         }
     }
     let adapter = Missionx::new(s.base_url.clone(), s.departments.clone());
-    build_target(adapter, s.enabled, s.timeout_ms, auth)
+    build_target(adapter, s.common(), auth)
 }
 
 const BASE: &str = "/targets/missionx";

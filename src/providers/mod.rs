@@ -27,9 +27,10 @@ use utoipa::ToSchema;
 
 pub use oauth::TokenSource;
 
-use crate::config::Settings;
+use crate::config::{Common, Settings};
 use crate::domain::NewClient;
 use crate::problem::FieldError;
+use crate::resilience::{CircuitBreaker, Quota, RetryPolicy};
 
 /// What replaces a secret wherever a request or response is shown.
 pub const REDACTED: &str = "[redacted]";
@@ -218,6 +219,31 @@ impl fmt::Debug for Credentials {
     }
 }
 
+impl<'de> Deserialize<'de> for Credentials {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Wire {
+            login: String,
+            password: String,
+        }
+        let w = Wire::deserialize(d)?;
+        Ok(Credentials {
+            login: w.login,
+            password: SecretString::from(w.password),
+        })
+    }
+}
+
+impl Credentials {
+    /// The same login with the password replaced by [`REDACTED`] (what a record keeps).
+    pub fn redacted(&self) -> Self {
+        Credentials {
+            login: self.login.clone(),
+            password: SecretString::from(REDACTED),
+        }
+    }
+}
+
 impl Serialize for Credentials {
     /// The password in clear: this is only ever serialized into the one 207 answer that created it.
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -315,6 +341,9 @@ pub struct Target {
     pub http: reqwest::Client,
     pub timeout: Duration,
     pub auth: Auth,
+    pub retry: RetryPolicy,
+    pub breaker: CircuitBreaker,
+    pub quota: Option<Quota>,
 }
 
 impl fmt::Debug for Target {
@@ -388,12 +417,11 @@ pub fn http_client() -> Result<reqwest::Client, String> {
 /// Common construction: disabled or missing credentials make the provider unavailable.
 pub fn build_target(
     adapter: impl Adapter,
-    enabled: bool,
-    timeout_ms: u64,
+    common: Common,
     auth: Option<Result<Auth, String>>,
 ) -> Result<Result<Target, Unavailable>, String> {
     let id = adapter.id();
-    if !enabled {
+    if !common.enabled {
         return Ok(Err(Unavailable(format!(
             "{} is disabled on this gateway (providers.{id}.enabled = false)",
             id.display_name()
@@ -409,8 +437,22 @@ pub fn build_target(
     Ok(Ok(Target {
         adapter: Box::new(adapter),
         http: http_client()?,
-        timeout: Duration::from_millis(timeout_ms),
+        timeout: Duration::from_millis(common.timeout_ms),
         auth,
+        retry: RetryPolicy {
+            max_attempts: common.max_attempts,
+            base: Duration::from_millis(common.retry_base_delay_ms),
+            max: Duration::from_millis(common.retry_max_delay_ms),
+        },
+        breaker: CircuitBreaker::new(
+            id,
+            common.circuit_failure_threshold,
+            Duration::from_millis(common.circuit_cooldown_ms),
+        ),
+        quota: common
+            .max_per_minute
+            .and_then(std::num::NonZeroU32::new)
+            .map(Quota::per_minute),
     }))
 }
 

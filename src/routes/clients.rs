@@ -2,6 +2,7 @@
 //! fan out (or plan, on a dry run) → one 207 Multi-Status answer.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
@@ -15,17 +16,25 @@ use crate::auth::Caller;
 use crate::domain::pointer::field_error;
 use crate::domain::{CreateClientRequest, NewClient};
 use crate::fanout::{self, Call};
+use crate::idempotency::replay::{self, Keyed, Refusal};
+use crate::idempotency::{fingerprint, IdempotencyKey, Store};
 use crate::openapi::examples;
 use crate::problem::{ApiError, FieldError, Problem, ProblemBody};
 use crate::providers::{ProviderId, Registry};
 use crate::request_id::RequestId;
 use crate::results::{MultiStatus, Outcome};
 
+/// A claim outlives the deadline by this much before another request may take the key over.
+const LEASE_MARGIN: Duration = Duration::from_secs(30);
+
 /// What the handler needs, built once at start.
 pub struct ClientsState {
     pub registry: Registry,
     pub body_limit: usize,
     pub deadline: Duration,
+    pub store: Arc<dyn Store>,
+    /// How long a record is kept.
+    pub idempotency_ttl: Duration,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -36,6 +45,21 @@ pub struct CreateQuery {
     #[serde(default)]
     #[param(default = false)]
     pub dry_run: bool,
+}
+
+/// The optional headers of `POST /clients` (read from the request, documented here).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct CreateHeaders {
+    /// Makes retries safe: the same key with the same body never creates a client twice.
+    /// 1–255 printable ASCII characters.
+    #[param(rename = "Idempotency-Key", value_type = String, min_length = 1, max_length = 255, pattern = "^[ -~]+$", required = false)]
+    idempotency_key: Option<String>,
+    /// Echoed back in the answer. Any value is accepted: one that is not 1–128 visible ASCII
+    /// characters is replaced by a generated id.
+    #[param(rename = "X-Request-Id", value_type = String, required = false)]
+    x_request_id: Option<String>,
 }
 
 /// Create one client in every selected provider.
@@ -53,11 +77,7 @@ pub struct CreateQuery {
     path = "/clients",
     tag = "clients",
     operation_id = "createClient",
-    params(
-        CreateQuery,
-        ("Idempotency-Key" = Option<String>, Header, description = "1–255 printable ASCII characters. Reserved for safe retries: the same key with the same body never creates twice."),
-        ("X-Request-Id" = Option<String>, Header, description = "Echoed back; generated when absent or not 1–128 visible ASCII characters."),
-    ),
+    params(CreateQuery, CreateHeaders),
     request_body(content = CreateClientRequest, content_type = "application/json", examples(
         ("all_targets" = (summary = "All five providers", value = json!(examples::all_targets_body()))),
         ("single_target" = (summary = "One provider, with the configured defaults", value = json!(examples::single_target_body()))),
@@ -71,15 +91,17 @@ pub struct CreateQuery {
                 ("partial" = (summary = "A partial outcome: created, refused, no answer", value = json!(examples::partial_answer()))),
                 ("dry_run" = (summary = "A dry run: the planned requests", value = json!(examples::dry_run_answer()))),
             )),
-        (status = 400, description = "Malformed JSON or query", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON, query or Idempotency-Key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid bearer token", body = ProblemBody, content_type = "application/problem+json",
             headers(("WWW-Authenticate" = String, description = "RFC 6750 challenge"))),
         (status = 403, description = "The token lacks the required scope", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "A request with the same Idempotency-Key is still running", body = ProblemBody, content_type = "application/problem+json"),
         (status = 413, description = "Body over the limit", body = ProblemBody, content_type = "application/problem+json"),
         (status = 415, description = "Body not sent as JSON", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields (each with a JSON pointer); nothing was sent", body = ProblemBody, content_type = "application/problem+json",
+        (status = 422, description = "Invalid fields (each with a JSON pointer), or an Idempotency-Key reused with a different body; nothing was sent", body = ProblemBody, content_type = "application/problem+json",
             example = json!(examples::validation_problem())),
         (status = 500, description = "A bug; the request id finds it in the logs", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "The request has an Idempotency-Key and the idempotency store is unavailable; nothing was sent", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -94,6 +116,12 @@ pub async fn create_client(
     let fail = |e: ApiError| e.with_request(&request_id);
     let query = web::Query::<CreateQuery>::from_query(req.query_string())
         .map_err(|e| fail(ApiError::BadRequest(format!("invalid query: {e}"))))?;
+    let key = match req.headers().get("idempotency-key") {
+        None => None,
+        Some(v) => {
+            Some(IdempotencyKey::parse(v.as_bytes()).map_err(|e| fail(ApiError::BadRequest(e)))?)
+        }
+    };
     if !is_json(&req) {
         return Err(fail(ApiError::UnsupportedMediaType));
     }
@@ -105,17 +133,46 @@ pub async fn create_client(
     let targets: Vec<&str> = calls.iter().map(|c| c.provider.as_str()).collect();
     let targets = targets.join(",");
 
-    let results = if query.dry_run {
-        calls
-            .iter()
-            .map(|c| (c.provider, fanout::planned(&c.target, &c.plan)))
-            .collect()
-    } else {
-        fanout::fan_out(calls, started + state.deadline, &request_id).await
+    let deadline = started + state.deadline;
+    let (operation_id, results) = match (query.dry_run, key) {
+        (true, _) => {
+            let planned = calls
+                .iter()
+                .map(|c| (c.provider, fanout::planned(&c.target, &c.plan)))
+                .collect();
+            (uuid::Uuid::now_v7(), planned)
+        }
+        (false, None) => (
+            uuid::Uuid::now_v7(),
+            fanout::fan_out(calls, deadline, &request_id).await,
+        ),
+        (false, Some(key)) => {
+            let body: serde_json::Value =
+                serde_json::from_slice(&body).expect("the body parsed above");
+            let keyed = Keyed {
+                store: state.store.clone(),
+                key: key.scoped(&caller.subject),
+                fingerprint: fingerprint(&body),
+                lease: state.deadline + LEASE_MARGIN,
+                ttl: state.idempotency_ttl,
+            };
+            replay::run(keyed, calls, deadline, request_id.clone())
+                .await
+                .map_err(|refusal| {
+                    fail(match refusal {
+                        Refusal::InFlight => ApiError::IdempotencyInFlight,
+                        Refusal::Mismatch => ApiError::IdempotencyMismatch,
+                        Refusal::Store(e) => {
+                            tracing::error!(request_id = %request_id, error = %e, "idempotency store unavailable");
+                            ApiError::StoreUnavailable
+                        }
+                    })
+                })?
+        }
     };
     let outcome = Outcome::of(results.values());
     let answer = MultiStatus {
-        operation_id: uuid::Uuid::now_v7(),
+        operation_id,
         outcome,
         dry_run: query.dry_run,
         results,

@@ -88,16 +88,17 @@ async fn a_slow_answer_is_unknown_after_the_target_timeout() {
 }
 
 #[tokio::test]
-async fn a_5xx_without_json_is_unavailable() {
-    for (provider, r) in each_answering(ResponseTemplate::new(503), 2000).await {
+async fn a_5xx_without_json_is_unavailable_and_not_resent() {
+    for (provider, r) in each_answering(ResponseTemplate::new(500), 2000).await {
         assert_eq!(r["status"], "failed", "{provider}: {r}");
         assert_eq!(r["error"]["kind"], "unavailable", "{provider}");
         assert_eq!(r["error"]["retryable"], true);
-        assert_eq!(r["provider_status"], 503);
+        assert_eq!(r["provider_status"], 500);
         assert_eq!(
             r["error"]["message"],
-            "answered HTTP 503 with an empty body"
+            "answered HTTP 500 with an empty body"
         );
+        assert_eq!(r["attempts"], 1, "a 500 may have acted: never re-sent");
     }
 }
 

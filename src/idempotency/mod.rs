@@ -1,0 +1,203 @@
+//! `Idempotency-Key`: the same key with the same body never creates a client twice.
+//!
+//! A record per (caller, key) holds the fingerprint of the body and, once a request finished,
+//! each target's result. A new request with the key first *claims* the record atomically (so no
+//! two requests, on any replica, run the same key at once), then:
+//! - targets already `created` are answered from the record (`replayed: true`), not re-sent;
+//! - targets that `failed` are attempted again;
+//! - targets left `unknown` are reported as such and not re-sent blindly.
+//!
+//! Two stores implement the small [`Store`] trait: [`memory::MemoryStore`] (one replica) and
+//! [`redis::RedisStore`] (shared by the replicas).
+
+pub mod memory;
+pub mod redis;
+pub mod replay;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::providers::ProviderId;
+use crate::results::TargetResult;
+
+/// A validated `Idempotency-Key` header: 1–255 printable ASCII characters. The structured-field
+/// form of the IETF draft (a quoted string) is accepted too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn parse(raw: &[u8]) -> Result<Self, String> {
+        let mut value = raw;
+        if value.len() >= 2 && value.starts_with(b"\"") && value.ends_with(b"\"") {
+            value = &value[1..value.len() - 1];
+        }
+        if value.is_empty() || value.len() > 255 {
+            return Err("Idempotency-Key must be 1–255 characters".into());
+        }
+        if !value.iter().all(|b| (0x20..=0x7e).contains(b)) {
+            return Err("Idempotency-Key must be printable ASCII".into());
+        }
+        Ok(Self(String::from_utf8_lossy(value).into_owned()))
+    }
+
+    /// The store key: caller and key hashed, so neither can collide with another caller's or
+    /// grow the store key.
+    pub fn scoped(&self, caller: &str) -> String {
+        let mut hash = Sha256::new();
+        hash.update(caller.as_bytes());
+        hash.update([0]);
+        hash.update(self.0.as_bytes());
+        format!("clients-gateway:idempotency:{}", hex(&hash.finalize()))
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The fingerprint of a body: SHA-256 of its JSON with object keys sorted, so formatting and key
+/// order do not matter.
+pub fn fingerprint(body: &Value) -> String {
+    fn canonical(value: &Value, out: &mut String) {
+        match value {
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, k) in keys.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&Value::String((*k).clone()).to_string());
+                    out.push(':');
+                    canonical(&map[*k], out);
+                }
+                out.push('}');
+            }
+            Value::Array(items) => {
+                out.push('[');
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    canonical(v, out);
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut text = String::new();
+    canonical(body, &mut text);
+    hex(&Sha256::digest(text.as_bytes()))
+}
+
+/// What a finished request left: each target's result, passwords redacted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    pub operation_id: uuid::Uuid,
+    pub results: BTreeMap<ProviderId, TargetResult>,
+}
+
+/// Proof of a claim: only its holder may finish the record.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pub owner: String,
+}
+
+impl Lease {
+    pub fn new() -> Self {
+        Self {
+            owner: uuid::Uuid::new_v4().to_string(),
+        }
+    }
+}
+
+impl Default for Lease {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The outcome of claiming a key.
+#[derive(Debug)]
+pub enum Claim {
+    /// The key is new: run every target.
+    New,
+    /// A request with this key finished: replay its record, attempt its failed targets again.
+    Finished(Record),
+    /// A request with this key started and never finished (its replica stopped): its targets'
+    /// fates are unknown, except those an even earlier request recorded.
+    Abandoned(Option<Record>),
+    /// A request with this key is running now.
+    InFlight,
+    /// The key was used with another body.
+    Mismatch,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("idempotency store unavailable: {0}")]
+pub struct StoreError(pub String);
+
+/// Where records live.
+pub trait Store: Send + Sync {
+    /// Atomically claims `key` for a request whose body has `fingerprint`, for at most `lease`
+    /// (then another request may take it over); the record lives `ttl`.
+    fn claim<'a>(
+        &'a self,
+        key: &'a str,
+        fingerprint: &'a str,
+        holder: &'a Lease,
+        lease: Duration,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Claim, StoreError>>;
+
+    /// Stores the finished record, if `holder` still holds the claim. `Ok(false)` when the claim
+    /// was lost (the lease ran out and another request took the key over).
+    fn finish<'a>(
+        &'a self,
+        key: &'a str,
+        holder: &'a Lease,
+        record: &'a Record,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// Whether the store answers (readiness).
+    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn keys_are_checked_and_scoped_by_caller() {
+        assert!(IdempotencyKey::parse(b"order-42").is_ok());
+        assert_eq!(
+            IdempotencyKey::parse(b"\"8e03978e\"").unwrap(),
+            IdempotencyKey::parse(b"8e03978e").unwrap()
+        );
+        assert!(IdempotencyKey::parse(b"").is_err());
+        assert!(IdempotencyKey::parse(&[b'a'; 256]).is_err());
+        assert!(IdempotencyKey::parse("clé".as_bytes()).is_err());
+        assert!(IdempotencyKey::parse(b"a\tb").is_err());
+        let k = IdempotencyKey::parse(b"k").unwrap();
+        assert_ne!(k.scoped("alice"), k.scoped("bob"));
+        assert_eq!(k.scoped("alice"), k.scoped("alice"));
+    }
+
+    #[test]
+    fn fingerprints_ignore_key_order_not_values() {
+        let a = json!({"client": {"name": "A", "code": "X"}, "targets": {"lucca": {}}});
+        let b = json!({"targets": {"lucca": {}}, "client": {"code": "X", "name": "A"}});
+        let c = json!({"client": {"name": "B", "code": "X"}, "targets": {"lucca": {}}});
+        assert_eq!(fingerprint(&a), fingerprint(&b));
+        assert_ne!(fingerprint(&a), fingerprint(&c));
+    }
+}
