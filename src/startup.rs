@@ -34,6 +34,8 @@ pub struct Application {
 
 impl Application {
     pub fn build(settings: &Settings) -> Result<Self, StartError> {
+        // First: what is built next (the circuit breakers) exports its state.
+        let metrics = web::Data::new(crate::metrics::handle());
         let registry = Registry::from_settings(settings)?;
         let authenticator = Authenticator::from_settings(&settings.auth)?;
         if matches!(authenticator, Authenticator::Disabled) {
@@ -68,7 +70,6 @@ impl Application {
             idempotency_ttl: Duration::from_secs(settings.idempotency.ttl_s),
         });
         let authenticator = web::Data::new(authenticator);
-        let metrics = web::Data::new(crate::metrics::handle());
         let openapi = ApiDoc::openapi();
         let mut server = HttpServer::new(move || {
             App::new()

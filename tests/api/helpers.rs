@@ -295,3 +295,100 @@ pub fn closed_address() -> String {
     drop(listener);
     address
 }
+
+/// Starts another gateway with `settings` (e.g. a second replica on the same mocks).
+pub async fn spawn_gateway(settings: &Settings) -> String {
+    let app = Application::build(settings).expect("the application builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    address
+}
+
+/// A token for another caller (`sub`), from the test key.
+pub fn token_for(sub: &str) -> String {
+    auth::mint(
+        &SecretString::from(JWT_SECRET),
+        &Default::default(),
+        sub,
+        "clients:write",
+        Duration::from_secs(600),
+    )
+    .unwrap()
+}
+
+/// A real Redis server on a free port, stopped when dropped. Needs `redis-server` on the PATH
+/// (`bash .ci/install-tools` installs Debian's).
+pub struct RedisServer {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl RedisServer {
+    pub async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is needed for the Redis tests: run `bash .ci/install-tools`");
+        let started = std::time::Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "redis-server did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Self {
+            child,
+            url: format!("redis://127.0.0.1:{port}/0"),
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `POST /clients` to `address` with a token and optional Idempotency-Key; status and body.
+pub async fn post_keyed(
+    http: &reqwest::Client,
+    address: &str,
+    token: &str,
+    key: Option<&str>,
+    body: &Value,
+) -> (u16, Value) {
+    let mut request = http
+        .post(format!("{address}/clients"))
+        .bearer_auth(token)
+        .json(body);
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    let response = request.send().await.expect("the gateway answers");
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}

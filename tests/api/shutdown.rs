@@ -1,0 +1,111 @@
+//! SIGTERM during a slow fan-out: the in-flight request still gets its 207, then the process
+//! exits cleanly. Runs the real binary.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn sigterm_lets_the_in_flight_fan_out_finish() {
+    let lucca = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(json!({"id": 42}))
+                .set_delay(Duration::from_millis(1500)),
+        )
+        .expect(1)
+        .mount(&lucca)
+        .await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[server]
+bind = "127.0.0.1:{port}"
+workers = 1
+shutdown_grace_s = 10
+[auth]
+hs256_secret = "{JWT_SECRET}"
+[telemetry]
+log_level = "warn"
+[providers.lucca]
+base_url = "{}"
+api_key = "{LUCCA_KEY}"
+organization_id = 12
+"#,
+            lucca.uri()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_clients-gateway"))
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the gateway did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let address = format!("http://127.0.0.1:{port}");
+    let request = tokio::spawn(async move {
+        post_keyed(
+            &reqwest::Client::new(),
+            &address,
+            &token_for("test-caller"),
+            None,
+            &one_target("lucca", json!({})),
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+
+    let (status, answer) = request.await.unwrap();
+    assert_eq!(status, 207, "{answer}");
+    assert_eq!(answer["results"]["lucca"]["status"], "created");
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gateway did not exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "{exit:?}");
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err(),
+        "no longer accepting"
+    );
+}
