@@ -1,15 +1,26 @@
-//! Caller authentication: a bearer JWT checked with a key and `Validation` built once at start.
-//! The [`Caller`] extractor runs before the body is read, so a refused caller reaches no provider.
+//! Caller authentication: a bearer JWT checked against one key source built once at start — an
+//! HS256 secret, an RS256/ES256 public key (PEM), or a JWKS URL. The algorithm is bound to the
+//! key: a token whose header names another algorithm (`none`, HS256 against an RSA key, ...) is
+//! refused before any signature check. The [`Caller`] extractor runs before the body is read,
+//! so a refused caller reaches no provider.
 
-use std::future::{ready, Ready};
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{web, FromRequest, HttpRequest};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tokio::sync::{Mutex, RwLock};
+use tokio::time::Instant;
+use url::Url;
 
 use crate::config::AuthSettings;
 use crate::problem::{ApiError, Problem};
@@ -30,57 +41,82 @@ pub enum Authenticator {
 }
 
 pub struct JwtVerifier {
-    key: DecodingKey,
+    keys: Keys,
+    /// Claims, leeway, issuer and audience; the algorithm is set per key.
     validation: Validation,
     required_scope: String,
+    scope_claim: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Claims {
-    pub sub: String,
-    pub exp: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nbf: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iat: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iss: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aud: Option<String>,
-    /// Space-separated scopes (RFC 8693 style).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scope: Option<String>,
-    /// Scopes as an array (Azure AD / Okta style).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scp: Option<Vec<String>>,
+enum Keys {
+    Static { key: DecodingKey, alg: Algorithm },
+    Jwks(Box<JwksCache>),
 }
 
-impl Claims {
-    fn has_scope(&self, wanted: &str) -> bool {
-        self.scope
-            .as_deref()
-            .is_some_and(|s| s.split_ascii_whitespace().any(|s| s == wanted))
-            || self
-                .scp
-                .as_ref()
-                .is_some_and(|s| s.iter().any(|s| s == wanted))
-    }
+/// Why a token was refused; words safe to send back (nothing about the key).
+#[derive(Debug)]
+enum Refusal {
+    Invalid(&'static str),
+    Scope,
 }
 
 impl Authenticator {
-    /// Builds the verifier; refuses to build "no authentication" unless it was asked for.
+    /// Builds the verifier; refuses "no authentication" unless it was asked for.
     pub fn from_settings(settings: &AuthSettings) -> Result<Self, String> {
         if settings.disabled {
             return Ok(Authenticator::Disabled);
         }
-        let Some(secret) = &settings.hs256_secret else {
-            return Err("auth: no key configured: set auth.hs256_secret (or auth.hs256_secret_file), or auth.disabled = true for a development gateway".into());
-        };
-        if secret.expose_secret().len() < 32 {
-            return Err("auth.hs256_secret must be at least 32 bytes".into());
+        let sources = [
+            settings.hs256_secret.is_some(),
+            settings.public_key_pem.is_some(),
+            settings.jwks_url.is_some(),
+        ]
+        .iter()
+        .filter(|s| **s)
+        .count();
+        if sources == 0 {
+            return Err("auth: no key configured: set one of auth.hs256_secret, auth.public_key_pem or auth.jwks_url (or auth.disabled = true for a development gateway)".into());
         }
+        if sources > 1 {
+            return Err("auth: configure exactly one of auth.hs256_secret, auth.public_key_pem and auth.jwks_url".into());
+        }
+        let keys =
+            if let Some(secret) = &settings.hs256_secret {
+                if secret.expose_secret().len() < 32 {
+                    return Err("auth.hs256_secret must be at least 32 bytes".into());
+                }
+                Keys::Static {
+                    key: DecodingKey::from_secret(secret.expose_secret().as_bytes()),
+                    alg: Algorithm::HS256,
+                }
+            } else if let Some(pem) = &settings.public_key_pem {
+                let pem = pem.as_bytes();
+                match (
+                    DecodingKey::from_rsa_pem(pem),
+                    DecodingKey::from_ec_pem(pem),
+                ) {
+                    (Ok(key), _) => Keys::Static {
+                        key,
+                        alg: Algorithm::RS256,
+                    },
+                    (_, Ok(key)) => Keys::Static {
+                        key,
+                        alg: Algorithm::ES256,
+                    },
+                    _ => return Err(
+                        "auth.public_key_pem is neither an RSA nor a P-256 EC public key in PEM"
+                            .into(),
+                    ),
+                }
+            } else {
+                let url = settings.jwks_url.clone().expect("counted above");
+                Keys::Jwks(Box::new(JwksCache::new(
+                    url,
+                    Duration::from_secs(settings.jwks_min_refresh_s),
+                    Duration::from_secs(settings.jwks_max_age_s),
+                )?))
+            };
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.algorithms = vec![Algorithm::HS256];
         validation.set_required_spec_claims(&["exp", "sub"]);
         validation.leeway = settings.leeway_s;
         validation.validate_nbf = true;
@@ -92,13 +128,15 @@ impl Authenticator {
             None => validation.validate_aud = false,
         }
         Ok(Authenticator::Jwt(Box::new(JwtVerifier {
-            key: DecodingKey::from_secret(secret.expose_secret().as_bytes()),
+            keys,
             validation,
             required_scope: settings.required_scope.clone(),
+            scope_claim: settings.scope_claim.clone(),
         })))
     }
 
-    pub fn verify(&self, authorization: Option<&str>) -> Result<Caller, ApiError> {
+    /// Checks the `Authorization` header.
+    pub async fn verify(&self, authorization: Option<&str>) -> Result<Caller, ApiError> {
         let verifier = match self {
             Authenticator::Disabled => {
                 return Ok(Caller {
@@ -121,19 +159,68 @@ impl Authenticator {
                 ))
             }
         };
-        let data = jsonwebtoken::decode::<Claims>(token, &verifier.key, &verifier.validation)
-            .map_err(|e| invalid_token(&describe_jwt_error(&e)))?;
-        if !data.claims.has_scope(&verifier.required_scope) {
-            let scope = &verifier.required_scope;
-            return Err(ApiError::Forbidden {
-                detail: format!("the token lacks the scope `{scope}`"),
-                challenge: format!(r#"Bearer error="insufficient_scope", scope="{scope}""#),
-            });
+        match verifier.check(token).await {
+            Ok(subject) => Ok(Caller { subject }),
+            Err(Refusal::Invalid(why)) => Err(invalid_token(why)),
+            Err(Refusal::Scope) => {
+                let scope = &verifier.required_scope;
+                Err(ApiError::Forbidden {
+                    detail: format!("the token lacks the scope `{scope}`"),
+                    challenge: format!(r#"Bearer error="insufficient_scope", scope="{scope}""#),
+                })
+            }
         }
-        Ok(Caller {
-            subject: data.claims.sub,
-        })
     }
+}
+
+impl JwtVerifier {
+    async fn check(&self, token: &str) -> Result<String, Refusal> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| {
+            Refusal::Invalid("the token is malformed or its algorithm is not allowed")
+        })?;
+        let jwks_key;
+        let (key, alg) = match &self.keys {
+            Keys::Static { key, alg } => (key, *alg),
+            Keys::Jwks(cache) => {
+                jwks_key = cache.key(header.kid.as_deref()).await?;
+                (jwks_key.0.as_ref(), jwks_key.1)
+            }
+        };
+        if header.alg != alg {
+            return Err(Refusal::Invalid("algorithm not allowed for this key"));
+        }
+        let mut validation = self.validation.clone();
+        validation.algorithms = vec![alg];
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation)
+            .map_err(|e| Refusal::Invalid(describe_jwt_error(&e)))?;
+        let claims = data.claims;
+        let subject = claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .ok_or(Refusal::Invalid(
+                "the `sub` claim must be a non-empty string",
+            ))?;
+        if !has_scope(&claims, self.scope_claim.as_deref(), &self.required_scope) {
+            return Err(Refusal::Scope);
+        }
+        Ok(subject.to_owned())
+    }
+}
+
+/// The scope is in the configured claim, else in `scope` (space-separated) or `scp` (array or
+/// space-separated string).
+fn has_scope(claims: &Map<String, Value>, claim: Option<&str>, wanted: &str) -> bool {
+    let names: &[&str] = match claim {
+        Some(c) => &[c][..],
+        None => &["scope", "scp"],
+    };
+    let holds = |v: &Value| match v {
+        Value::String(s) => s.split_ascii_whitespace().any(|s| s == wanted),
+        Value::Array(a) => a.iter().any(|s| s.as_str() == Some(wanted)),
+        _ => false,
+    };
+    names.iter().any(|n| claims.get(*n).is_some_and(holds))
 }
 
 fn invalid_token(description: &str) -> ApiError {
@@ -147,7 +234,7 @@ fn invalid_token(description: &str) -> ApiError {
 }
 
 /// A short reason that reveals nothing about the key.
-fn describe_jwt_error(e: &jsonwebtoken::errors::Error) -> String {
+fn describe_jwt_error(e: &jsonwebtoken::errors::Error) -> &'static str {
     use jsonwebtoken::errors::ErrorKind as K;
     match e.kind() {
         K::ExpiredSignature => "the token has expired",
@@ -155,31 +242,167 @@ fn describe_jwt_error(e: &jsonwebtoken::errors::Error) -> String {
         K::InvalidIssuer => "wrong issuer",
         K::InvalidAudience => "wrong audience",
         K::InvalidSignature => "bad signature",
-        K::InvalidAlgorithm | K::InvalidAlgorithmName => "algorithm not allowed",
+        K::InvalidAlgorithm | K::InvalidAlgorithmName => "algorithm not allowed for this key",
         K::MissingRequiredClaim(_) => "a required claim (exp, sub) is missing",
         _ => "the token is malformed",
     }
-    .into()
 }
 
 impl FromRequest for Caller {
     type Error = Problem;
-    type Future = Ready<Result<Self, Problem>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Problem>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let authenticator = req
             .app_data::<web::Data<Authenticator>>()
-            .expect("the Authenticator is registered at start");
+            .expect("the Authenticator is registered at start")
+            .clone();
         let header = req
             .headers()
             .get(AUTHORIZATION)
-            .map(|v| v.to_str().unwrap_or(""));
-        ready(
+            .map(|v| v.to_str().unwrap_or("").to_owned());
+        let request_id = request_id::of(req);
+        Box::pin(async move {
             authenticator
-                .verify(header)
-                .map_err(|e| e.with_request(&request_id::of(req))),
-        )
+                .verify(header.as_deref())
+                .await
+                .map_err(|e| e.with_request(&request_id))
+        })
     }
+}
+
+/// Signing keys published at a JWKS URL, cached. An unknown `kid` (a key rotation) triggers a
+/// refetch, at most once per `min_refresh` however many tokens name unknown keys; the set is
+/// also refetched when older than `max_age` (so a withdrawn key stops being accepted).
+pub struct JwksCache {
+    url: Url,
+    http: reqwest::Client,
+    keys: RwLock<Fetched>,
+    fetching: Mutex<()>,
+    min_refresh: Duration,
+    max_age: Duration,
+}
+
+type KeyEntry = (Arc<DecodingKey>, Algorithm);
+
+#[derive(Default)]
+struct Fetched {
+    keys: HashMap<String, KeyEntry>,
+    at: Option<Instant>,
+}
+
+impl JwksCache {
+    fn new(url: Url, min_refresh: Duration, max_age: Duration) -> Result<Self, String> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| format!("auth.jwks_url: cannot build the HTTP client: {e}"))?;
+        Ok(Self {
+            url,
+            http,
+            keys: RwLock::new(Fetched::default()),
+            fetching: Mutex::new(()),
+            min_refresh,
+            max_age,
+        })
+    }
+
+    async fn lookup(&self, kid: &str) -> (Option<KeyEntry>, bool) {
+        let fetched = self.keys.read().await;
+        let stale = fetched.at.is_none_or(|at| at.elapsed() > self.max_age);
+        (fetched.keys.get(kid).cloned(), stale)
+    }
+
+    async fn key(&self, kid: Option<&str>) -> Result<KeyEntry, Refusal> {
+        let kid = kid.ok_or(Refusal::Invalid("the token names no key (kid)"))?;
+        match self.lookup(kid).await {
+            (Some(entry), false) => return Ok(entry),
+            (found, _) => {
+                self.refresh().await;
+                if let (Some(entry), _) = self.lookup(kid).await {
+                    return Ok(entry);
+                }
+                if found.is_some() {
+                    // The key was withdrawn from the set.
+                    return Err(Refusal::Invalid("unknown key (kid)"));
+                }
+            }
+        }
+        Err(Refusal::Invalid("unknown key (kid)"))
+    }
+
+    /// Refetches the set unless another refetch happened within `min_refresh`.
+    async fn refresh(&self) {
+        let _one_at_a_time = self.fetching.lock().await;
+        if let Some(at) = self.keys.read().await.at {
+            if at.elapsed() < self.min_refresh {
+                return;
+            }
+        }
+        let fetched = self.fetch().await;
+        let mut keys = self.keys.write().await;
+        keys.at = Some(Instant::now());
+        match fetched {
+            Ok(set) => {
+                tracing::info!(keys = set.len(), "JWKS fetched");
+                keys.keys = set;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "JWKS fetch failed; keeping the keys known so far")
+            }
+        }
+    }
+
+    async fn fetch(&self) -> Result<HashMap<String, KeyEntry>, String> {
+        let response = self
+            .http
+            .get(self.url.clone())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !response.status().is_success() {
+            return Err(format!("HTTP {}", response.status().as_u16()));
+        }
+        let set: JwkSet = response.json().await.map_err(|e| e.to_string())?;
+        let mut keys = HashMap::new();
+        for jwk in &set.keys {
+            let Some(kid) = jwk.common.key_id.clone() else {
+                continue;
+            };
+            if matches!(&jwk.common.public_key_use, Some(u) if *u != PublicKeyUse::Signature) {
+                continue;
+            }
+            let alg = match &jwk.algorithm {
+                AlgorithmParameters::RSA(_) => Algorithm::RS256,
+                AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => {
+                    Algorithm::ES256
+                }
+                _ => continue,
+            };
+            let declared = jwk.common.key_algorithm.map(|a| format!("{a:?}"));
+            if declared.is_some_and(|d| d != format!("{alg:?}")) {
+                continue;
+            }
+            if let Ok(key) = DecodingKey::from_jwk(jwk) {
+                keys.insert(kid, (Arc::new(key), alg));
+            }
+        }
+        Ok(keys)
+    }
+}
+
+#[derive(Serialize)]
+struct MintedClaims<'a> {
+    sub: &'a str,
+    exp: u64,
+    nbf: u64,
+    iat: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iss: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aud: Option<&'a str>,
+    scope: &'a str,
 }
 
 /// Mints an HS256 token for development (`clients-gateway token`, `--sandbox`).
@@ -194,15 +417,14 @@ pub fn mint(
         .duration_since(UNIX_EPOCH)
         .map_err(|e| e.to_string())?
         .as_secs();
-    let claims = Claims {
-        sub: subject.into(),
+    let claims = MintedClaims {
+        sub: subject,
         exp: now + ttl.as_secs(),
-        nbf: Some(now),
-        iat: Some(now),
-        iss: settings.issuer.clone(),
-        aud: settings.audience.clone(),
-        scope: Some(scope.into()),
-        scp: None,
+        nbf: now,
+        iat: now,
+        iss: settings.issuer.as_deref(),
+        aud: settings.audience.as_deref(),
+        scope,
     };
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
@@ -210,4 +432,45 @@ pub fn mint(
         &EncodingKey::from_secret(secret.expose_secret().as_bytes()),
     )
     .map_err(|e| format!("cannot sign the token: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn scopes_from_scope_scp_or_a_named_claim() {
+        let c = |v: Value| v.as_object().unwrap().clone();
+        assert!(has_scope(
+            &c(json!({"scope": "a clients:write b"})),
+            None,
+            "clients:write"
+        ));
+        assert!(has_scope(
+            &c(json!({"scp": ["clients:write"]})),
+            None,
+            "clients:write"
+        ));
+        assert!(!has_scope(
+            &c(json!({"scope": "clients:writer"})),
+            None,
+            "clients:write"
+        ));
+        assert!(!has_scope(
+            &c(json!({"scope": ["x"]})),
+            None,
+            "clients:write"
+        ));
+        assert!(has_scope(
+            &c(json!({"perms": ["clients:write"]})),
+            Some("perms"),
+            "clients:write"
+        ));
+        assert!(!has_scope(
+            &c(json!({"scope": "clients:write"})),
+            Some("perms"),
+            "clients:write"
+        ));
+    }
 }

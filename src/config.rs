@@ -59,6 +59,8 @@ pub struct ServerSettings {
     pub workers: Option<usize>,
     /// On SIGTERM: how long in-flight requests may take to finish before the process exits.
     pub shutdown_grace_s: u64,
+    /// Largest accepted request head (all header names and values); larger gets 431.
+    pub header_limit_bytes: usize,
 }
 
 impl Default for ServerSettings {
@@ -69,6 +71,7 @@ impl Default for ServerSettings {
             deadline_ms: 10_000,
             workers: None,
             shutdown_grace_s: 30,
+            header_limit_bytes: 16 * 1024,
         }
     }
 }
@@ -78,11 +81,23 @@ impl Default for ServerSettings {
 pub struct AuthSettings {
     /// Serve without caller authentication. Never the default; logged loudly when set.
     pub disabled: bool,
+    /// HS256 shared key (at least 32 bytes).
     pub hs256_secret: Option<SecretString>,
     pub hs256_secret_file: Option<PathBuf>,
+    /// RS256 (RSA) or ES256 (P-256) public key, PEM.
+    pub public_key_pem: Option<String>,
+    pub public_key_pem_file: Option<PathBuf>,
+    /// Keys published by the identity provider (RS256 and ES256 keys, by `kid`).
+    pub jwks_url: Option<Url>,
+    /// An unknown `kid` refetches the JWKS at most once per this many seconds.
+    pub jwks_min_refresh_s: u64,
+    /// The JWKS is refetched when older than this.
+    pub jwks_max_age_s: u64,
     pub issuer: Option<String>,
     pub audience: Option<String>,
     pub required_scope: String,
+    /// Claim holding the scopes; absent: `scope` (space-separated) or `scp` (array).
+    pub scope_claim: Option<String>,
     pub leeway_s: u64,
 }
 
@@ -92,9 +107,15 @@ impl Default for AuthSettings {
             disabled: false,
             hs256_secret: None,
             hs256_secret_file: None,
+            public_key_pem: None,
+            public_key_pem_file: None,
+            jwks_url: None,
+            jwks_min_refresh_s: 30,
+            jwks_max_age_s: 600,
             issuer: None,
             audience: None,
             required_scope: "clients:write".into(),
+            scope_claim: None,
             leeway_s: 30,
         }
     }
@@ -333,6 +354,19 @@ impl Settings {
     }
 
     fn resolve_secret_files(&mut self) -> Result<(), ConfigError> {
+        if let Some(path) = &self.auth.public_key_pem_file {
+            if self.auth.public_key_pem.is_some() {
+                return Err(ConfigError::SecretTwice {
+                    key: "auth.public_key_pem".into(),
+                });
+            }
+            let pem = std::fs::read_to_string(path).map_err(|source| ConfigError::SecretFile {
+                key: "auth.public_key_pem".into(),
+                path: path.clone(),
+                source,
+            })?;
+            self.auth.public_key_pem = Some(pem);
+        }
         resolve(
             "idempotency.redis_url",
             &mut self.idempotency.redis_url,
@@ -378,6 +412,11 @@ impl Settings {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
+        if self.server.header_limit_bytes < 1024 {
+            return Err(ConfigError::Invalid(
+                "server.header_limit_bytes must be at least 1024".into(),
+            ));
+        }
         if self.server.body_limit_bytes < 1024 {
             return Err(ConfigError::Invalid(
                 "server.body_limit_bytes must be at least 1024".into(),

@@ -48,6 +48,8 @@ pub enum ApiError {
     Forbidden { detail: String, challenge: String },
     #[error("the request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("the request headers are larger than the limit of {limit} bytes")]
+    HeadersTooLarge { limit: usize },
     #[error("the request body must be JSON: send `Content-Type: application/json`")]
     UnsupportedMediaType,
     #[error("the request has {} invalid field(s)", .0.len())]
@@ -77,6 +79,9 @@ impl ApiError {
             ApiError::Forbidden { .. } => ("forbidden", "Insufficient scope"),
             ApiError::PayloadTooLarge { .. } => ("payload-too-large", "Request body too large"),
             ApiError::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
+            ApiError::HeadersTooLarge { .. } => {
+                ("headers-too-large", "Request header fields too large")
+            }
             ApiError::Validation(_) => ("validation", "The request is invalid"),
             ApiError::IdempotencyInFlight => ("idempotency-key-in-flight", "Request in progress"),
             ApiError::IdempotencyMismatch => ("idempotency-key-reused", "Idempotency-Key reused"),
@@ -94,6 +99,7 @@ impl ApiError {
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::IdempotencyInFlight => StatusCode::CONFLICT,
             ApiError::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,

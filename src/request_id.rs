@@ -5,11 +5,13 @@
 use std::future::{ready, Ready};
 use std::sync::Arc;
 
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{Error, FromRequest, HttpMessage, HttpRequest};
+use actix_web::{Error, FromRequest, HttpMessage, HttpRequest, ResponseError};
+
+use crate::problem::ApiError;
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -43,11 +45,16 @@ impl std::fmt::Display for RequestId {
     }
 }
 
-/// Middleware: binds a [`RequestId`] to the request and echoes it in the response.
+/// The largest request head accepted (`server.header_limit_bytes`), as app data.
+#[derive(Debug, Clone, Copy)]
+pub struct HeaderLimit(pub usize);
+
+/// Middleware: binds a [`RequestId`] to the request and echoes it in the response; refuses a
+/// request head over the [`HeaderLimit`] (431); counts the request in the metrics.
 pub async fn middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, Error> {
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
     let id = req
         .headers()
         .get(X_REQUEST_ID)
@@ -57,7 +64,19 @@ pub async fn middleware(
     req.extensions_mut().insert(id.clone());
     let started = std::time::Instant::now();
     let method = req.method().clone();
-    let mut response = next.call(req).await?;
+    let limit = req.app_data::<HeaderLimit>().map_or(usize::MAX, |l| l.0);
+    let head: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    let mut response = if head > limit {
+        let problem = ApiError::HeadersTooLarge { limit }.with_request(&id);
+        req.into_response(problem.error_response())
+            .map_into_right_body()
+    } else {
+        next.call(req).await?.map_into_left_body()
+    };
     let route = response
         .request()
         .match_pattern()

@@ -71,6 +71,7 @@ impl Application {
         });
         let authenticator = web::Data::new(authenticator);
         let openapi = ApiDoc::openapi();
+        let header_limit = request_id::HeaderLimit(settings.server.header_limit_bytes);
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(request_id::middleware))
@@ -78,6 +79,7 @@ impl Application {
                 .app_data(authenticator.clone())
                 .app_data(metrics.clone())
                 .app_data(readiness.clone())
+                .app_data(header_limit)
                 .configure(routes::configure)
                 .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/openapi.json", openapi.clone()))
                 .default_service(web::to(routes::not_found))

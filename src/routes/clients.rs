@@ -97,6 +97,7 @@ pub struct CreateHeaders {
         (status = 403, description = "The token lacks the required scope", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "A request with the same Idempotency-Key is still running", body = ProblemBody, content_type = "application/problem+json"),
         (status = 413, description = "Body over the limit", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 431, description = "Request headers over the limit", body = ProblemBody, content_type = "application/problem+json"),
         (status = 415, description = "Body not sent as JSON", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields (each with a JSON pointer), or an Idempotency-Key reused with a different body; nothing was sent", body = ProblemBody, content_type = "application/problem+json",
             example = json!(examples::validation_problem())),

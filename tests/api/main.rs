@@ -1,5 +1,6 @@
 //! Black-box tests through the real HTTP server, one binary.
 
+mod auth;
 mod chatdash;
 mod clients;
 mod clockify;
@@ -15,4 +16,5 @@ mod problems;
 mod resilience;
 mod robustness;
 mod sandbox;
+mod secrets;
 mod shutdown;
