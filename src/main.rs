@@ -31,6 +31,14 @@ struct Cli {
 enum Command {
     /// Print the gateway's OpenAPI document (what GET /openapi.json serves).
     Openapi,
+    /// Load the configuration and build everything that needs no network (adapters, caller
+    /// authentication), then exit: 0 if the gateway would start with it.
+    CheckConfig,
+    /// Exit 0 if the gateway at URL answers its liveness probe (for a container HEALTHCHECK).
+    Healthcheck {
+        #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
+        url: String,
+    },
     /// Mint a development token signed with the configured HS256 key (auth.hs256_secret).
     Token {
         /// The caller's name (`sub`).
@@ -49,6 +57,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Token { sub, scope, ttl }) => token(cli.config, &sub, &scope, ttl),
+        Some(Command::Healthcheck { url }) => {
+            actix_web::rt::System::new().block_on(healthcheck(&url))
+        }
+        Some(Command::CheckConfig) => check_config(cli.config),
         Some(Command::Openapi) => {
             println!("{}", clients_gateway::openapi::document());
             Ok(())
@@ -122,6 +134,32 @@ async fn serve(config: Option<PathBuf>, sandbox: bool) -> Result<(), StartError>
     }
     app.run_until_stopped().await?;
     Ok(())
+}
+
+fn check_config(config: Option<PathBuf>) -> Result<(), StartError> {
+    let settings = Settings::load(config.as_deref())?;
+    let registry = clients_gateway::providers::Registry::from_settings(&settings)?;
+    auth::Authenticator::from_settings(&settings.auth)?;
+    let available: Vec<&str> = registry.available().map(|p| p.as_str()).collect();
+    println!(
+        "configuration ok; providers available: {}",
+        available.join(", ")
+    );
+    Ok(())
+}
+
+async fn healthcheck(url: &str) -> Result<(), StartError> {
+    let response = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()?
+        .get(url)
+        .send()
+        .await?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("{url} answered {}", response.status()).into())
+    }
 }
 
 /// A random 256-bit development signing key, new at every sandbox start.

@@ -172,6 +172,14 @@ pub async fn create_client(
         }
     };
     let outcome = Outcome::of(results.values());
+    let per_target: Vec<String> = results
+        .iter()
+        .map(|(p, r)| match &r.error {
+            Some(e) => format!("{p}={}:{}", r.status.as_str(), e.kind.as_str()),
+            None => format!("{p}={}", r.status.as_str()),
+        })
+        .collect();
+    let replayed = results.values().filter(|r| r.replayed).count();
     let answer = MultiStatus {
         operation_id,
         outcome,
@@ -184,6 +192,8 @@ pub async fn create_client(
         operation_id = %answer.operation_id,
         targets = %targets,
         outcome = outcome.as_str(),
+        results = %per_target.join(","),
+        replayed,
         dry_run = query.dry_run,
         duration_ms = started.elapsed().as_millis() as u64,
         "clients request finished"

@@ -109,3 +109,22 @@ organization_id = 12
         "no longer accepting"
     );
 }
+
+#[tokio::test]
+async fn the_healthcheck_command_probes_liveness() {
+    let app = spawn_app().await;
+    // An async child process: the gateway under test runs on this test's runtime.
+    let probe = |url: String| async move {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_clients-gateway"))
+            .args(["healthcheck", "--url", &url])
+            .output()
+            .await
+            .unwrap()
+    };
+    let up = probe(format!("{}/healthz", app.address)).await;
+    assert!(up.status.success(), "{up:?}");
+    let down = probe(format!("{}/healthz", closed_address())).await;
+    assert!(!down.status.success());
+    let wrong = probe(format!("{}/nowhere", app.address)).await;
+    assert!(!wrong.status.success(), "a 404 is not healthy");
+}

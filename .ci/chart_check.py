@@ -1,0 +1,94 @@
+"""Lints and renders the Helm chart with every values file in helm/ci/, validates each rendered
+manifest against the Kubernetes schemas, and checks that the values meant to fail do fail with a
+clear message. Writes the rendered manifests to the directory given as argument (for checkov)."""
+
+import pathlib
+import subprocess
+import sys
+
+import helm_python
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+CHART = ROOT / "helm" / "clients-gateway"
+VALUES = ROOT / "helm" / "ci"
+KUBERNETES_VERSIONS = ["1.29.0", "1.33.0"]
+# Kinds that are not in the Kubernetes schemas (CRDs), checked by shape instead.
+CRDS = {"ServiceMonitor"}
+
+GATEWAY = ROOT / "target" / "debug" / "clients-gateway"
+SECRET_DIR = "/var/run/secrets/clients-gateway"
+
+
+def check_config(values_name, toml_text):
+    """The rendered configuration must be one the gateway accepts (it refuses unknown keys)."""
+    import re
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        for key in set(re.findall(SECRET_DIR + r"/([a-z0-9-]+)", toml_text)):
+            value = "redis://127.0.0.1:6379/0" if key == "redis-url" else "x" * 40
+            pathlib.Path(tmp, key).write_text(value + "\n")
+        config = pathlib.Path(tmp, "gateway.toml")
+        config.write_text(toml_text.replace(SECRET_DIR, tmp))
+        result = subprocess.run([str(GATEWAY), "check-config", "--config", str(config)],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            failures.append(f"{values_name}: the gateway refuses the rendered configuration: {result.stderr}")
+
+
+out = pathlib.Path(sys.argv[1])
+out.mkdir(parents=True, exist_ok=True)
+failures = []
+
+for values_file in sorted(VALUES.glob("*.yaml")):
+    values = yaml.safe_load(values_file.read_text()) or {}
+    must_fail = values_file.name.startswith("must-fail")
+    try:
+        lint = helm_python.lint(str(CHART), values, strict=True, namespace="gateway")
+        rendered = helm_python.Chart.load(str(CHART)).render(values, name="cg", namespace="gateway", is_install=True)
+    except helm_python.HelmError as e:
+        if must_fail and "needs idempotency.redisUrl" in str(e):
+            print(f"ok   {values_file.name}: refused as expected: {str(e).splitlines()[0][:160]}")
+            continue
+        failures.append(f"{values_file.name}: {e}")
+        print(f"FAIL {values_file.name}: {e}")
+        continue
+    if must_fail:
+        failures.append(f"{values_file.name}: rendered, but must be refused")
+        continue
+    messages = [m for m in (lint.get("messages") or []) if str(m.get("severity", "")).upper() not in ("INFO", "1")]
+    if messages:
+        failures.append(f"{values_file.name}: lint: {messages}")
+    target = out / values_file.stem
+    target.mkdir(exist_ok=True)
+    documents = 0
+    for template, text in rendered.items():
+        if template.endswith("NOTES.txt"):
+            if "swagger-ui" not in text:
+                failures.append(f"{values_file.name}: NOTES.txt does not tell how to reach Swagger UI")
+            continue
+        for doc in yaml.safe_load_all(text):
+            if not doc:
+                continue
+            documents += 1
+            name = f"{doc['kind']}-{doc['metadata']['name']}.yaml"
+            path = target / name
+            path.write_text(yaml.safe_dump(doc, sort_keys=False))
+            if doc["kind"] == "ConfigMap":
+                check_config(values_file.name, doc["data"]["gateway.toml"])
+            if doc["kind"] in CRDS:
+                ok = doc.get("apiVersion") == "monitoring.coreos.com/v1" and doc["spec"]["endpoints"][0]["path"] == "/metrics"
+                if not ok:
+                    failures.append(f"{values_file.name}: {name} is not a valid ServiceMonitor")
+                continue
+            for version in KUBERNETES_VERSIONS:
+                result = subprocess.run(
+                    ["kubernetes-validate", "--strict", "--quiet", "-k", version, str(path)],
+                    capture_output=True, text=True)
+                if result.returncode != 0:
+                    failures.append(f"{values_file.name}: {name} (k8s {version}): {result.stdout}{result.stderr}")
+    print(f"ok   {values_file.name}: {documents} manifests rendered and validated")
+
+if failures:
+    print("\n".join(["", "chart check failed:"] + failures))
+    sys.exit(1)

@@ -1,0 +1,80 @@
+{{- define "cg.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "cg.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "cg.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "cg.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "cg.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "cg.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "cg.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "cg.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "cg.secretName" -}}
+{{- default (include "cg.fullname" .) .Values.existingSecret }}
+{{- end }}
+
+{{- define "cg.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* Where the Secret's keys are mounted. */}}
+{{- define "cg.secretDir" -}}/var/run/secrets/clients-gateway{{- end }}
+
+{{/* Checks that cannot be said in values.schema.json. */}}
+{{- define "cg.validate" -}}
+{{- $multi := or (gt (int .Values.replicaCount) 1) .Values.autoscaling.enabled }}
+{{- $redis := or (and .Values.idempotency.redisUrl (not .Values.existingSecret)) (and .Values.existingSecret .Values.idempotency.redisUrlInExistingSecret) }}
+{{- if and .Values.existingSecret .Values.idempotency.redisUrl }}
+{{- fail "with existingSecret, put the Redis URL in that Secret under the key redis-url and set idempotency.redisUrlInExistingSecret: true, instead of idempotency.redisUrl" }}
+{{- end }}
+{{- if and $multi (not $redis) }}
+{{- fail "more than one replica (replicaCount > 1 or autoscaling.enabled) needs idempotency.redisUrl: without a shared Redis, a retried request could create a client twice on another replica. Set idempotency.redisUrl (or, with existingSecret, idempotency.redisUrlInExistingSecret), or replicaCount: 1 with autoscaling.enabled: false" }}
+{{- end }}
+{{- $auth := .Values.config.auth }}
+{{- if and (eq $auth.mode "publicKey") (not $auth.publicKeyPem) }}
+{{- fail "config.auth.mode publicKey needs config.auth.publicKeyPem" }}
+{{- end }}
+{{- if and (eq $auth.mode "jwks") (not $auth.jwksUrl) }}
+{{- fail "config.auth.mode jwks needs config.auth.jwksUrl" }}
+{{- end }}
+{{- if not .Values.existingSecret }}
+{{- if and (eq $auth.mode "hs256") (not .Values.secrets.jwtHs256Secret) }}
+{{- fail "config.auth.mode hs256 needs secrets.jwtHs256Secret (at least 32 bytes), or existingSecret with the key jwt-hs256" }}
+{{- end }}
+{{- range $name, $key := dict "lucca" "luccaApiKey" "clockify" "clockifyApiKey" "plusvibe" "plusvibeApiKey" "chatdash" "chatdashApiKey" "missionx" "missionxClientSecret" }}
+{{- if and (index $.Values.config.providers $name).enabled (not (index $.Values.secrets $key)) }}
+{{- fail (printf "config.providers.%s.enabled needs secrets.%s (or existingSecret)" $name $key) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
