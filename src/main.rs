@@ -29,6 +29,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve only the five simulated providers (the sandbox's), e.g. as the upstream of a
+    /// benchmark or for trying a gateway configured by hand.
+    Providers {
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        bind: String,
+        /// Added before every answer.
+        #[arg(long, default_value_t = 0)]
+        delay_ms: u64,
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        /// Accept duplicates (no Lucca code, Clockify name or ChatDash login uniqueness).
+        #[arg(long)]
+        no_uniqueness: bool,
+    },
     /// Print the gateway's OpenAPI document (what GET /openapi.json serves).
     Openapi,
     /// Load the configuration and build everything that needs no network (adapters, caller
@@ -61,6 +75,17 @@ fn main() -> ExitCode {
             actix_web::rt::System::new().block_on(healthcheck(&url))
         }
         Some(Command::CheckConfig) => check_config(cli.config),
+        Some(Command::Providers {
+            bind,
+            delay_ms,
+            workers,
+            no_uniqueness,
+        }) => actix_web::rt::System::new().block_on(providers(SandboxOptions {
+            delay: Duration::from_millis(delay_ms),
+            workers: Some(workers),
+            bind,
+            unique: !no_uniqueness,
+        })),
         Some(Command::Openapi) => {
             println!("{}", clients_gateway::openapi::document());
             Ok(())
@@ -133,6 +158,18 @@ async fn serve(config: Option<PathBuf>, sandbox: bool) -> Result<(), StartError>
         );
     }
     app.run_until_stopped().await?;
+    Ok(())
+}
+
+async fn providers(options: SandboxOptions) -> Result<(), StartError> {
+    let bind = options.bind.clone();
+    let sandbox = Sandbox::start(options)?;
+    eprintln!(
+        "the five simulated providers listen on {bind} (port {}): /lucca, /clockify/api, /plusvibe/api/v1, /chatdash/v1/public, /missionx/v2",
+        sandbox.port()
+    );
+    tokio::signal::ctrl_c().await?;
+    sandbox.stop().await;
     Ok(())
 }
 

@@ -34,12 +34,7 @@ async fn create(req: HttpRequest, body: web::Bytes, state: web::Data<State>) -> 
     let login = text(&body, "/member/loginId")
         .unwrap_or_default()
         .to_lowercase();
-    if !state
-        .chatdash_logins
-        .lock()
-        .expect("sandbox state")
-        .insert(login)
-    {
+    if !state.first_use(&state.chatdash_logins, login) {
         let body = json!({"error": "Login ID already in use"});
         return answer(&state, StatusCode::BAD_REQUEST, body).await;
     }

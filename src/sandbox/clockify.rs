@@ -32,12 +32,7 @@ async fn create(
         return answer(&state, StatusCode::BAD_REQUEST, body).await;
     };
     let key = (workspace.clone(), name.trim().to_lowercase());
-    if !state
-        .clockify_names
-        .lock()
-        .expect("sandbox state")
-        .insert(key)
-    {
+    if !state.first_use(&state.clockify_names, key) {
         let body =
             json!({"message": "Client with that name already exists on workspace", "code": 501});
         return answer(&state, StatusCode::BAD_REQUEST, body).await;

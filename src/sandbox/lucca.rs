@@ -82,11 +82,7 @@ async fn create(req: HttpRequest, body: web::Bytes, state: web::Data<State>) -> 
         return answer(&state, StatusCode::BAD_REQUEST, bad(errors)).await;
     }
     let code = text(&body, "/code").unwrap_or_default();
-    let fresh = state
-        .lucca_codes
-        .lock()
-        .expect("sandbox state")
-        .insert(code.to_lowercase());
+    let fresh = state.first_use(&state.lucca_codes, code.to_lowercase());
     if !fresh {
         errors.insert(
             "code".into(),

@@ -44,18 +44,35 @@ pub mod defaults {
     pub const MISSIONX_DEPARTMENT: &str = "6650c0ffee0000000000abcd";
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SandboxOptions {
     /// Added before every answer (latency of a real provider).
     pub delay: Duration,
     /// HTTP worker threads of the sandbox server (default 1).
     pub workers: Option<usize>,
+    /// Listen address; default `127.0.0.1:0` (a free port).
+    pub bind: String,
+    /// Enforce the providers' uniqueness rules (duplicate Lucca code, Clockify name, ChatDash
+    /// login id). Off for load tests that send the same body again and again.
+    pub unique: bool,
+}
+
+impl Default for SandboxOptions {
+    fn default() -> Self {
+        Self {
+            delay: Duration::ZERO,
+            workers: None,
+            bind: "127.0.0.1:0".into(),
+            unique: true,
+        }
+    }
 }
 
 /// What the simulated tenants remember, for their uniqueness rules.
 #[derive(Default)]
 struct State {
     delay: Duration,
+    unique: bool,
     lucca_codes: Mutex<HashSet<String>>,
     lucca_next_id: std::sync::atomic::AtomicU64,
     clockify_names: Mutex<HashSet<(String, String)>>,
@@ -71,10 +88,11 @@ pub struct Sandbox {
 impl Sandbox {
     /// Starts the five simulated providers on `127.0.0.1` at a free port.
     pub fn start(options: SandboxOptions) -> std::io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let listener = TcpListener::bind(&options.bind)?;
         let port = listener.local_addr()?.port();
         let state = web::Data::new(State {
             delay: options.delay,
+            unique: options.unique,
             lucca_next_id: 1000.into(),
             ..State::default()
         });
@@ -167,6 +185,13 @@ impl Sandbox {
 
     pub async fn stop(self) {
         self.handle.stop(true).await;
+    }
+}
+
+impl State {
+    /// Records `key` in `set`; false when it was there already and uniqueness is enforced.
+    fn first_use<K: std::hash::Hash + Eq>(&self, set: &Mutex<HashSet<K>>, key: K) -> bool {
+        !self.unique || set.lock().expect("sandbox state").insert(key)
     }
 }
 

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The benchmark: builds the gateway in release mode, installs the load generator (oha) and nginx
+# if missing, then runs bench/bench.py, which starts its own upstreams, gateways (JWT auth on) and
+# nginx on loopback, drives them with oha in a separate process, and writes BENCHMARKS.md.
+#   BENCH_DURATION  seconds per measurement (default 10)
+#   BENCH_RUNS      runs per figure; medians are reported (default 3)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v oha >/dev/null 2>&1; then
+  echo "bench: installing oha (cargo install, a few minutes)" >&2
+  cargo install oha --locked --version 1.12.0
+fi
+if ! command -v nginx >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq nginx >/dev/null
+fi
+cargo build --release --locked --bin clients-gateway
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+python3 bench/bench.py "$@"
