@@ -42,8 +42,10 @@ pub enum Authenticator {
 
 pub struct JwtVerifier {
     keys: Keys,
-    /// Claims, leeway, issuer and audience; the algorithm is set per key.
-    validation: Validation,
+    /// Tokens already verified, so that a caller reusing its token is not checked again each time.
+    cache: TokenCache,
+    /// Claims, leeway, issuer and audience, one per algorithm the keys allow (built at start).
+    validations: Vec<(Algorithm, Validation)>,
     required_scope: String,
     scope_claim: Option<String>,
 }
@@ -116,20 +118,31 @@ impl Authenticator {
                     Duration::from_secs(settings.jwks_max_age_s),
                 )?))
             };
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        validation.leeway = settings.leeway_s;
-        validation.validate_nbf = true;
-        if let Some(iss) = &settings.issuer {
-            validation.set_issuer(&[iss]);
-        }
-        match &settings.audience {
-            Some(aud) => validation.set_audience(&[aud]),
-            None => validation.validate_aud = false,
-        }
+        let algorithms = match &keys {
+            Keys::Static { alg, .. } => vec![*alg],
+            Keys::Jwks(_) => vec![Algorithm::RS256, Algorithm::ES256],
+        };
+        let validations = algorithms
+            .into_iter()
+            .map(|alg| {
+                let mut validation = Validation::new(alg);
+                validation.set_required_spec_claims(&["exp", "sub"]);
+                validation.leeway = settings.leeway_s;
+                validation.validate_nbf = true;
+                if let Some(iss) = &settings.issuer {
+                    validation.set_issuer(&[iss]);
+                }
+                match &settings.audience {
+                    Some(aud) => validation.set_audience(&[aud]),
+                    None => validation.validate_aud = false,
+                }
+                (alg, validation)
+            })
+            .collect();
         Ok(Authenticator::Jwt(Box::new(JwtVerifier {
             keys,
-            validation,
+            cache: TokenCache::new(Duration::from_secs(settings.cache_ttl_s), settings.leeway_s),
+            validations,
             required_scope: settings.required_scope.clone(),
             scope_claim: settings.scope_claim.clone(),
         })))
@@ -175,6 +188,16 @@ impl Authenticator {
 
 impl JwtVerifier {
     async fn check(&self, token: &str) -> Result<String, Refusal> {
+        if let Some(subject) = self.cache.get(token) {
+            return Ok(subject);
+        }
+        let (subject, exp) = self.verify(token).await?;
+        self.cache.put(token, &subject, exp);
+        Ok(subject)
+    }
+
+    /// The full check: header, key, signature, claims, scope. The subject and `exp` when valid.
+    async fn verify(&self, token: &str) -> Result<(String, u64), Refusal> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| {
             Refusal::Invalid("the token is malformed or its algorithm is not allowed")
         })?;
@@ -189,9 +212,13 @@ impl JwtVerifier {
         if header.alg != alg {
             return Err(Refusal::Invalid("algorithm not allowed for this key"));
         }
-        let mut validation = self.validation.clone();
-        validation.algorithms = vec![alg];
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation)
+        let validation = self
+            .validations
+            .iter()
+            .find(|(a, _)| *a == alg)
+            .map(|(_, v)| v)
+            .ok_or(Refusal::Invalid("algorithm not allowed for this key"))?;
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, key, validation)
             .map_err(|e| Refusal::Invalid(describe_jwt_error(&e)))?;
         let claims = data.claims;
         let subject = claims
@@ -204,7 +231,73 @@ impl JwtVerifier {
         if !has_scope(&claims, self.scope_claim.as_deref(), &self.required_scope) {
             return Err(Refusal::Scope);
         }
-        Ok(subject.to_owned())
+        let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
+        Ok((subject.to_owned(), exp))
+    }
+}
+
+/// Verified tokens, kept at most `ttl` and never past their `exp` (plus the leeway). Bounded:
+/// when full, expired entries go, and if none had expired, all go. Only valid tokens with the
+/// scope are kept; a refused token is checked in full every time.
+struct TokenCache {
+    ttl: Duration,
+    leeway_s: u64,
+    entries: std::sync::Mutex<HashMap<String, CachedToken>>,
+}
+
+struct CachedToken {
+    subject: String,
+    /// Unix seconds after which the token is refused (`exp` + leeway).
+    until: u64,
+    cached_at: Instant,
+}
+
+const TOKEN_CACHE_CAPACITY: usize = 4096;
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl TokenCache {
+    fn new(ttl: Duration, leeway_s: u64) -> Self {
+        Self {
+            ttl,
+            leeway_s,
+            entries: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, token: &str) -> Option<String> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let entries = self.entries.lock().expect("token cache lock");
+        let hit = entries.get(token)?;
+        (hit.cached_at.elapsed() < self.ttl && unix_now() <= hit.until).then(|| hit.subject.clone())
+    }
+
+    fn put(&self, token: &str, subject: &str, exp: u64) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut entries = self.entries.lock().expect("token cache lock");
+        if entries.len() >= TOKEN_CACHE_CAPACITY {
+            let now = unix_now();
+            entries.retain(|_, c| c.cached_at.elapsed() < self.ttl && now <= c.until);
+            if entries.len() >= TOKEN_CACHE_CAPACITY {
+                entries.clear();
+            }
+        }
+        entries.insert(
+            token.to_owned(),
+            CachedToken {
+                subject: subject.to_owned(),
+                until: exp.saturating_add(self.leeway_s),
+                cached_at: Instant::now(),
+            },
+        );
     }
 }
 

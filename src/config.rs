@@ -99,6 +99,9 @@ pub struct AuthSettings {
     /// Claim holding the scopes; absent: `scope` (space-separated) or `scp` (array).
     pub scope_claim: Option<String>,
     pub leeway_s: u64,
+    /// A verified token is trusted again without a new check for at most this long (never past
+    /// its `exp`); 0: every request is checked in full.
+    pub cache_ttl_s: u64,
 }
 
 impl Default for AuthSettings {
@@ -117,6 +120,7 @@ impl Default for AuthSettings {
             required_scope: "clients:write".into(),
             scope_claim: None,
             leeway_s: 30,
+            cache_ttl_s: 60,
         }
     }
 }
@@ -191,6 +195,7 @@ pub struct Common {
     pub retry_base_delay_ms: u64,
     pub retry_max_delay_ms: u64,
     pub max_per_minute: Option<u32>,
+    pub max_connections: usize,
     pub circuit_failure_threshold: u32,
     pub circuit_cooldown_ms: u64,
 }
@@ -218,6 +223,9 @@ macro_rules! provider_settings {
             pub retry_max_delay_ms: u64,
             /// Outbound requests per minute at most (per replica); absent: no limit.
             pub max_per_minute: Option<u32>,
+            /// Requests in flight to this provider at most (per replica); more wait for a slot,
+            /// inside their timeout, before anything is sent.
+            pub max_connections: usize,
             /// Consecutive `unavailable`/`timeout` results that open the circuit.
             pub circuit_failure_threshold: u32,
             /// How long an open circuit refuses calls before one probe.
@@ -235,6 +243,7 @@ macro_rules! provider_settings {
                     retry_base_delay_ms: 100,
                     retry_max_delay_ms: 2_000,
                     max_per_minute: None,
+                    max_connections: 256,
                     circuit_failure_threshold: 5,
                     circuit_cooldown_ms: 30_000,
                     $( $field: $default, )*
@@ -252,6 +261,7 @@ macro_rules! provider_settings {
                     retry_base_delay_ms: self.retry_base_delay_ms,
                     retry_max_delay_ms: self.retry_max_delay_ms,
                     max_per_minute: self.max_per_minute,
+                    max_connections: self.max_connections,
                     circuit_failure_threshold: self.circuit_failure_threshold,
                     circuit_cooldown_ms: self.circuit_cooldown_ms,
                 }
@@ -441,6 +451,8 @@ impl Settings {
                 Some("max_attempts must be at least 1".to_owned())
             } else if c.max_per_minute == Some(0) {
                 Some("max_per_minute must be positive (omit it for no limit)".to_owned())
+            } else if c.max_connections == 0 {
+                Some("max_connections must be at least 1".to_owned())
             } else if c.circuit_failure_threshold == 0 {
                 Some("circuit_failure_threshold must be at least 1".to_owned())
             } else {

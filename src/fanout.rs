@@ -41,7 +41,7 @@ pub async fn fan_out(
         .into_iter()
         .map(|call| {
             let provider = call.provider;
-            let span = tracing::info_span!(
+            let span = tracing::debug_span!(
                 "provider_call",
                 provider = provider.as_str(),
                 request_id = request_id.as_str()
@@ -128,7 +128,7 @@ async fn run(target: Arc<Target>, plan: Plan, deadline: Instant) -> TargetResult
         result.credentials = plan.credentials.clone();
     }
     let error_kind = result.error.as_ref().map(|e| e.kind.as_str());
-    tracing::info!(
+    tracing::debug!(
         status = result.status.as_str(),
         provider_status = result.provider_status,
         error_kind,
@@ -183,6 +183,12 @@ async fn exchange(
                 Err(e) => return TargetResult::failed(TargetStatus::Failed, e),
             },
         };
+        // A slot among `max_connections`; waiting for it sends nothing.
+        let slot = target
+            .slots
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
         progress.in_flight = true;
         progress.attempts += 1;
         let sent = target
@@ -226,6 +232,7 @@ async fn exchange(
         };
         // Here the provider cannot have acted: nothing is in flight.
         progress.in_flight = false;
+        drop(slot);
         if progress.attempts >= target.retry.max_attempts {
             return result;
         }

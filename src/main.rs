@@ -115,7 +115,7 @@ fn token(config: Option<PathBuf>, sub: &str, scope: &str, ttl: Duration) -> Resu
 async fn serve(config: Option<PathBuf>, sandbox: bool) -> Result<(), StartError> {
     let bind_configured = std::env::var_os("CLIENTS_GATEWAY__SERVER__BIND").is_some();
     let mut settings = Settings::load(config.as_deref())?;
-    telemetry::init(&settings.telemetry)?;
+    let _log_writer = telemetry::init(&settings.telemetry)?;
     let mut banner = None;
     let _sandbox = if sandbox {
         let sandbox = Sandbox::start(SandboxOptions::default())?;

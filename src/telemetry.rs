@@ -1,19 +1,32 @@
-//! Logs: one JSON object per line (or text for a terminal), level from the configuration.
+//! Logs: one JSON object per line (or text for a terminal) on stdout, level from the
+//! configuration. Lines are written by a dedicated thread, so a slow stdout reader (a container
+//! log driver) does not stall the HTTP workers while the queue has room; none is dropped (a full
+//! queue waits).
 
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, TelemetrySettings};
 
+/// Lines queued for the writer thread at most; past it, the logging thread waits (a bound on
+/// memory when stdout is slower than the traffic).
+const LINES_IN_FLIGHT: usize = 1024;
+
 /// Installs the global subscriber; `RUST_LOG`, when set, wins over `telemetry.log_level`.
-pub fn init(settings: &TelemetrySettings) -> Result<(), String> {
+/// Keep the guard until the process ends: dropping it flushes the last lines.
+pub fn init(settings: &TelemetrySettings) -> Result<WorkerGuard, String> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(directive) if !directive.is_empty() => EnvFilter::try_new(directive),
         _ => EnvFilter::try_new(&settings.log_level),
     }
     .map_err(|e| format!("telemetry.log_level: {e}"))?;
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(LINES_IN_FLIGHT)
+        .finish(std::io::stdout());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stdout);
+        .with_writer(writer);
     let installed = match settings.log_format {
         LogFormat::Json => builder
             .json()
@@ -23,5 +36,6 @@ pub fn init(settings: &TelemetrySettings) -> Result<(), String> {
             .try_init(),
         LogFormat::Text => builder.try_init(),
     };
-    installed.map_err(|e| format!("cannot install the log subscriber: {e}"))
+    installed.map_err(|e| format!("cannot install the log subscriber: {e}"))?;
+    Ok(guard)
 }

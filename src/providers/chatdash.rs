@@ -73,12 +73,15 @@ struct ChatdashNewMember<'a> {
 
 #[derive(Debug)]
 pub struct Chatdash {
-    base_url: Url,
+    /// The create endpoint, built once from the base URL.
+    endpoint: Url,
 }
 
 impl Chatdash {
     pub fn new(base_url: Url) -> Self {
-        Self { base_url }
+        Self {
+            endpoint: join_url(&base_url, &["clients"]),
+        }
     }
 }
 
@@ -191,7 +194,7 @@ impl Adapter for Chatdash {
         };
         let body = serde_json::to_value(body).expect("plain struct serializes");
         Ok(Plan {
-            url: join_url(&self.base_url, &["clients"]),
+            url: self.endpoint.clone(),
             body,
             secret_pointers: &["/member/password"],
             credentials: generated.then_some(Credentials {

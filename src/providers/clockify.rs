@@ -44,15 +44,23 @@ struct ClockifyCreateClient<'a> {
 pub struct Clockify {
     base_url: Url,
     workspace_id: Option<String>,
+    /// The endpoint of the configured workspace, built once.
+    default_endpoint: Option<Url>,
 }
 
 impl Clockify {
     pub fn new(base_url: Url, workspace_id: Option<String>) -> Self {
+        let default_endpoint = workspace_id.as_deref().map(|w| endpoint(&base_url, w));
         Self {
             base_url,
             workspace_id,
+            default_endpoint,
         }
     }
+}
+
+fn endpoint(base_url: &Url, workspace: &str) -> Url {
+    join_url(base_url, &["v1", "workspaces", workspace, "clients"])
 }
 
 pub fn target(s: &ClockifySettings) -> Result<Result<Target, Unavailable>, String> {
@@ -99,7 +107,12 @@ impl Adapter for Clockify {
             note: client.note.as_deref(),
         };
         Ok(Plan {
-            url: join_url(&self.base_url, &["v1", "workspaces", &workspace, "clients"]),
+            url: match &self.default_endpoint {
+                Some(url) if self.workspace_id.as_deref() == Some(workspace.as_str()) => {
+                    url.clone()
+                }
+                _ => endpoint(&self.base_url, &workspace),
+            },
             body: serde_json::to_value(body).expect("plain struct serializes"),
             secret_pointers: &[],
             credentials: None,

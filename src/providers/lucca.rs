@@ -45,17 +45,14 @@ struct LuccaCreateClient<'a> {
 
 #[derive(Debug)]
 pub struct Lucca {
-    base_url: Url,
+    /// The create endpoint, built once from the base URL.
+    endpoint: Url,
     organization_id: Option<u64>,
     owner_id: Option<u64>,
 }
 
 pub fn target(s: &LuccaSettings) -> Result<Result<Target, Unavailable>, String> {
-    let adapter = Lucca {
-        base_url: s.base_url.clone(),
-        organization_id: s.organization_id,
-        owner_id: s.owner_id,
-    };
+    let adapter = Lucca::new(s.base_url.clone(), s.organization_id, s.owner_id);
     let auth = s
         .api_key
         .as_ref()
@@ -66,7 +63,7 @@ pub fn target(s: &LuccaSettings) -> Result<Result<Target, Unavailable>, String> 
 impl Lucca {
     pub fn new(base_url: Url, organization_id: Option<u64>, owner_id: Option<u64>) -> Self {
         Self {
-            base_url,
+            endpoint: join_url(&base_url, &["timmi-project", "api", "v4", "clients"]),
             organization_id,
             owner_id,
         }
@@ -126,7 +123,7 @@ impl Adapter for Lucca {
             organization_id,
         };
         Ok(Plan {
-            url: join_url(&self.base_url, &["timmi-project", "api", "v4", "clients"]),
+            url: self.endpoint.clone(),
             body: serde_json::to_value(body).expect("plain struct serializes"),
             secret_pointers: &[],
             credentials: None,

@@ -41,14 +41,15 @@ struct MissionxCreateClient<'a> {
 
 #[derive(Debug)]
 pub struct Missionx {
-    base_url: Url,
+    /// The create endpoint, built once from the base URL.
+    endpoint: Url,
     departments: Vec<String>,
 }
 
 impl Missionx {
     pub fn new(base_url: Url, departments: Vec<String>) -> Self {
         Self {
-            base_url,
+            endpoint: join_url(&base_url, &["clients"]),
             departments,
         }
     }
@@ -131,7 +132,7 @@ impl Adapter for Missionx {
             departments: &departments,
         };
         Ok(Plan {
-            url: join_url(&self.base_url, &["clients"]),
+            url: self.endpoint.clone(),
             body: serde_json::to_value(body).expect("plain struct serializes"),
             secret_pointers: &[],
             credentials: None,

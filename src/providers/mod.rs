@@ -344,6 +344,8 @@ pub struct Target {
     pub retry: RetryPolicy,
     pub breaker: CircuitBreaker,
     pub quota: Option<Quota>,
+    /// Slots for requests in flight to this provider (`max_connections`).
+    pub slots: tokio::sync::Semaphore,
 }
 
 impl fmt::Debug for Target {
@@ -406,6 +408,7 @@ pub fn http_client() -> Result<reqwest::Client, String> {
         .user_agent(concat!("clients-gateway/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(3))
         .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(64)
         .tcp_nodelay(true)
         // A create call is never replayed elsewhere: a redirect (usually a wrong base_url)
         // is reported, not followed.
@@ -453,6 +456,7 @@ pub fn build_target(
             .max_per_minute
             .and_then(std::num::NonZeroU32::new)
             .map(Quota::per_minute),
+        slots: tokio::sync::Semaphore::new(common.max_connections),
     }))
 }
 

@@ -71,14 +71,15 @@ struct PlusvibeWorkspacePermission<'a> {
 
 #[derive(Debug)]
 pub struct Plusvibe {
-    base_url: Url,
+    /// The create endpoint, built once from the base URL.
+    endpoint: Url,
     workspace_id: Option<String>,
 }
 
 impl Plusvibe {
     pub fn new(base_url: Url, workspace_id: Option<String>) -> Self {
         Self {
-            base_url,
+            endpoint: join_url(&base_url, &["client"]),
             workspace_id,
         }
     }
@@ -193,7 +194,7 @@ impl Adapter for Plusvibe {
             workspaces,
         };
         Ok(Plan {
-            url: join_url(&self.base_url, &["client"]),
+            url: self.endpoint.clone(),
             body: serde_json::to_value(body).expect("plain struct serializes"),
             secret_pointers: &[],
             credentials: None,

@@ -175,8 +175,13 @@ pub async fn create_client(
     let per_target: Vec<String> = results
         .iter()
         .map(|(p, r)| match &r.error {
-            Some(e) => format!("{p}={}:{}", r.status.as_str(), e.kind.as_str()),
-            None => format!("{p}={}", r.status.as_str()),
+            Some(e) => format!(
+                "{p}={}:{}/{}ms",
+                r.status.as_str(),
+                e.kind.as_str(),
+                r.duration_ms
+            ),
+            None => format!("{p}={}/{}ms", r.status.as_str(), r.duration_ms),
         })
         .collect();
     let replayed = results.values().filter(|r| r.replayed).count();

@@ -415,3 +415,22 @@ async fn oversized_headers_are_431() {
         .unwrap();
     assert_problem(response, 431).await;
 }
+
+#[tokio::test]
+async fn a_cached_token_is_still_refused_after_its_exp() {
+    let app = spawn_app_with(|s| {
+        s.auth.leeway_s = 0;
+        s.auth.cache_ttl_s = 60;
+    })
+    .await;
+    let token = hs(&json!({"sub": "a", "exp": now() + 2, "scope": "clients:write"}));
+    assert_eq!(attempt(&app, Some(&format!("Bearer {token}"))).await.0, 207);
+    assert_eq!(
+        attempt(&app, Some(&format!("Bearer {token}"))).await.0,
+        207,
+        "from the cache"
+    );
+    // Timestamps are whole seconds: the token is valid through the second of its `exp`.
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    assert_eq!(attempt(&app, Some(&format!("Bearer {token}"))).await.0, 401);
+}

@@ -224,3 +224,28 @@ async fn one_missionx_token_serves_twenty_concurrent_requests() {
         assert_eq!(answer["results"]["missionx"]["status"], "created");
     }
 }
+
+#[tokio::test]
+async fn max_connections_queues_the_requests_beyond_it() {
+    let app = spawn_app_with(|s| s.providers.clockify.max_connections = 1).await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(json!({"id": "c1"}))
+                .set_delay(Duration::from_millis(250)),
+        )
+        .expect(3)
+        .mount(&app.mocks.clockify)
+        .await;
+    let body = clockify_body();
+    let started = Instant::now();
+    let answers = join_all((0..3).map(|_| app.create(&body))).await;
+    for a in &answers {
+        assert_eq!(a["results"]["clockify"]["status"], "created");
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(750),
+        "one call at a time: {:?}",
+        started.elapsed()
+    );
+}
