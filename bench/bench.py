@@ -359,7 +359,7 @@ def write_report(f):
         "",
         "The gateway does more than nginx per request: it verifies the JWT, parses and validates the "
         "canonical body, builds the provider's body, parses the provider's answer and writes a 207 and "
-        "two log lines.",
+        "a log line.",
         "",
         "## 3. Fan-out throughput: five targets, upstream without delay",
         "",

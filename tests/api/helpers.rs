@@ -398,3 +398,51 @@ pub async fn post_keyed(
         serde_json::from_str(&text).unwrap_or(Value::String(text)),
     )
 }
+
+/// Runs the real binary with `--config`, output to `log` (or nowhere), and waits until it
+/// listens on `port`.
+pub async fn start_binary(
+    config: &std::path::Path,
+    port: u16,
+    log: Option<std::fs::File>,
+) -> std::process::Child {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_clients-gateway"));
+    command.arg("--config").arg(config).env_remove("RUST_LOG");
+    match log {
+        Some(file) => command.stdout(file.try_clone().unwrap()).stderr(file),
+        None => command.stdout(std::process::Stdio::null()),
+    };
+    let child = command.spawn().unwrap();
+    let started = std::time::Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the gateway did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child
+}
+
+/// Sends SIGTERM and waits (at most 10 s) for the process to exit.
+pub async fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            return exit;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gateway did not exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

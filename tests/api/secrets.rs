@@ -2,8 +2,7 @@
 //! `trace`; no marker may appear in a log line or in a dry-run answer, and generated passwords
 //! appear only in the one answer that created them.
 
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use wiremock::matchers::{method, path};
@@ -119,25 +118,7 @@ org_id = "org"
     )
     .unwrap();
     let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_clients-gateway"))
-        .arg("--config")
-        .arg(&config)
-        .env_remove("RUST_LOG")
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the gateway did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut child = start_binary(&config, port, Some(log)).await;
 
     let address = format!("http://127.0.0.1:{port}");
     let token = clients_gateway::auth::mint(
@@ -178,14 +159,7 @@ org_id = "org"
         "shown once"
     );
 
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "the gateway did not stop");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    terminate(&mut child).await;
     let logs = std::fs::read_to_string(dir.path().join("gateway.log")).unwrap();
     assert!(
         logs.contains("clients request finished"),

@@ -1,8 +1,7 @@
 //! SIGTERM during a slow fan-out: the in-flight request still gets its 207, then the process
 //! exits cleanly. Runs the real binary.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 use wiremock::matchers::method;
@@ -50,23 +49,7 @@ organization_id = 12
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_clients-gateway"))
-        .arg("--config")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the gateway did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut child = start_binary(&config, port, None).await;
 
     let address = format!("http://127.0.0.1:{port}");
     let request = tokio::spawn(async move {
@@ -80,27 +63,13 @@ organization_id = 12
         .await
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    let exit = tokio::spawn(async move { terminate(&mut child).await });
 
     let (status, answer) = request.await.unwrap();
     assert_eq!(status, 207, "{answer}");
     assert_eq!(answer["results"]["lucca"]["status"], "created");
 
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the gateway did not exit after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let exit = exit.await.unwrap();
     assert!(exit.success(), "{exit:?}");
     assert!(
         tokio::net::TcpStream::connect(("127.0.0.1", port))
