@@ -90,7 +90,7 @@ fn main() -> ExitCode {
             println!("{}", clients_gateway::openapi::document());
             Ok(())
         }
-        None => actix_web::rt::System::new().block_on(serve(cli.config, cli.sandbox)),
+        None => run(cli.config, cli.sandbox),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -112,15 +112,24 @@ fn token(config: Option<PathBuf>, sub: &str, scope: &str, ttl: Duration) -> Resu
     Ok(())
 }
 
-async fn serve(config: Option<PathBuf>, sandbox: bool) -> Result<(), StartError> {
-    let bind_configured = std::env::var_os("CLIENTS_GATEWAY__SERVER__BIND").is_some();
-    let mut settings = Settings::load(config.as_deref())?;
+/// Serves until stopped. The log writer outlives the actix system, whose threads log their own
+/// shutdown.
+fn run(config: Option<PathBuf>, sandbox: bool) -> Result<(), StartError> {
+    let settings = Settings::load(config.as_deref())?;
     let _log_writer = telemetry::init(&settings.telemetry)?;
+    let system = actix_web::rt::System::new();
+    let result = system.block_on(serve(settings, config.is_some(), sandbox));
+    drop(system);
+    result
+}
+
+async fn serve(mut settings: Settings, configured: bool, sandbox: bool) -> Result<(), StartError> {
+    let bind_configured = std::env::var_os("CLIENTS_GATEWAY__SERVER__BIND").is_some();
     let mut banner = None;
     let _sandbox = if sandbox {
         let sandbox = Sandbox::start(SandboxOptions::default())?;
         sandbox.configure(&mut settings);
-        if !bind_configured && config.is_none() {
+        if !bind_configured && !configured {
             settings.server.bind = "127.0.0.1:8080".into();
         }
         let secret = SecretString::from(dev_key());
