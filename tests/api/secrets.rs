@@ -166,6 +166,10 @@ org_id = "org"
         "the logs were captured"
     );
     assert!(logs.lines().count() > 50, "trace level logs a lot");
+    assert!(
+        !logs.contains("Unable to write an event"),
+        "every line, the shutdown's included, reaches the log"
+    );
 
     let mut secrets: Vec<&str> = MARKERS.to_vec();
     secrets.push(&generated);
