@@ -10,7 +10,7 @@ use rand::Rng;
 use tokio::time::Instant;
 
 use crate::providers::{ErrorKind, ProviderId};
-use crate::results::{TargetResult, TargetStatus};
+use crate::results::TargetResult;
 
 pub const CIRCUIT_STATE: &str = "clients_gateway_circuit_state";
 
@@ -27,16 +27,15 @@ pub enum Health {
 
 impl Health {
     pub fn of(result: &TargetResult) -> Self {
-        match (&result.error, result.status) {
-            (None, _) => Health::Up,
-            (Some(e), _) if matches!(e.kind, ErrorKind::Unavailable | ErrorKind::Timeout) => {
+        match &result.error {
+            None => Health::Up,
+            // Nothing reached the provider (a wait for a connection slot, the quota, the token
+            // request): nothing was learnt about it.
+            Some(_) if result.attempts == 0 => Health::Unknown,
+            Some(e) if matches!(e.kind, ErrorKind::Unavailable | ErrorKind::Timeout) => {
                 Health::Down
             }
-            (Some(_), _) if result.attempts == 0 => Health::Unknown,
-            (Some(_), TargetStatus::Created | TargetStatus::Failed | TargetStatus::Unknown) => {
-                Health::Up
-            }
-            (Some(_), TargetStatus::Planned) => Health::Unknown,
+            Some(_) => Health::Up,
         }
     }
 }
@@ -241,6 +240,32 @@ mod tests {
         assert_eq!(b.acquire(), Ok(Permit::Probe));
         b.record(Permit::Probe, Health::Up);
         assert_eq!(b.acquire(), Ok(Permit::Call), "a good probe closes it");
+    }
+
+    #[test]
+    fn only_what_reached_the_provider_tells_its_health() {
+        use crate::providers::ProviderError;
+        use crate::results::TargetStatus;
+        let result = |kind: ErrorKind, attempts: u32| TargetResult {
+            attempts,
+            ..TargetResult::failed(TargetStatus::Failed, ProviderError::new(kind, "x"))
+        };
+        assert_eq!(Health::of(&result(ErrorKind::Timeout, 1)), Health::Down);
+        assert_eq!(Health::of(&result(ErrorKind::Unavailable, 2)), Health::Down);
+        assert_eq!(
+            Health::of(&result(ErrorKind::Timeout, 0)),
+            Health::Unknown,
+            "a wait for a connection slot that timed out says nothing about the provider"
+        );
+        assert_eq!(
+            Health::of(&result(ErrorKind::RateLimited, 0)),
+            Health::Unknown
+        );
+        assert_eq!(Health::of(&result(ErrorKind::Conflict, 1)), Health::Up);
+        assert_eq!(
+            Health::of(&TargetResult::new(TargetStatus::Created)),
+            Health::Up
+        );
     }
 
     #[test]
