@@ -57,18 +57,23 @@ pub async fn fan_out(
     for (provider, task) in tasks {
         let result = task.await.unwrap_or_else(|e| {
             tracing::error!(provider = %provider, error = %e, "provider call panicked");
-            TargetResult::failed(
-                TargetStatus::Unknown,
-                ProviderError::new(
-                    ErrorKind::Internal,
-                    "internal error while calling the provider; the client may have been created",
-                ),
-            )
+            panicked()
         });
         crate::metrics::provider_result(provider, &result);
         results.insert(provider, result);
     }
     results
+}
+
+/// The result of a target whose call ended in a bug (a panic): it may have been sent.
+pub fn panicked() -> TargetResult {
+    TargetResult::failed(
+        TargetStatus::Unknown,
+        ProviderError::new(
+            ErrorKind::Internal,
+            "internal error while calling the provider; the client may have been created",
+        ),
+    )
 }
 
 /// What a dry run shows for a target: the request it would send, secrets redacted.

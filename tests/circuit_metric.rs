@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use helpers::*;
 use serde_json::json;
-use wiremock::matchers::method;
-use wiremock::{Mock, ResponseTemplate};
+use wiremock::ResponseTemplate;
 
 async fn circuit_state(app: &TestApp) -> Option<String> {
     let text = app
@@ -35,17 +34,15 @@ async fn the_circuit_state_is_exported() {
         c.circuit_cooldown_ms = 300;
     })
     .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(500))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&app.mocks.clockify)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "c1"})))
-        .with_priority(2)
-        .mount(&app.mocks.clockify)
-        .await;
+    answer_first_then(
+        &app.mocks.clockify,
+        None,
+        ResponseTemplate::new(500),
+        1,
+        ResponseTemplate::new(201).set_body_json(json!({"id": "c1"})),
+        1,
+    )
+    .await;
     let body = one_target("clockify", json!({}));
 
     assert_eq!(circuit_state(&app).await.as_deref(), Some("0"), "closed");

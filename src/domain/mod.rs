@@ -7,7 +7,6 @@ pub mod schema;
 pub mod text;
 
 pub use client::{Contact, NewClient};
-pub use text::{is_valid_domain, is_valid_email};
 
 use serde::Deserialize;
 use utoipa::ToSchema;

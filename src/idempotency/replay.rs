@@ -118,6 +118,11 @@ pub async fn run(
             (id, Vec::new())
         }
     };
+    let providers: Vec<ProviderId> = settled
+        .keys()
+        .copied()
+        .chain(to_send.iter().map(|c| c.provider))
+        .collect();
     let task = tokio::spawn(async move {
         let fresh = if to_send.is_empty() {
             BTreeMap::new()
@@ -150,7 +155,11 @@ pub async fn run(
     });
     let results = task.await.unwrap_or_else(|e| {
         tracing::error!(error = %e, "keyed fan-out task failed");
-        BTreeMap::new()
+        // A bug: still one result per target, none of them claiming to know.
+        providers
+            .into_iter()
+            .map(|p| (p, fanout::panicked()))
+            .collect()
     });
     Ok((operation_id, results))
 }

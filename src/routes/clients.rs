@@ -271,16 +271,16 @@ fn parse(body: &[u8]) -> Result<CreateClientRequest, ApiError> {
 fn validate(request: &CreateClientRequest, registry: &Registry) -> Result<Vec<Call>, ApiError> {
     let mut errors = Vec::new();
     let client = NewClient::parse(request.client.as_ref(), &mut errors);
-    let known = ProviderId::ALL.map(ProviderId::as_str).join(", ");
+    let known = || ProviderId::ALL.map(ProviderId::as_str).join(", ");
     let mut calls = Vec::new();
     match &request.targets {
         None => errors.push(FieldError::new(
             "/targets",
-            format!("is required: select at least one of {known}"),
+            format!("is required: select at least one of {}", known()),
         )),
         Some(t) if t.is_empty() => errors.push(FieldError::new(
             "/targets",
-            format!("select at least one of {known}"),
+            format!("select at least one of {}", known()),
         )),
         Some(targets) => {
             for (name, options) in targets {
@@ -288,7 +288,7 @@ fn validate(request: &CreateClientRequest, registry: &Registry) -> Result<Vec<Ca
                 let Some(provider) = ProviderId::parse(name) else {
                     errors.push(FieldError::new(
                         pointer,
-                        format!("unknown target; known targets: {known}"),
+                        format!("unknown target; known targets: {}", known()),
                     ));
                     continue;
                 };

@@ -446,3 +446,29 @@ pub async fn terminate(child: &mut std::process::Child) -> std::process::ExitSta
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// POST mocks on `server` (at `at`, or any path): `first` for the first `n` calls, `then` after;
+/// each expects exactly `n` and `then_calls` calls.
+pub async fn answer_first_then(
+    server: &MockServer,
+    at: Option<&str>,
+    first: ResponseTemplate,
+    n: u64,
+    then: ResponseTemplate,
+    then_calls: u64,
+) {
+    use wiremock::matchers::{method, path};
+    for (response, priority, times) in [(first, 1, Some(n)), (then, 2, None)] {
+        let mut mock = match at {
+            Some(at) => Mock::given(method("POST")).and(path(at)),
+            None => Mock::given(method("POST")),
+        }
+        .respond_with(response)
+        .with_priority(priority);
+        mock = match times {
+            Some(n) => mock.up_to_n_times(n).expect(n),
+            None => mock.expect(then_calls),
+        };
+        mock.mount(server).await;
+    }
+}

@@ -130,23 +130,15 @@ async fn a_replay_sends_only_the_failed_targets_again() {
         .expect(1)
         .mount(&app.mocks.lucca)
         .await;
-    Mock::given(method("POST"))
-        .and(path(CLOCKIFY))
-        .respond_with(
-            ResponseTemplate::new(500).set_body_json(json!({"message": "boom", "code": 1})),
-        )
-        .up_to_n_times(1)
-        .with_priority(1)
-        .expect(1)
-        .mount(&app.mocks.clockify)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(CLOCKIFY))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "c2"})))
-        .with_priority(2)
-        .expect(1)
-        .mount(&app.mocks.clockify)
-        .await;
+    answer_first_then(
+        &app.mocks.clockify,
+        Some(CLOCKIFY),
+        ResponseTemplate::new(500).set_body_json(json!({"message": "boom", "code": 1})),
+        1,
+        ResponseTemplate::new(201).set_body_json(json!({"id": "c2"})),
+        1,
+    )
+    .await;
     let body = json!({"client": minimal_client(), "targets": {"lucca": {}, "clockify": {}}});
 
     let (s1, first) = post_keyed(

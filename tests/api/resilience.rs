@@ -56,21 +56,15 @@ async fn a_refused_connection_is_retried_and_then_succeeds() {
 #[tokio::test]
 async fn a_503_with_retry_after_is_retried_after_the_delay() {
     let app = spawn_app().await;
-    Mock::given(method("POST"))
-        .and(path(CLOCKIFY))
-        .respond_with(ResponseTemplate::new(503).insert_header("retry-after", "1"))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .expect(1)
-        .mount(&app.mocks.clockify)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(CLOCKIFY))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "c1"})))
-        .with_priority(2)
-        .expect(1)
-        .mount(&app.mocks.clockify)
-        .await;
+    answer_first_then(
+        &app.mocks.clockify,
+        Some(CLOCKIFY),
+        ResponseTemplate::new(503).insert_header("retry-after", "1"),
+        1,
+        ResponseTemplate::new(201).set_body_json(json!({"id": "c1"})),
+        1,
+    )
+    .await;
 
     let started = Instant::now();
     let answer = app.create(&clockify_body()).await;
@@ -142,19 +136,15 @@ async fn the_circuit_opens_after_the_threshold_and_closes_after_a_good_probe() {
         c.circuit_cooldown_ms = 500;
     })
     .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(500))
-        .up_to_n_times(2)
-        .with_priority(1)
-        .expect(2)
-        .mount(&app.mocks.clockify)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "c1"})))
-        .with_priority(2)
-        .expect(2)
-        .mount(&app.mocks.clockify)
-        .await;
+    answer_first_then(
+        &app.mocks.clockify,
+        None,
+        ResponseTemplate::new(500),
+        2,
+        ResponseTemplate::new(201).set_body_json(json!({"id": "c1"})),
+        2,
+    )
+    .await;
 
     for _ in 0..2 {
         let answer = app.create(&clockify_body()).await;
