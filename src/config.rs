@@ -243,7 +243,7 @@ macro_rules! provider_settings {
                     retry_base_delay_ms: 100,
                     retry_max_delay_ms: 2_000,
                     max_per_minute: None,
-                    max_connections: 256,
+                    max_connections: 64,
                     circuit_failure_threshold: 5,
                     circuit_cooldown_ms: 30_000,
                     $( $field: $default, )*

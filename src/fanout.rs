@@ -13,7 +13,8 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::providers::{
-    describe_transport, redact, Auth, ErrorKind, Plan, ProviderError, ProviderId, Target,
+    describe_transport, redact, Auth, Credentials, ErrorKind, Plan, ProviderError, ProviderId,
+    Target,
 };
 use crate::request_id::RequestId;
 use crate::resilience::Health;
@@ -46,9 +47,10 @@ pub async fn fan_out(
                 provider = provider.as_str(),
                 request_id = request_id.as_str()
             );
+            let request = Outbound::from(call.plan);
             (
                 provider,
-                tokio::spawn(run(call.target, call.plan, deadline).instrument(span)),
+                tokio::spawn(run(call.target, request, deadline).instrument(span)),
             )
         })
         .collect();
@@ -95,6 +97,24 @@ pub fn planned(target: &Target, plan: &Plan) -> TargetResult {
     }
 }
 
+/// A plan as it goes on the wire: the body serialized once, the JSON tree dropped (a call may
+/// wait for a connection slot; what it keeps meanwhile should be small).
+struct Outbound {
+    url: url::Url,
+    body: Bytes,
+    credentials: Option<Credentials>,
+}
+
+impl From<Plan> for Outbound {
+    fn from(plan: Plan) -> Self {
+        Self {
+            body: Bytes::from(serde_json::to_vec(&plan.body).expect("a JSON value serializes")),
+            url: plan.url,
+            credentials: plan.credentials,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Progress {
     /// A request is on its way to the provider's create endpoint and may be acted on.
@@ -102,7 +122,7 @@ struct Progress {
     attempts: u32,
 }
 
-async fn run(target: Arc<Target>, plan: Plan, deadline: Instant) -> TargetResult {
+async fn run(target: Arc<Target>, request: Outbound, deadline: Instant) -> TargetResult {
     let started = Instant::now();
     let budget = target
         .timeout
@@ -120,7 +140,8 @@ async fn run(target: Arc<Target>, plan: Plan, deadline: Instant) -> TargetResult
             let mut progress = Progress::default();
             let until = started + budget;
             let outcome =
-                tokio::time::timeout(budget, exchange(&target, &plan, until, &mut progress)).await;
+                tokio::time::timeout(budget, exchange(&target, &request, until, &mut progress))
+                    .await;
             let mut result = outcome.unwrap_or_else(|_| timed_out(budget, progress.in_flight));
             result.attempts = progress.attempts;
             target.breaker.record(permit, Health::of(&result));
@@ -130,7 +151,7 @@ async fn run(target: Arc<Target>, plan: Plan, deadline: Instant) -> TargetResult
     result.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     if result.status == TargetStatus::Unknown && result.credentials.is_none() {
         // The member may exist with the password the gateway chose: the caller needs it.
-        result.credentials = plan.credentials.clone();
+        result.credentials = request.credentials.clone();
     }
     let error_kind = result.error.as_ref().map(|e| e.kind.as_str());
     tracing::debug!(
@@ -169,11 +190,10 @@ fn timed_out(budget: Duration, in_flight: bool) -> TargetResult {
 /// 429 or 503 answer), with jittered backoff or the provider's `Retry-After`, never past `until`.
 async fn exchange(
     target: &Target,
-    plan: &Plan,
+    request: &Outbound,
     until: Instant,
     progress: &mut Progress,
 ) -> TargetResult {
-    let body = Bytes::from(serde_json::to_vec(&plan.body).expect("a JSON value serializes"));
     let mut token_refreshed = false;
     loop {
         if let Some(quota) = &target.quota {
@@ -183,7 +203,7 @@ async fn exchange(
         }
         let (auth_name, auth_value) = match &target.auth {
             Auth::Header(name, value, _) => (name.clone(), value.clone()),
-            Auth::OAuth2(source) => match source.authorization().await {
+            Auth::OAuth2(source) => match Box::pin(source.authorization()).await {
                 Ok(value) => (AUTHORIZATION, value),
                 Err(e) => return TargetResult::failed(TargetStatus::Failed, e),
             },
@@ -196,15 +216,19 @@ async fn exchange(
             .expect("the semaphore is never closed");
         progress.in_flight = true;
         progress.attempts += 1;
-        let sent = target
-            .http
-            .post(plan.url.clone())
-            .header(auth_name, auth_value.clone())
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .header(ACCEPT, HeaderValue::from_static("application/json"))
-            .body(body.clone())
-            .send()
-            .await;
+        // The exchange itself is boxed: only calls under way hold its (large) state, not the
+        // ones waiting for a slot.
+        let sent = Box::pin(
+            target
+                .http()
+                .post(request.url.clone())
+                .header(auth_name, auth_value.clone())
+                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                .header(ACCEPT, HeaderValue::from_static("application/json"))
+                .body(request.body.clone())
+                .send(),
+        )
+        .await;
         let (result, retry_after) = match sent {
             Err(e) => {
                 let result = transport_failure(&e);
@@ -219,13 +243,13 @@ async fn exchange(
                     if let Auth::OAuth2(source) = &target.auth {
                         // The token was refused, so nothing was created: refresh it once.
                         progress.in_flight = false;
-                        source.invalidate(&auth_value).await;
+                        Box::pin(source.invalidate(&auth_value)).await;
                         token_refreshed = true;
                         continue;
                     }
                 }
                 let retry_after = retry_after(response.headers());
-                let result = read_answer(target, plan, response).await;
+                let result = Box::pin(read_answer(target, &request.credentials, response)).await;
                 if !matches!(
                     status,
                     StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
@@ -252,7 +276,7 @@ async fn exchange(
             pause_ms = pause.as_millis() as u64,
             "retrying"
         );
-        tokio::time::sleep(pause).await;
+        Box::pin(tokio::time::sleep(pause)).await;
     }
 }
 
@@ -289,7 +313,7 @@ fn transport_failure(e: &reqwest::Error) -> TargetResult {
 
 async fn read_answer(
     target: &Target,
-    plan: &Plan,
+    credentials: &Option<Credentials>,
     mut response: reqwest::Response,
 ) -> TargetResult {
     let status = response.status();
@@ -349,7 +373,7 @@ async fn read_answer(
             Ok(created) => TargetResult {
                 provider_status: Some(code),
                 provider_client_id: created.id,
-                credentials: created.credentials.or_else(|| plan.credentials.clone()),
+                credentials: created.credentials.or_else(|| credentials.clone()),
                 response: Some(redact(json, adapter.response_secrets())),
                 ..TargetResult::new(TargetStatus::Created)
             },

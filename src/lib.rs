@@ -6,6 +6,7 @@ pub mod config;
 pub mod domain;
 pub mod fanout;
 pub mod idempotency;
+pub mod ids;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;

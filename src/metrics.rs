@@ -44,10 +44,30 @@ pub fn handle() -> PrometheusHandle {
                 tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
             }
             describe();
+            // Histogram samples are folded into their buckets on upkeep; without a regular
+            // upkeep they would pile up between scrapes (or forever, if nobody scrapes).
+            let upkeep = upkeep_loop(&handle);
+            if let Err(e) = std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(upkeep)
+            {
+                tracing::warn!(error = %e, "cannot start the metrics upkeep thread");
+            }
             handle
         })
         .clone()
 }
+
+/// Every few seconds, folds recorded samples into the histograms.
+fn upkeep_loop(handle: &PrometheusHandle) -> impl FnOnce() + Send + 'static {
+    let handle = handle.clone();
+    move || loop {
+        std::thread::sleep(UPKEEP_EVERY);
+        handle.run_upkeep();
+    }
+}
+
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
 fn describe() {
     metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests answered, by route and status");

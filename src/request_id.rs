@@ -23,7 +23,7 @@ pub struct RequestId(Arc<str>);
 
 impl RequestId {
     pub fn generate() -> Self {
-        Self(uuid::Uuid::now_v7().to_string().into())
+        Self(crate::ids::v7().to_string().into())
     }
 
     /// Accepts 1–128 visible ASCII characters; anything else could corrupt logs or headers.

@@ -23,7 +23,12 @@ pub fn init(settings: &TelemetrySettings) -> Result<WorkerGuard, String> {
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(false)
         .buffered_lines_limit(LINES_IN_FLIGHT)
-        .finish(std::io::stdout());
+        // The writer thread writes every line it finds queued, then flushes: one write for a
+        // burst of lines, not one per line.
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stdout(),
+        ));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);

@@ -113,7 +113,7 @@ pub struct Lease {
 impl Lease {
     pub fn new() -> Self {
         Self {
-            owner: uuid::Uuid::new_v4().to_string(),
+            owner: crate::ids::v4().to_string(),
         }
     }
 }

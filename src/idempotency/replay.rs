@@ -92,7 +92,7 @@ pub async fn run(
     let (operation_id, to_send) = match claim {
         Claim::InFlight => return Err(Refusal::InFlight),
         Claim::Mismatch => return Err(Refusal::Mismatch),
-        Claim::New => (uuid::Uuid::now_v7(), calls),
+        Claim::New => (crate::ids::v7(), calls),
         Claim::Finished(record) => {
             let mut to_send = Vec::new();
             for call in calls {
@@ -114,7 +114,7 @@ pub async fn run(
                 };
                 settled.insert(call.provider, result);
             }
-            let id = record.map_or_else(uuid::Uuid::now_v7, |r| r.operation_id);
+            let id = record.map_or_else(crate::ids::v7, |r| r.operation_id);
             (id, Vec::new())
         }
     };

@@ -64,7 +64,7 @@ pub fn target(s: &MissionxSettings) -> Result<Result<Target, Unavailable>, Strin
         )),
         (None, Some(client_id), Some(secret)) => {
             Some(Ok(Auth::OAuth2(Arc::new(TokenSource::new(
-                http_client()?,
+                http_client(1)?,
                 s.token_url.clone(),
                 client_id.clone(),
                 secret.clone(),

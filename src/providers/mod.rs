@@ -334,11 +334,15 @@ impl Auth {
     }
 }
 
-/// An adapter with what it needs to be called: its HTTP client (built once, keep-alive), its
-/// timeout and its credentials.
+/// An adapter with what it needs to be called: its HTTP clients (keep-alive), its timeout and
+/// its credentials.
 pub struct Target {
     pub adapter: Box<dyn Adapter>,
-    pub http: reqwest::Client,
+    /// One outbound client per worker thread, built on first use: a worker's calls go through
+    /// connections driven by its own runtime, without waking another thread.
+    http: thread_local::ThreadLocal<reqwest::Client>,
+    /// Idle keep-alive connections kept per worker thread.
+    max_idle: usize,
     pub timeout: Duration,
     pub auth: Auth,
     pub retry: RetryPolicy,
@@ -346,6 +350,14 @@ pub struct Target {
     pub quota: Option<Quota>,
     /// Slots for requests in flight to this provider (`max_connections`).
     pub slots: tokio::sync::Semaphore,
+}
+
+impl Target {
+    /// This thread's outbound client for the provider.
+    pub fn http(&self) -> &reqwest::Client {
+        self.http
+            .get_or(|| http_client(self.max_idle).expect("the HTTP client was built once at start"))
+    }
 }
 
 impl fmt::Debug for Target {
@@ -403,12 +415,12 @@ impl Registry {
 }
 
 /// The outbound HTTP client of one provider, built once.
-pub fn http_client() -> Result<reqwest::Client, String> {
+pub fn http_client(max_idle: usize) -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .user_agent(concat!("clients-gateway/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(3))
         .pool_idle_timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(64)
+        .pool_max_idle_per_host(max_idle)
         .tcp_nodelay(true)
         // A create call is never replayed elsewhere: a redirect (usually a wrong base_url)
         // is reported, not followed.
@@ -439,7 +451,13 @@ pub fn build_target(
     let auth = auth.map_err(|e| format!("providers.{id}: {e}"))?;
     Ok(Ok(Target {
         adapter: Box::new(adapter),
-        http: http_client()?,
+        http: {
+            // Built once here so that a client that cannot be built stops the start.
+            let http = thread_local::ThreadLocal::new();
+            http_client(common.max_connections)?;
+            http
+        },
+        max_idle: common.max_connections,
         timeout: Duration::from_millis(common.timeout_ms),
         auth,
         retry: RetryPolicy {

@@ -141,10 +141,10 @@ pub async fn create_client(
                 .iter()
                 .map(|c| (c.provider, fanout::planned(&c.target, &c.plan)))
                 .collect();
-            (uuid::Uuid::now_v7(), planned)
+            (crate::ids::v7(), planned)
         }
         (false, None) => (
-            uuid::Uuid::now_v7(),
+            crate::ids::v7(),
             fanout::fan_out(calls, deadline, &request_id).await,
         ),
         (false, Some(key)) => {
