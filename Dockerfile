@@ -6,6 +6,10 @@
 ARG RUST_VERSION=1.95
 
 FROM rust:${RUST_VERSION}-slim-bookworm AS chef
+# make builds jemalloc (the gateway's allocator).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends make=4.3-4.1 \
+ && rm -rf /var/lib/apt/lists/*
 RUN cargo install cargo-chef --locked --version 0.1.71
 WORKDIR /app
 

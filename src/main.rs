@@ -10,6 +10,12 @@ use clients_gateway::{auth, telemetry};
 use rand::Rng;
 use secrecy::SecretString;
 
+/// jemalloc: fewer instructions per allocation than glibc's malloc on the request path, and no
+/// more memory at the peak (BENCHMARKS.md).
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// One POST /clients that creates a client in Lucca Project, Clockify, PlusVibe, ChatDash and
 /// missionX at once, answering 207 Multi-Status.
 #[derive(Parser)]
