@@ -46,10 +46,13 @@ pub fn handle() -> PrometheusHandle {
             describe();
             // Histogram samples are folded into their buckets on upkeep; without a regular
             // upkeep they would pile up between scrapes (or forever, if nobody scrapes).
-            let upkeep = upkeep_loop(&handle);
+            let upkeep = handle.clone();
             if let Err(e) = std::thread::Builder::new()
                 .name("metrics-upkeep".into())
-                .spawn(upkeep)
+                .spawn(move || loop {
+                    std::thread::sleep(UPKEEP_EVERY);
+                    upkeep.run_upkeep();
+                })
             {
                 tracing::warn!(error = %e, "cannot start the metrics upkeep thread");
             }
@@ -58,15 +61,7 @@ pub fn handle() -> PrometheusHandle {
         .clone()
 }
 
-/// Every few seconds, folds recorded samples into the histograms.
-fn upkeep_loop(handle: &PrometheusHandle) -> impl FnOnce() + Send + 'static {
-    let handle = handle.clone();
-    move || loop {
-        std::thread::sleep(UPKEEP_EVERY);
-        handle.run_upkeep();
-    }
-}
-
+/// How often recorded samples are folded into the histograms.
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
 fn describe() {

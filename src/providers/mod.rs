@@ -449,14 +449,12 @@ pub fn build_target(
         ))));
     };
     let auth = auth.map_err(|e| format!("providers.{id}: {e}"))?;
+    // One client built here, and dropped: a client that cannot be built stops the start, not
+    // a worker's first call.
+    http_client(common.max_connections)?;
     Ok(Ok(Target {
         adapter: Box::new(adapter),
-        http: {
-            // Built once here so that a client that cannot be built stops the start.
-            let http = thread_local::ThreadLocal::new();
-            http_client(common.max_connections)?;
-            http
-        },
+        http: thread_local::ThreadLocal::new(),
         max_idle: common.max_connections,
         timeout: Duration::from_millis(common.timeout_ms),
         auth,
