@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use url::Url;
@@ -79,11 +79,7 @@ async fn start_prism(file: &str) -> PrismMock {
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("openapi.yaml");
     std::fs::write(&spec, openapi_of(file)).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let log = std::fs::File::create(dir.path().join("prism.log")).unwrap();
     let child = Command::new(prism())
         .args(["mock", "-h", "127.0.0.1", "-p", &port.to_string()])
@@ -98,18 +94,11 @@ async fn start_prism(file: &str) -> PrismMock {
         url: format!("http://127.0.0.1:{port}"),
         _dir: dir,
     };
-    let started = Instant::now();
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "Prism did not listen within 60 s: {}",
-            std::fs::read_to_string(mock._dir.path().join("prism.log")).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    assert!(
+        listens_within(port, Duration::from_secs(60)).await,
+        "Prism did not listen within 60 s: {}",
+        std::fs::read_to_string(mock._dir.path().join("prism.log")).unwrap_or_default()
+    );
     mock
 }
 

@@ -288,12 +288,33 @@ pub async fn hang_up_server() -> (String, Arc<Mutex<usize>>) {
     (address, seen)
 }
 
+/// A loopback port nothing listens on (at the time of the call).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// An address where nothing listens (connection refused).
 pub fn closed_address() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = format!("http://{}", listener.local_addr().unwrap());
-    drop(listener);
-    address
+    format!("http://127.0.0.1:{}", free_port())
+}
+
+/// Waits until something accepts connections on loopback `port`; `false` after `within`.
+pub async fn listens_within(port: u16, within: Duration) -> bool {
+    let started = std::time::Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        if started.elapsed() > within {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    true
 }
 
 /// Starts another gateway with `settings` (e.g. a second replica on the same mocks).
@@ -330,11 +351,7 @@ impl RedisServer {
 
     /// Starts it with extra `redis-server` arguments (e.g. `--requirepass`).
     pub async fn start_with(extra: &[&str]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let child = std::process::Command::new("redis-server")
             .args([
                 "--port",
@@ -350,17 +367,10 @@ impl RedisServer {
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("redis-server is needed for the Redis tests: run `bash .ci/install-tools`");
-        let started = std::time::Instant::now();
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "redis-server did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        assert!(
+            listens_within(port, Duration::from_secs(10)).await,
+            "redis-server did not start"
+        );
         Self {
             child,
             url: format!("redis://127.0.0.1:{port}/0"),
@@ -413,17 +423,10 @@ pub async fn start_binary(
         None => command.stdout(std::process::Stdio::null()),
     };
     let child = command.spawn().unwrap();
-    let started = std::time::Instant::now();
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the gateway did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert!(
+        listens_within(port, Duration::from_secs(10)).await,
+        "the gateway did not start"
+    );
     child
 }
 

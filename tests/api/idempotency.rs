@@ -141,30 +141,18 @@ async fn a_replay_sends_only_the_failed_targets_again() {
     .await;
     let body = json!({"client": minimal_client(), "targets": {"lucca": {}, "clockify": {}}});
 
-    let (s1, first) = post_keyed(
-        &app.http,
-        &app.address,
-        &app.token,
-        Some("k-partial"),
-        &body,
-    )
-    .await;
-    let (s2, second) = post_keyed(
-        &app.http,
-        &app.address,
-        &app.token,
-        Some("k-partial"),
-        &body,
-    )
-    .await;
-    let (s3, third) = post_keyed(
-        &app.http,
-        &app.address,
-        &app.token,
-        Some("k-partial"),
-        &body,
-    )
-    .await;
+    let send = || {
+        post_keyed(
+            &app.http,
+            &app.address,
+            &app.token,
+            Some("k-partial"),
+            &body,
+        )
+    };
+    let (s1, first) = send().await;
+    let (s2, second) = send().await;
+    let (s3, third) = send().await;
 
     assert_eq!((s1, s2, s3), (207, 207, 207));
     assert_eq!(first["outcome"], "partial");

@@ -20,9 +20,7 @@ fn clockify_body() -> serde_json::Value {
 #[tokio::test]
 async fn a_refused_connection_is_retried_and_then_succeeds() {
     // The provider's port is closed at first and opens while the gateway backs off.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = listener.local_addr().unwrap();
-    drop(listener);
+    let address = format!("127.0.0.1:{}", free_port());
     let app = spawn_app_with(|s| {
         let c = &mut s.providers.clockify;
         c.base_url = Url::parse(&format!("http://{address}/api")).unwrap();

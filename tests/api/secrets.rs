@@ -65,11 +65,7 @@ async fn no_secret_reaches_a_log_line_or_a_dry_run() {
         .mount(&mocks.missionx)
         .await;
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("chatdash.key"), format!("{chatdash_key}\n")).unwrap();
     let config = dir.path().join("gateway.toml");

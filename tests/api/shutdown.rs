@@ -21,11 +21,7 @@ async fn sigterm_lets_the_in_flight_fan_out_finish() {
         .expect(1)
         .mount(&lucca)
         .await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("gateway.toml");
     std::fs::write(
