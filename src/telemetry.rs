@@ -1,9 +1,13 @@
 //! Logs: one JSON object per line (or text for a terminal) on stdout, level from the
 //! configuration. Lines are written by a dedicated thread, so a slow stdout reader (a container
 //! log driver) does not stall the HTTP workers while the queue has room; none is dropped (a full
-//! queue waits).
+//! queue waits). Once the writer thread is stopped (at exit), lines that threads still shutting
+//! down emit go to stdout directly.
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
+use tracing_subscriber::fmt::writer::MakeWriterExt;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, TelemetrySettings};
@@ -12,9 +16,24 @@ use crate::config::{LogFormat, TelemetrySettings};
 /// memory when stdout is slower than the traffic).
 const LINES_IN_FLIGHT: usize = 1024;
 
+/// Set when the writer thread stops: later lines bypass the queue.
+static WRITER_STOPPED: AtomicBool = AtomicBool::new(false);
+
+/// Keeps the writer thread; dropping it writes out the queued lines and stops the thread.
+pub struct LogGuard(Option<WorkerGuard>);
+
+impl Drop for LogGuard {
+    fn drop(&mut self) {
+        // Threads that are still stopping (the HTTP workers, their connections) may log after
+        // this point: their lines go to stdout directly rather than to a closed queue.
+        WRITER_STOPPED.store(true, Ordering::Release);
+        drop(self.0.take());
+    }
+}
+
 /// Installs the global subscriber; `RUST_LOG`, when set, wins over `telemetry.log_level`.
 /// Keep the guard until the process ends: dropping it flushes the last lines.
-pub fn init(settings: &TelemetrySettings) -> Result<WorkerGuard, String> {
+pub fn init(settings: &TelemetrySettings) -> Result<LogGuard, String> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(directive) if !directive.is_empty() => EnvFilter::try_new(directive),
         _ => EnvFilter::try_new(&settings.log_level),
@@ -29,6 +48,9 @@ pub fn init(settings: &TelemetrySettings) -> Result<WorkerGuard, String> {
             64 * 1024,
             std::io::stdout(),
         ));
+    let writer = writer
+        .with_filter(|_| !WRITER_STOPPED.load(Ordering::Acquire))
+        .or_else(std::io::stdout);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
@@ -42,5 +64,5 @@ pub fn init(settings: &TelemetrySettings) -> Result<WorkerGuard, String> {
         LogFormat::Text => builder.try_init(),
     };
     installed.map_err(|e| format!("cannot install the log subscriber: {e}"))?;
-    Ok(guard)
+    Ok(LogGuard(Some(guard)))
 }

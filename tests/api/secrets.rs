@@ -164,7 +164,8 @@ org_id = "org"
     assert!(logs.lines().count() > 50, "trace level logs a lot");
     assert!(
         !logs.contains("Unable to write an event"),
-        "every line, the shutdown's included, reaches the log"
+        "every line, the shutdown's included, reaches the log; the end of the log:\n{}",
+        logs.lines().rev().take(12).collect::<Vec<_>>().join("\n")
     );
 
     let mut secrets: Vec<&str> = MARKERS.to_vec();
