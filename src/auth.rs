@@ -24,7 +24,7 @@ use url::Url;
 
 use crate::config::AuthSettings;
 use crate::problem::{ApiError, Problem};
-use crate::request_id;
+use crate::request_id::RequestId;
 
 /// Who is calling, from the verified token.
 #[derive(Debug, Clone)]
@@ -354,7 +354,7 @@ impl FromRequest for Caller {
             .headers()
             .get(AUTHORIZATION)
             .map(|v| v.to_str().unwrap_or("").to_owned());
-        let request_id = request_id::of(req);
+        let request_id = RequestId::of(req);
         Box::pin(async move {
             authenticator
                 .verify(header.as_deref())

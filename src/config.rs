@@ -12,6 +12,9 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
 
+use crate::providers::ProvidersSettings;
+use crate::secret::{read_secret_file, SecretFileError};
+
 /// Prefix of the environment overrides; `__` separates the path segments.
 pub const ENV_PREFIX: &str = "CLIENTS_GATEWAY__";
 
@@ -19,14 +22,8 @@ pub const ENV_PREFIX: &str = "CLIENTS_GATEWAY__";
 pub enum ConfigError {
     #[error("configuration: {0}")]
     Load(#[from] Box<figment::Error>),
-    #[error("configuration: {key}: cannot read secret file {path}: {source}")]
-    SecretFile {
-        key: String,
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("configuration: {key}: give either `{key}` or `{key}_file`, not both")]
-    SecretTwice { key: String },
+    #[error("configuration: {0}")]
+    Secret(#[from] SecretFileError),
     #[error("configuration: {0}")]
     Invalid(String),
 }
@@ -171,174 +168,6 @@ pub enum LogFormat {
     Text,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ProvidersSettings {
-    pub lucca: LuccaSettings,
-    pub clockify: ClockifySettings,
-    pub plusvibe: PlusvibeSettings,
-    pub chatdash: ChatdashSettings,
-    pub missionx: MissionxSettings,
-}
-
-fn url(s: &str) -> Url {
-    Url::parse(s).expect("built-in URL is valid")
-}
-
-/// The keys every provider has, beside its own credentials and defaults.
-#[derive(Debug, Clone)]
-pub struct Common {
-    pub enabled: bool,
-    pub base_url: Url,
-    pub timeout_ms: u64,
-    pub max_attempts: u32,
-    pub retry_base_delay_ms: u64,
-    pub retry_max_delay_ms: u64,
-    pub max_per_minute: Option<u32>,
-    pub max_connections: usize,
-    pub circuit_failure_threshold: u32,
-    pub circuit_cooldown_ms: u64,
-}
-
-/// Declares one provider's settings: the common keys (with their defaults) and its own.
-macro_rules! provider_settings {
-    (
-        $(#[$doc:meta])* $name:ident, $base_url:literal,
-        { $( $(#[$fdoc:meta])* $field:ident : $ty:ty = $default:expr ),* $(,)? }
-    ) => {
-        $(#[$doc])*
-        #[derive(Debug, Deserialize)]
-        #[serde(deny_unknown_fields, default)]
-        pub struct $name {
-            /// `false` makes selecting this provider a 422.
-            pub enabled: bool,
-            /// The prefix before the documented path.
-            pub base_url: Url,
-            /// Per-target timeout, inside `server.deadline_ms`.
-            pub timeout_ms: u64,
-            /// HTTP requests at most per target, retries included (retries only where the
-            /// provider cannot have acted).
-            pub max_attempts: u32,
-            pub retry_base_delay_ms: u64,
-            pub retry_max_delay_ms: u64,
-            /// Outbound requests per minute at most (per replica); absent: no limit.
-            pub max_per_minute: Option<u32>,
-            /// Requests in flight to this provider at most (per replica); more wait for a slot,
-            /// inside their timeout, before anything is sent.
-            pub max_connections: usize,
-            /// Consecutive `unavailable`/`timeout` results that open the circuit.
-            pub circuit_failure_threshold: u32,
-            /// How long an open circuit refuses calls before one probe.
-            pub circuit_cooldown_ms: u64,
-            $( $(#[$fdoc])* pub $field: $ty, )*
-        }
-
-        impl Default for $name {
-            fn default() -> Self {
-                Self {
-                    enabled: true,
-                    base_url: url($base_url),
-                    timeout_ms: 5_000,
-                    max_attempts: 3,
-                    retry_base_delay_ms: 100,
-                    retry_max_delay_ms: 2_000,
-                    max_per_minute: None,
-                    max_connections: 64,
-                    circuit_failure_threshold: 5,
-                    circuit_cooldown_ms: 30_000,
-                    $( $field: $default, )*
-                }
-            }
-        }
-
-        impl $name {
-            pub fn common(&self) -> Common {
-                Common {
-                    enabled: self.enabled,
-                    base_url: self.base_url.clone(),
-                    timeout_ms: self.timeout_ms,
-                    max_attempts: self.max_attempts,
-                    retry_base_delay_ms: self.retry_base_delay_ms,
-                    retry_max_delay_ms: self.retry_max_delay_ms,
-                    max_per_minute: self.max_per_minute,
-                    max_connections: self.max_connections,
-                    circuit_failure_threshold: self.circuit_failure_threshold,
-                    circuit_cooldown_ms: self.circuit_cooldown_ms,
-                }
-            }
-        }
-    };
-}
-
-provider_settings!(
-    /// Lucca Project. `base_url` is your account's host, e.g. `https://acme.ilucca.net`.
-    LuccaSettings, "https://example.ilucca.net", {
-    api_key: Option<SecretString> = None,
-    api_key_file: Option<PathBuf> = None,
-    /// Default `organizationId` when a request's `targets.lucca` has none.
-    organization_id: Option<u64> = None,
-    /// Default `ownerId`.
-    owner_id: Option<u64> = None,
-});
-
-provider_settings!(
-    /// Clockify.
-    ClockifySettings, "https://api.clockify.me/api", {
-    api_key: Option<SecretString> = None,
-    api_key_file: Option<PathBuf> = None,
-    /// Default workspace when a request's `targets.clockify` has none.
-    workspace_id: Option<String> = None,
-});
-
-provider_settings!(
-    /// PlusVibe.
-    PlusvibeSettings, "https://api.plusvibe.ai/api/v1", {
-    api_key: Option<SecretString> = None,
-    api_key_file: Option<PathBuf> = None,
-    /// Default `workspace_id` (the API user's workspace) when a request has none.
-    workspace_id: Option<String> = None,
-});
-
-provider_settings!(
-    /// ChatDash.
-    ChatdashSettings, "https://api.chat-dash.com/v1/public", {
-    /// The agency API key.
-    api_key: Option<SecretString> = None,
-    api_key_file: Option<PathBuf> = None,
-});
-
-provider_settings!(
-    /// missionX: OAuth2 client credentials, or a static bearer token.
-    MissionxSettings, "https://open.api.missionx.ai/v2", {
-    /// OAuth2 token endpoint (client-credentials grant).
-    token_url: Url = url("https://open.api.missionx.ai/v2/auth/token"),
-    client_id: Option<String> = None,
-    client_secret: Option<SecretString> = None,
-    client_secret_file: Option<PathBuf> = None,
-    /// Sent as the `Org-Id` header of the token request.
-    org_id: Option<String> = None,
-    /// Optional OAuth2 `scope` of the token request.
-    scope: Option<String> = None,
-    /// A static bearer token instead of the client-credentials flow.
-    access_token: Option<SecretString> = None,
-    access_token_file: Option<PathBuf> = None,
-    /// Default department ids when a request's `targets.missionx` has none.
-    departments: Vec<String> = Vec::new(),
-});
-
-impl ProvidersSettings {
-    /// Each provider's common keys, with its name.
-    pub fn commons(&self) -> [(&'static str, Common); 5] {
-        [
-            ("lucca", self.lucca.common()),
-            ("clockify", self.clockify.common()),
-            ("plusvibe", self.plusvibe.common()),
-            ("chatdash", self.chatdash.common()),
-            ("missionx", self.missionx.common()),
-        ]
-    }
-}
-
 impl Settings {
     /// Loads the optional TOML file, then the environment overrides, then the `*_file` secrets.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
@@ -366,58 +195,29 @@ impl Settings {
     fn resolve_secret_files(&mut self) -> Result<(), ConfigError> {
         if let Some(path) = &self.auth.public_key_pem_file {
             if self.auth.public_key_pem.is_some() {
-                return Err(ConfigError::SecretTwice {
+                return Err(SecretFileError::Twice {
                     key: "auth.public_key_pem".into(),
-                });
+                }
+                .into());
             }
-            let pem = std::fs::read_to_string(path).map_err(|source| ConfigError::SecretFile {
+            let pem = std::fs::read_to_string(path).map_err(|source| SecretFileError::Read {
                 key: "auth.public_key_pem".into(),
                 path: path.clone(),
                 source,
             })?;
             self.auth.public_key_pem = Some(pem);
         }
-        resolve(
+        read_secret_file(
             "idempotency.redis_url",
             &mut self.idempotency.redis_url,
             &self.idempotency.redis_url_file,
         )?;
-        let p = &mut self.providers;
-        resolve(
+        read_secret_file(
             "auth.hs256_secret",
             &mut self.auth.hs256_secret,
             &self.auth.hs256_secret_file,
         )?;
-        resolve(
-            "providers.lucca.api_key",
-            &mut p.lucca.api_key,
-            &p.lucca.api_key_file,
-        )?;
-        resolve(
-            "providers.clockify.api_key",
-            &mut p.clockify.api_key,
-            &p.clockify.api_key_file,
-        )?;
-        resolve(
-            "providers.plusvibe.api_key",
-            &mut p.plusvibe.api_key,
-            &p.plusvibe.api_key_file,
-        )?;
-        resolve(
-            "providers.chatdash.api_key",
-            &mut p.chatdash.api_key,
-            &p.chatdash.api_key_file,
-        )?;
-        resolve(
-            "providers.missionx.client_secret",
-            &mut p.missionx.client_secret,
-            &p.missionx.client_secret_file,
-        )?;
-        resolve(
-            "providers.missionx.access_token",
-            &mut p.missionx.access_token,
-            &p.missionx.access_token_file,
-        )?;
+        self.providers.resolve_secret_files()?;
         Ok(())
     }
 
@@ -437,29 +237,9 @@ impl Settings {
                 "server.deadline_ms must be positive".into(),
             ));
         }
-        for (name, c) in self.providers.commons() {
-            let problem = if c.timeout_ms == 0 {
-                Some("timeout_ms must be positive".to_owned())
-            } else if !matches!(c.base_url.scheme(), "http" | "https")
-                || c.base_url.cannot_be_a_base()
-            {
-                Some(format!(
-                    "base_url must be an http(s) URL, got {}",
-                    c.base_url
-                ))
-            } else if c.max_attempts == 0 {
-                Some("max_attempts must be at least 1".to_owned())
-            } else if c.max_per_minute == Some(0) {
-                Some("max_per_minute must be positive (omit it for no limit)".to_owned())
-            } else if c.max_connections == 0 {
-                Some("max_connections must be at least 1".to_owned())
-            } else if c.circuit_failure_threshold == 0 {
-                Some("circuit_failure_threshold must be at least 1".to_owned())
-            } else {
-                None
-            };
-            if let Some(problem) = problem {
-                return Err(ConfigError::Invalid(format!("providers.{name}.{problem}")));
+        for (id, common) in self.providers.commons() {
+            if let Some(problem) = common.problem() {
+                return Err(ConfigError::Invalid(format!("providers.{id}.{problem}")));
             }
         }
         if self.idempotency.ttl_s == 0 {
@@ -469,25 +249,6 @@ impl Settings {
         }
         Ok(())
     }
-}
-
-/// Reads `KEY_file` into `KEY`, trimming the trailing newline a mounted secret usually has.
-fn resolve(
-    key: &str,
-    value: &mut Option<SecretString>,
-    file: &Option<PathBuf>,
-) -> Result<(), ConfigError> {
-    let Some(path) = file else { return Ok(()) };
-    if value.is_some() {
-        return Err(ConfigError::SecretTwice { key: key.into() });
-    }
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::SecretFile {
-        key: key.into(),
-        path: path.clone(),
-        source,
-    })?;
-    *value = Some(SecretString::from(text.trim_end_matches(['\r', '\n'])));
-    Ok(())
 }
 
 #[cfg(test)]
@@ -508,26 +269,12 @@ mod tests {
             assert_eq!(s.server.bind, "0.0.0.0:8080");
             assert_eq!(s.server.body_limit_bytes, 65536);
             assert_eq!(s.server.deadline_ms, 10_000);
-            let p = &s.providers;
-            assert_eq!(p.lucca.base_url.as_str(), "https://example.ilucca.net/");
-            assert_eq!(p.clockify.base_url.as_str(), "https://api.clockify.me/api");
-            assert_eq!(
-                p.plusvibe.base_url.as_str(),
-                "https://api.plusvibe.ai/api/v1"
-            );
-            assert_eq!(
-                p.chatdash.base_url.as_str(),
-                "https://api.chat-dash.com/v1/public"
-            );
-            assert_eq!(
-                p.missionx.base_url.as_str(),
-                "https://open.api.missionx.ai/v2"
-            );
-            assert_eq!(
-                p.missionx.token_url.as_str(),
-                "https://open.api.missionx.ai/v2/auth/token"
-            );
-            assert_eq!(p.lucca.timeout_ms, 5000);
+            // Each adapter's tests check its own production URL.
+            for (id, common) in s.providers.commons() {
+                assert_eq!(common.base_url.scheme(), "https", "{id}");
+                assert_eq!(common.timeout_ms, 5000, "{id}");
+                assert!(common.enabled, "{id}");
+            }
             assert_eq!(s.auth.required_scope, "clients:write");
             Ok(())
         });

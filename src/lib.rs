@@ -1,19 +1,27 @@
 //! clients-gateway: one `POST /clients` that creates a client in several SaaS tools at once and
 //! answers 207 Multi-Status.
 
+// The vocabulary: leaf modules that import nothing else from the crate.
+pub mod catalog;
+pub mod field_error;
+pub mod ids;
+pub mod provider_error;
+pub mod results;
+pub mod secret;
+
 pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod fanout;
 pub mod idempotency;
-pub mod ids;
 pub mod metrics;
+pub mod middleware;
 pub mod openapi;
 pub mod problem;
 pub mod providers;
+pub mod replay;
 pub mod request_id;
 pub mod resilience;
-pub mod results;
 pub mod routes;
 pub mod sandbox;
 pub mod startup;

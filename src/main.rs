@@ -3,8 +3,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use clients_gateway::catalog::ProviderId;
 use clients_gateway::config::Settings;
-use clients_gateway::sandbox::{Sandbox, SandboxOptions};
+use clients_gateway::sandbox::{prefix, Sandbox, SandboxOptions};
 use clients_gateway::startup::{Application, StartError};
 use clients_gateway::{auth, telemetry};
 use rand::Rng;
@@ -16,15 +17,15 @@ use secrecy::SecretString;
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// One POST /clients that creates a client in Lucca Project, Clockify, PlusVibe, ChatDash and
-/// missionX at once, answering 207 Multi-Status.
+/// One POST /clients that creates a client in several SaaS tools at once, answering 207
+/// Multi-Status.
 #[derive(Parser)]
 #[command(name = "clients-gateway", version)]
 struct Cli {
     /// TOML configuration file (every key can also be set as CLIENTS_GATEWAY__SECTION__KEY).
     #[arg(long, env = "CLIENTS_GATEWAY_CONFIG", global = true)]
     config: Option<PathBuf>,
-    /// Serve with the five providers simulated in-process and a development signing key; prints
+    /// Serve with every provider simulated in-process and a development signing key; prints
     /// the address, the Swagger UI URL and a ready token. Binds 127.0.0.1:8080 unless
     /// server.bind is configured.
     #[arg(long)]
@@ -35,7 +36,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve only the five simulated providers (the sandbox's), e.g. as the upstream of a
+    /// Serve only the simulated providers (the sandbox's), e.g. as the upstream of a
     /// benchmark or for trying a gateway configured by hand.
     Providers {
         #[arg(long, default_value = "127.0.0.1:9090")]
@@ -164,7 +165,7 @@ async fn serve(mut settings: Settings, configured: bool, sandbox: bool) -> Resul
             .map_or("127.0.0.1", |(h, _)| h);
         let host = if host == "0.0.0.0" { "127.0.0.1" } else { host };
         eprintln!(
-            "\nclients-gateway sandbox: the five providers are simulated on 127.0.0.1:{sandbox_port}\n\
+            "\nclients-gateway sandbox: the providers are simulated on 127.0.0.1:{sandbox_port}\n\
              \n  API         http://{host}:{port}/clients\
              \n  Swagger UI  http://{host}:{port}/swagger-ui/\
              \n  token       (scope {scope}, valid 12 h; Swagger UI: Authorize)\n\n\
@@ -179,9 +180,11 @@ async fn serve(mut settings: Settings, configured: bool, sandbox: bool) -> Resul
 async fn providers(options: SandboxOptions) -> Result<(), StartError> {
     let bind = options.bind.clone();
     let sandbox = Sandbox::start(options)?;
+    let prefixes: Vec<String> = ProviderId::ALL.iter().map(|p| prefix(*p)).collect();
     eprintln!(
-        "the five simulated providers listen on {bind} (port {}): /lucca, /clockify/api, /plusvibe/api/v1, /chatdash/v1/public, /missionx/v2",
-        sandbox.port()
+        "the simulated providers listen on {bind} (port {}): {}",
+        sandbox.port(),
+        prefixes.join(", ")
     );
     tokio::signal::ctrl_c().await?;
     sandbox.stop().await;
@@ -190,7 +193,7 @@ async fn providers(options: SandboxOptions) -> Result<(), StartError> {
 
 fn check_config(config: Option<PathBuf>) -> Result<(), StartError> {
     let settings = Settings::load(config.as_deref())?;
-    let registry = clients_gateway::providers::Registry::from_settings(&settings)?;
+    let registry = clients_gateway::providers::Registry::from_settings(&settings.providers)?;
     auth::Authenticator::from_settings(&settings.auth)?;
     let available: Vec<&str> = registry.available().map(|p| p.as_str()).collect();
     println!(

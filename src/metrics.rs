@@ -16,7 +16,7 @@ use std::time::Duration;
 use actix_web::{web, HttpResponse};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::providers::ProviderId;
+use crate::catalog::ProviderId;
 use crate::results::TargetResult;
 
 pub const HTTP_REQUESTS: &str = "http_requests_total";

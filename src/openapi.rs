@@ -1,15 +1,17 @@
 //! The gateway's own OpenAPI 3.1 document, generated from the real handlers and types.
 
+use utoipa::openapi::schema::Schema;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::RefOr;
 use utoipa::{Modify, OpenApi};
 
-use crate::routes;
+use crate::catalog::ProviderId;
+use crate::{providers, routes};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "clients-gateway",
-        description = "One `POST /clients` creates a client (a customer company) in any chosen set of Lucca Project, Clockify, PlusVibe, ChatDash and missionX, and answers one 207 Multi-Status body with a result per provider.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     servers((url = "/", description = "This gateway")),
@@ -19,7 +21,7 @@ use crate::routes;
         routes::ops::readyz,
         crate::metrics::render,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &Providers),
     tags(
         (name = "clients", description = "Create a client in several SaaS tools at once"),
         (name = "operations", description = "Probes for the platform"),
@@ -52,118 +54,93 @@ impl Modify for BearerAuth {
     }
 }
 
-/// Example bodies of the document (and of the tests, which check that they hold).
-pub mod examples {
-    use serde_json::{json, Value};
+/// What the document says about the providers, from the catalog and the adapters: the list in
+/// the description, and where each field of the canonical client goes.
+struct Providers;
 
-    /// One client in all five providers.
-    pub fn all_targets_body() -> Value {
-        json!({
-            "client": {
-                "name": "Nova Consulting Ltd",
-                "code": "NOVA",
-                "external_id": "crm-4711",
-                "email": "billing@nova.example",
-                "address": "Ground Floor, ABC Bldg., Palo Alto, CA 94020",
-                "note": "Signed 2026-11-20",
-                "language": "en",
-                "email_domains": ["nova.example"],
-                "contact": { "first_name": "Nova", "last_name": "Smith", "email": "nova.smith@nova.example" }
-            },
-            "targets": {
-                "lucca": { "organization_id": 12, "owner_id": 7 },
-                "clockify": { "workspace_id": "64a687e29ae1f428e7ebe303" },
-                "plusvibe": {
-                    "workspace_id": "65f99a0dd96fae8ab61130c0",
-                    "workspaces": [{ "id": "65f99a0dd96fae8ab61130c0", "permission": "FULL_ACCESS", "hide_labels": [] }]
-                },
-                "chatdash": { "member": { "login_id": "nova", "name": "Nova Smith", "email": "nova.smith@nova.example", "password": null } },
-                "missionx": { "departments": ["6650c0ffee0000000000abcd"] }
+impl Modify for Providers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        openapi.info.description = Some(format!(
+            "One `POST /clients` creates a client (a customer company) in any chosen set of {}, \
+             and answers one 207 Multi-Status body with a result per provider.",
+            in_words(ProviderId::ALL.iter().map(|p| p.display_name()))
+        ));
+        let client = openapi
+            .components
+            .as_mut()
+            .and_then(|c| c.schemas.get_mut("ClientInput"));
+        if let Some(RefOr::T(Schema::Object(client))) = client {
+            let fields: Vec<String> = client.properties.keys().cloned().collect();
+            let table = mapping_table(&fields);
+            let description = client.description.get_or_insert_with(String::new);
+            description.push_str("\n\nWhere each field goes, per provider:\n\n");
+            description.push_str(&table);
+        }
+    }
+}
+
+/// "a, b and c".
+fn in_words<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let names: Vec<&str> = names.collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => names.concat(),
+    }
+}
+
+/// A Markdown table: one row per field that some provider receives, one column per provider.
+fn mapping_table(fields: &[String]) -> String {
+    let mappings = providers::mappings();
+    let mut table = String::from("| field |");
+    for (id, _) in &mappings {
+        table.push_str(&format!(" {} |", id.display_name()));
+    }
+    table.push_str(&format!("\n|---|{}\n", "---|".repeat(mappings.len())));
+    for field in fields {
+        let cells: Vec<&str> = mappings
+            .iter()
+            .map(|(_, sends)| {
+                sends
+                    .iter()
+                    .find(|(f, _)| f == field)
+                    .map_or("–", |(_, to)| *to)
+            })
+            .collect();
+        if cells.iter().all(|c| *c == "–") {
+            continue;
+        }
+        table.push_str(&format!("| `{field}` | {} |\n", cells.join(" | ")));
+    }
+    table.trim_end().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_in_words() {
+        assert_eq!(in_words(["a"].into_iter()), "a");
+        assert_eq!(in_words(["a", "b", "c"].into_iter()), "a, b and c");
+    }
+
+    #[test]
+    fn every_field_an_adapter_sends_is_a_field_of_the_client() {
+        let doc: serde_json::Value = serde_json::from_str(&document()).unwrap();
+        let fields = doc["components"]["schemas"]["ClientInput"]["properties"]
+            .as_object()
+            .unwrap();
+        for (id, sends) in providers::mappings() {
+            for (field, _) in sends {
+                assert!(
+                    fields.contains_key(*field),
+                    "{id} sends an unknown field {field}"
+                );
             }
-        })
-    }
-
-    /// One provider, its options from the gateway's configured defaults.
-    pub fn single_target_body() -> Value {
-        json!({
-            "client": { "name": "Acme Logistics", "email": "billing@acme.example", "note": "Pilot project" },
-            "targets": { "clockify": {} }
-        })
-    }
-
-    /// Every target created.
-    pub fn all_created_answer() -> Value {
-        json!({
-            "operation_id": "01936f0e-6a8b-7c1d-9e2f-3a4b5c6d7e8f",
-            "outcome": "succeeded",
-            "dry_run": false,
-            "results": {
-                "lucca": { "status": "created", "provider_status": 201, "provider_client_id": "123", "attempts": 1, "duration_ms": 84, "replayed": false,
-                           "response": { "id": 123, "name": "Nova Consulting Ltd", "code": "NOVA", "externalCode": "crm-4711", "owner": null } },
-                "clockify": { "status": "created", "provider_status": 201, "provider_client_id": "44a687e29ae1f428e7ebe305", "attempts": 1, "duration_ms": 71, "replayed": false,
-                              "response": { "id": "44a687e29ae1f428e7ebe305", "name": "Nova Consulting Ltd", "workspaceId": "64a687e29ae1f428e7ebe303", "archived": false } },
-                "plusvibe": { "status": "created", "provider_status": 200, "provider_client_id": "70218d5e05561a3877dcb77f", "attempts": 1, "duration_ms": 95, "replayed": false,
-                              "credentials": { "login": "nova.smith@nova.example", "password": "Xp9#Ld2!ak" },
-                              "response": { "client_id": "70218d5e05561a3877dcb77f", "email": "nova.smith@nova.example", "password": "[redacted]" } },
-                "chatdash": { "status": "created", "provider_status": 200, "attempts": 1, "duration_ms": 61, "replayed": false,
-                              "credentials": { "login": "nova", "password": "q7!Rm2#vTz9@Lk4pWx8e" },
-                              "response": { "message": "Client created successfully" } },
-                "missionx": { "status": "created", "provider_status": 200, "provider_client_id": "6650c0ffee00000000000042", "attempts": 1, "duration_ms": 102, "replayed": false,
-                              "response": { "_id": "6650c0ffee00000000000042", "title": "Nova Consulting Ltd", "customId": "crm-4711", "emailDomains": ["nova.example"], "departments": ["6650c0ffee0000000000abcd"] } }
-            }
-        })
-    }
-
-    /// Some created, one refused, one that never answered.
-    pub fn partial_answer() -> Value {
-        json!({
-            "operation_id": "01936f0e-6a8b-7c1d-9e2f-3a4b5c6d7e8f",
-            "outcome": "partial",
-            "dry_run": false,
-            "results": {
-                "lucca": { "status": "created", "provider_status": 201, "provider_client_id": "123", "attempts": 1, "duration_ms": 84, "replayed": false,
-                           "response": { "id": 123, "name": "Nova Consulting Ltd", "code": "NOVA", "externalCode": "crm-4711", "owner": null } },
-                "chatdash": { "status": "failed", "provider_status": 400, "attempts": 1, "duration_ms": 61, "replayed": false,
-                              "error": { "kind": "conflict", "message": "Login ID already in use", "retryable": false, "provider_status": 400,
-                                         "provider_error": { "error": "Login ID already in use" } } },
-                "missionx": { "status": "unknown", "attempts": 1, "duration_ms": 5000, "replayed": false,
-                              "error": { "kind": "timeout", "message": "no answer within 5000 ms; the client may have been created", "retryable": true } }
-            }
-        })
-    }
-
-    /// `?dry_run=true`: what would be sent, secrets redacted.
-    pub fn dry_run_answer() -> Value {
-        json!({
-            "operation_id": "01936f0e-6a8b-7c1d-9e2f-3a4b5c6d7e8f",
-            "outcome": "planned",
-            "dry_run": true,
-            "results": {
-                "lucca": { "status": "planned", "attempts": 0, "duration_ms": 0, "replayed": false,
-                           "request": { "method": "POST", "url": "https://acme.ilucca.net/timmi-project/api/v4/clients",
-                                        "headers": { "accept": "application/json", "authorization": "lucca application=[redacted]", "content-type": "application/json" },
-                                        "body": { "name": "Nova Consulting Ltd", "code": "NOVA", "externalCode": "crm-4711", "ownerId": 7, "organizationId": 12 } } },
-                "chatdash": { "status": "planned", "attempts": 0, "duration_ms": 0, "replayed": false,
-                              "request": { "method": "POST", "url": "https://api.chat-dash.com/v1/public/clients",
-                                           "headers": { "accept": "application/json", "authorization": "[redacted]", "content-type": "application/json" },
-                                           "body": { "client": { "name": "Nova Consulting Ltd", "language": "en" },
-                                                     "member": { "name": "Nova Smith", "loginId": "nova", "email": "nova.smith@nova.example", "password": "[redacted]" } } } }
-            }
-        })
-    }
-
-    /// A 422: every field at fault, nothing sent.
-    pub fn validation_problem() -> Value {
-        json!({
-            "type": "urn:clients-gateway:problem:validation",
-            "title": "The request is invalid",
-            "status": 422,
-            "detail": "the request has 2 invalid field(s)",
-            "request_id": "01936f0e-6a8b-7c1d-9e2f-3a4b5c6d7e90",
-            "errors": [
-                { "pointer": "/client/name", "detail": "must not be empty or blank (omit the field instead)" },
-                { "pointer": "/targets/chatdash/member/login_id", "detail": "is required: the ChatDash member needs a login id" }
-            ]
-        })
+        }
+        let description = doc["components"]["schemas"]["ClientInput"]["description"]
+            .as_str()
+            .unwrap();
+        assert!(description.contains("| `name` |"), "{description}");
     }
 }

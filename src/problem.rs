@@ -7,29 +7,10 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::field_error::FieldError;
 use crate::request_id::RequestId;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
-
-/// One field at fault: a JSON pointer (RFC 6901) into the request body and what is wrong there.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct FieldError {
-    /// JSON pointer to the field at fault, e.g. `/targets/chatdash/member/login_id`.
-    #[schema(example = "/client/name")]
-    pub pointer: String,
-    /// What is wrong with it.
-    #[schema(example = "must not be empty")]
-    pub detail: String,
-}
-
-impl FieldError {
-    pub fn new(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self {
-            pointer: pointer.into(),
-            detail: detail.into(),
-        }
-    }
-}
 
 /// Why a request was refused before anything was sent to a provider.
 #[derive(Debug, thiserror::Error)]

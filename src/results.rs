@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::providers::{Credentials, ProviderError};
+use crate::provider_error::ProviderError;
+use crate::secret::Credentials;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -101,18 +102,6 @@ impl TargetResult {
             ..Self::new(status)
         }
     }
-}
-
-/// The answer to every `POST /clients` that passed validation.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MultiStatus {
-    /// Identifies this operation (a UUIDv7).
-    pub operation_id: uuid::Uuid,
-    pub outcome: Outcome,
-    pub dry_run: bool,
-    /// One result per selected target, keyed by provider.
-    #[schema(value_type = BTreeMap<String, TargetResult>)]
-    pub results: BTreeMap<crate::providers::ProviderId, TargetResult>,
 }
 
 impl TargetStatus {

@@ -17,9 +17,9 @@ use crate::config::Settings;
 use crate::idempotency::memory::MemoryStore;
 use crate::idempotency::redis::RedisStore;
 use crate::idempotency::Store;
+use crate::middleware::{self, HeaderLimit};
 use crate::openapi::ApiDoc;
 use crate::providers::Registry;
-use crate::request_id;
 use crate::routes::ops::Readiness;
 use crate::routes::{self, clients::ClientsState};
 use secrecy::ExposeSecret;
@@ -36,7 +36,7 @@ impl Application {
     pub fn build(settings: &Settings) -> Result<Self, StartError> {
         // First: what is built next (the circuit breakers) exports its state.
         let metrics = web::Data::new(crate::metrics::handle());
-        let registry = Registry::from_settings(settings)?;
+        let registry = Registry::from_settings(&settings.providers)?;
         let authenticator = Authenticator::from_settings(&settings.auth)?;
         if matches!(authenticator, Authenticator::Disabled) {
             tracing::warn!("CALLER AUTHENTICATION IS DISABLED (auth.disabled = true): anyone who reaches this gateway can create clients");
@@ -71,10 +71,10 @@ impl Application {
         });
         let authenticator = web::Data::new(authenticator);
         let openapi = ApiDoc::openapi();
-        let header_limit = request_id::HeaderLimit(settings.server.header_limit_bytes);
+        let header_limit = HeaderLimit(settings.server.header_limit_bytes);
         let mut server = HttpServer::new(move || {
             App::new()
-                .wrap(from_fn(request_id::middleware))
+                .wrap(from_fn(middleware::request_id))
                 .app_data(state.clone())
                 .app_data(authenticator.clone())
                 .app_data(metrics.clone())

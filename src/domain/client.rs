@@ -1,6 +1,6 @@
 use super::text::{self, email, slug_upper};
 use super::{ClientInput, ContactInput};
-use crate::problem::FieldError;
+use crate::field_error::FieldError;
 
 /// Most e-mail domains one client may list.
 pub const MAX_EMAIL_DOMAINS: usize = 20;

@@ -3,13 +3,7 @@
 use serde::de::DeserializeOwned;
 use serde_path_to_error::{Path, Segment};
 
-use crate::problem::FieldError;
-
-/// Appends one reference token to a pointer, escaping `~` and `/`.
-pub fn push(pointer: &str, token: &str) -> String {
-    let escaped = token.replace('~', "~0").replace('/', "~1");
-    format!("{pointer}/{escaped}")
-}
+use crate::field_error::{push, FieldError};
 
 fn from_path(base: &str, path: &Path) -> String {
     let mut pointer = base.to_owned();

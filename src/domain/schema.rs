@@ -35,7 +35,7 @@ pub fn email_pattern() -> String {
     format!("^{ATEXT}+(?:\\.{ATEXT}+)*@(?:{LABEL}\\.)+{TLD}$")
 }
 
-fn string(description: &str, pattern: String, min: usize, max: usize) -> RefOr<Schema> {
+pub fn string(description: &str, pattern: String, min: usize, max: usize) -> RefOr<Schema> {
     ObjectBuilder::new()
         .schema_type(Type::String)
         .description(Some(description))
@@ -45,20 +45,22 @@ fn string(description: &str, pattern: String, min: usize, max: usize) -> RefOr<S
         .into()
 }
 
+/// Declares a named string schema (a unit struct usable as `value_type`).
 macro_rules! string_schema {
     ($(#[$doc:meta])* $name:ident, $description:literal, $pattern:expr, $min:expr, $max:expr) => {
         $(#[$doc])*
         pub struct $name;
 
         impl utoipa::PartialSchema for $name {
-            fn schema() -> RefOr<Schema> {
-                string($description, $pattern, $min, $max)
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                $crate::domain::schema::string($description, $pattern, $min, $max)
             }
         }
 
         impl utoipa::ToSchema for $name {}
     };
 }
+pub(crate) use string_schema;
 
 string_schema!(
     Line255,
@@ -115,11 +117,4 @@ string_schema!(
     "^[a-z]{2}$".to_owned(),
     2,
     2
-);
-string_schema!(
-    DepartmentId,
-    "A missionX department id: 24 hexadecimal characters.",
-    "^[0-9a-fA-F]{24}$".to_owned(),
-    24,
-    24
 );

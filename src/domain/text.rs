@@ -1,6 +1,6 @@
 //! Small text checks shared by the canonical client and the adapters' options.
 
-use crate::problem::FieldError;
+use crate::field_error::FieldError;
 
 /// Checks an optional text field and returns it trimmed. The length (in characters) and the
 /// characters are checked on the value as sent, as the OpenAPI document states them

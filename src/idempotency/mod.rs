@@ -8,11 +8,11 @@
 //! - targets left `unknown` are reported as such and not re-sent blindly.
 //!
 //! Two stores implement the small [`Store`] trait: [`memory::MemoryStore`] (one replica) and
-//! [`redis::RedisStore`] (shared by the replicas).
+//! [`redis::RedisStore`] (shared by the replicas). This module holds keys, records and stores;
+//! running a request under a key is [`crate::replay`].
 
 pub mod memory;
 pub mod redis;
-pub mod replay;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::providers::ProviderId;
+use crate::catalog::ProviderId;
 use crate::results::TargetResult;
 
 /// A validated `Idempotency-Key` header: 1–255 printable ASCII characters. The structured-field

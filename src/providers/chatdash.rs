@@ -2,24 +2,33 @@
 //! creating the client with its first member; 200 `{"message": ...}` and no id.
 //! Errors: `{"error": "..."}` with 400 (e.g. "Login ID already in use") or 500.
 
-use rand::seq::{IndexedRandom, SliceRandom};
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{json, Value};
 use url::Url;
 use utoipa::ToSchema;
 
 use super::{
-    build_target, join_url, Adapter, Auth, Created, Credentials, ErrorKind, Plan, ProviderError,
-    ProviderId, Target, Unavailable,
+    conflict_when, join_url, provider_settings, read, Adapter, Auth, Created, Examples, Plan,
+    Request,
 };
-use crate::config::ChatdashSettings;
-use crate::domain::pointer::parse_options;
 use crate::domain::schema::{Email, Line255};
 use crate::domain::text::{email, text};
 use crate::domain::NewClient;
-use crate::problem::FieldError;
+use crate::field_error::FieldError;
+use crate::provider_error::ProviderError;
+use crate::secret::{generate_password, Credentials};
+
+provider_settings! {
+    /// ChatDash.
+    pub struct ChatdashSettings("https://api.chat-dash.com/v1/public") {
+        secrets {
+            /// The agency API key, sent as `Authorization: KEY`.
+            api_key / api_key_file
+        },
+    }
+}
 
 /// `targets.chatdash`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -71,62 +80,55 @@ struct ChatdashNewMember<'a> {
     password: &'a str,
 }
 
+/// ChatDash's error body.
+#[derive(Deserialize)]
+struct ChatdashError {
+    error: Option<String>,
+}
+
 #[derive(Debug)]
 pub struct Chatdash {
     /// The create endpoint, built once from the base URL.
     endpoint: Url,
 }
 
-impl Chatdash {
-    pub fn new(base_url: Url) -> Self {
-        Self {
-            endpoint: join_url(&base_url, &["clients"]),
-        }
-    }
-}
-
-pub fn target(s: &ChatdashSettings) -> Result<Result<Target, Unavailable>, String> {
-    let auth = s
-        .api_key
-        .as_ref()
-        .map(|key| Auth::header("authorization", "", key.expose_secret()));
-    build_target(Chatdash::new(s.base_url.clone()), s.common(), auth)
-}
-
-const BASE: &str = "/targets/chatdash";
 /// ChatDash's own default dashboard language.
 const DEFAULT_LANGUAGE: &str = "en";
+/// ChatDash's answer when a member already has the login id.
 const DUPLICATE_LOGIN: &str = "login id already in use";
 
-/// A 20-character password with upper and lower case letters, digits and symbols.
-pub fn generate_password() -> SecretString {
-    const LOWER: &[u8] = b"abcdefghijkmnopqrstuvwxyz";
-    const UPPER: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ";
-    const DIGITS: &[u8] = b"23456789";
-    const SYMBOLS: &[u8] = b"!#%+-=?@_";
-    let mut rng = rand::rng();
-    let all: Vec<u8> = [LOWER, UPPER, DIGITS, SYMBOLS].concat();
-    let mut chars: Vec<u8> = [LOWER, UPPER, DIGITS, SYMBOLS]
-        .iter()
-        .map(|set| *set.choose(&mut rng).expect("non-empty set"))
-        .collect();
-    while chars.len() < 20 {
-        chars.push(*all.choose(&mut rng).expect("non-empty set"));
-    }
-    chars.shuffle(&mut rng);
-    SecretString::from(String::from_utf8(chars).expect("ASCII"))
-}
-
 impl Adapter for Chatdash {
-    fn id(&self) -> ProviderId {
-        ProviderId::Chatdash
+    type Settings = ChatdashSettings;
+    type Options = ChatdashOptions;
+
+    const SENDS: &'static [(&'static str, &'static str)] = &[
+        ("name", "`client.name`"),
+        ("language", "`client.language` (default `en`)"),
+        ("contact", "the member's default `name` and `email`"),
+    ];
+
+    fn new(s: &ChatdashSettings) -> Result<Self, String> {
+        Ok(Self {
+            endpoint: join_url(&s.base_url, &["clients"]),
+        })
     }
 
-    fn plan(&self, client: &NewClient, options: &Value) -> Result<Plan, Vec<FieldError>> {
-        let opts: ChatdashOptions = parse_options(options, BASE).map_err(|e| vec![e])?;
+    fn auth(s: &ChatdashSettings) -> Result<Option<Auth>, String> {
+        s.api_key
+            .as_ref()
+            .map(|key| Auth::header("authorization", "", key.expose_secret()))
+            .transpose()
+    }
+
+    fn plan(
+        &self,
+        client: &NewClient,
+        opts: ChatdashOptions,
+        at: &str,
+    ) -> Result<Plan, Vec<FieldError>> {
         let member = opts.member.unwrap_or_default();
         let mut errors = Vec::new();
-        let login_pointer = format!("{BASE}/member/login_id");
+        let login_pointer = format!("{at}/member/login_id");
         let login_id = match member.login_id.as_deref() {
             None => {
                 errors.push(FieldError::new(
@@ -140,7 +142,7 @@ impl Adapter for Chatdash {
         let name = match member.name.as_deref() {
             Some(_) => text(
                 member.name.as_deref(),
-                &format!("{BASE}/member/name"),
+                &format!("{at}/member/name"),
                 255,
                 false,
                 &mut errors,
@@ -149,7 +151,7 @@ impl Adapter for Chatdash {
                 let derived = client.contact.full_name();
                 if derived.is_none() {
                     errors.push(FieldError::new(
-                        format!("{BASE}/member/name"),
+                        format!("{at}/member/name"),
                         "is required: give it, or the contact's first or last name",
                     ));
                 }
@@ -159,7 +161,7 @@ impl Adapter for Chatdash {
         let member_email = match member.email.as_deref() {
             Some(_) => email(
                 member.email.as_deref(),
-                &format!("{BASE}/member/email"),
+                &format!("{at}/member/email"),
                 &mut errors,
             ),
             None => client.contact.email.clone(),
@@ -169,7 +171,7 @@ impl Adapter for Chatdash {
                 let len = p.expose_secret().chars().count();
                 if !(8..=128).contains(&len) {
                     errors.push(FieldError::new(
-                        format!("{BASE}/member/password"),
+                        format!("{at}/member/password"),
                         "must be 8–128 characters (omit it to have one generated)",
                     ));
                 }
@@ -192,11 +194,8 @@ impl Adapter for Chatdash {
                 password: password.expose_secret(),
             },
         };
-        let body = serde_json::to_value(body).expect("plain struct serializes");
         Ok(Plan {
-            url: self.endpoint.clone(),
-            body,
-            secret_pointers: &["/member/password"],
+            create: Request::post(self.endpoint.clone(), &body).with_secrets(&["/member/password"]),
             credentials: generated.then_some(Credentials {
                 login: login_id,
                 password,
@@ -205,37 +204,124 @@ impl Adapter for Chatdash {
     }
 
     fn created(&self, body: &Value) -> Result<Created, String> {
-        if body.is_object() {
-            Ok(Created::default())
-        } else {
-            Err("the answer is not a JSON object".into())
+        // `{"message": "Client created successfully"}`: nothing to read but that it is one.
+        match body {
+            Value::Object(_) => Ok(Created::default()),
+            _ => Err("the answer is not a JSON object".into()),
         }
     }
 
     fn error(&self, status: StatusCode, body: Option<&Value>) -> ProviderError {
-        let err = ProviderError::from_status(status, body);
-        let duplicate = err.message.to_ascii_lowercase().contains(DUPLICATE_LOGIN);
-        if status == StatusCode::BAD_REQUEST && duplicate {
-            return err.with_kind(ErrorKind::Conflict);
+        let message = body
+            .and_then(|b| read::<ChatdashError>(b).ok())
+            .and_then(|e| e.error);
+        let err = ProviderError::from_status(status, body).with_message(message);
+        conflict_when(err, status, DUPLICATE_LOGIN)
+    }
+
+    fn examples() -> Examples {
+        Examples {
+            options: json!({ "member": { "login_id": "nova", "name": "Nova Smith", "email": "nova.smith@nova.example", "password": null } }),
+            created: json!({ "status": "created", "provider_status": 200, "attempts": 1, "duration_ms": 61, "replayed": false,
+                "credentials": { "login": "nova", "password": "q7!Rm2#vTz9@Lk4pWx8e" },
+                "response": { "message": "Client created successfully" } }),
+            partial: Some(json!({ "status": "failed", "provider_status": 400, "attempts": 1, "duration_ms": 61, "replayed": false,
+                "error": { "kind": "conflict", "message": "Login ID already in use", "retryable": false, "provider_status": 400,
+                           "provider_error": { "error": "Login ID already in use" } } })),
+            planned: Some(json!({ "status": "planned", "attempts": 0, "duration_ms": 0, "replayed": false,
+                "request": { "method": "POST", "url": "https://api.chat-dash.com/v1/public/clients",
+                             "headers": { "accept": "application/json", "authorization": "[redacted]", "content-type": "application/json" },
+                             "body": { "client": { "name": "Nova Consulting Ltd", "language": "en" },
+                                       "member": { "name": "Nova Smith", "loginId": "nova", "email": "nova.smith@nova.example", "password": "[redacted]" } } } })),
+            single: None,
         }
-        err
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provider_error::ErrorKind;
 
     #[test]
-    fn generated_passwords_are_strong_and_differ() {
-        let a = generate_password();
-        let b = generate_password();
-        let a = a.expose_secret();
-        assert_eq!(a.len(), 20);
-        assert_ne!(a, b.expose_secret());
-        assert!(a.bytes().any(|c| c.is_ascii_lowercase()));
-        assert!(a.bytes().any(|c| c.is_ascii_uppercase()));
-        assert!(a.bytes().any(|c| c.is_ascii_digit()));
-        assert!(a.bytes().any(|c| !c.is_ascii_alphanumeric()));
+    fn the_default_base_url_is_the_production_one() {
+        assert_eq!(ChatdashSettings::default().base_url.as_str(), "https://api.chat-dash.com/v1/public");
+    }
+
+    fn chatdash() -> Chatdash {
+        Chatdash::new(&ChatdashSettings::default()).unwrap()
+    }
+
+    fn client() -> NewClient {
+        let input = crate::domain::ClientInput {
+            name: Some("Nova".into()),
+            contact: Some(crate::domain::ContactInput {
+                first_name: Some("Nova".into()),
+                last_name: Some("Smith".into()),
+                email: Some("nova@nova.example".into()),
+            }),
+            ..Default::default()
+        };
+        NewClient::parse(Some(&input), &mut Vec::new()).unwrap()
+    }
+
+    fn options(member: Value) -> ChatdashOptions {
+        serde_json::from_value(json!({ "member": member })).unwrap()
+    }
+
+    #[test]
+    fn member_defaults_come_from_the_contact_and_a_password_is_generated() {
+        let plan = Adapter::plan(&chatdash(), &client(), options(json!({"login_id": "nova"})), "/t")
+            .unwrap();
+        let credentials = plan.credentials.unwrap();
+        assert_eq!(credentials.login, "nova");
+        let password = credentials.password.expose_secret().to_owned();
+        assert_eq!(
+            plan.create.body,
+            Some(json!({"client": {"name": "Nova", "language": "en"},
+                "member": {"name": "Nova Smith", "loginId": "nova", "email": "nova@nova.example", "password": password}}))
+        );
+        assert_eq!(plan.create.secret_pointers, ["/member/password"]);
+    }
+
+    #[test]
+    fn a_given_password_is_checked_and_not_returned() {
+        let plan = Adapter::plan(
+            &chatdash(),
+            &client(),
+            options(json!({"login_id": "nova", "password": "long-enough"})),
+            "/t",
+        )
+        .unwrap();
+        assert!(plan.credentials.is_none());
+        let errors = Adapter::plan(
+            &chatdash(),
+            &client(),
+            options(json!({"login_id": " ", "password": "short"})),
+            "/t",
+        )
+        .unwrap_err();
+        let pointers: Vec<&str> = errors.iter().map(|e| e.pointer.as_str()).collect();
+        assert_eq!(pointers, ["/t/member/login_id", "/t/member/password"]);
+    }
+
+    #[test]
+    fn a_used_login_id_is_a_conflict() {
+        let body = json!({"error": "Login ID already in use"});
+        let e = chatdash().error(StatusCode::BAD_REQUEST, Some(&body));
+        assert_eq!(e.kind, ErrorKind::Conflict);
+        assert_eq!(e.message, "Login ID already in use");
+        let e = chatdash().error(StatusCode::INTERNAL_SERVER_ERROR, Some(&json!({"error": "db down"})));
+        assert_eq!(e.kind, ErrorKind::Unavailable);
+        assert_eq!(e.message, "db down");
+    }
+
+    #[test]
+    fn the_success_is_an_object_without_an_id() {
+        let c = chatdash()
+            .created(&json!({"message": "Client created successfully"}))
+            .unwrap();
+        assert!(c.id.is_none());
+        assert!(chatdash().created(&json!("ok")).is_err());
     }
 }

@@ -4,20 +4,31 @@
 use reqwest::StatusCode;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{json, Value};
 use url::Url;
 use utoipa::ToSchema;
 
 use super::{
-    build_target, join_url, Adapter, Auth, Created, ErrorKind, Plan, ProviderError, ProviderId,
-    Target, Unavailable,
+    conflict_when, join_url, provider_settings, read, Adapter, Auth, Created, Examples, Plan,
+    Request,
 };
-use crate::config::ClockifySettings;
-use crate::domain::pointer::parse_options;
 use crate::domain::schema::Id64;
 use crate::domain::text::is_valid_id;
 use crate::domain::NewClient;
-use crate::problem::FieldError;
+use crate::field_error::FieldError;
+use crate::provider_error::ProviderError;
+
+provider_settings! {
+    /// Clockify.
+    pub struct ClockifySettings("https://api.clockify.me/api") {
+        secrets {
+            /// Sent as `X-Api-Key`.
+            api_key / api_key_file
+        },
+        /// Default workspace when a request's `targets.clockify` has none.
+        workspace_id: Option<String> = None,
+    }
+}
 
 /// `targets.clockify`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -40,6 +51,18 @@ struct ClockifyCreateClient<'a> {
     note: Option<&'a str>,
 }
 
+/// The created client (only what the gateway reads).
+#[derive(Deserialize)]
+struct ClockifyClient {
+    id: String,
+}
+
+/// Clockify's error body.
+#[derive(Deserialize)]
+struct ClockifyError {
+    message: Option<String>,
+}
+
 #[derive(Debug)]
 pub struct Clockify {
     base_url: Url,
@@ -48,43 +71,46 @@ pub struct Clockify {
     default_endpoint: Option<Url>,
 }
 
-impl Clockify {
-    pub fn new(base_url: Url, workspace_id: Option<String>) -> Self {
-        let default_endpoint = workspace_id.as_deref().map(|w| endpoint(&base_url, w));
-        Self {
-            base_url,
-            workspace_id,
-            default_endpoint,
-        }
-    }
-}
-
 fn endpoint(base_url: &Url, workspace: &str) -> Url {
     join_url(base_url, &["v1", "workspaces", workspace, "clients"])
 }
-
-pub fn target(s: &ClockifySettings) -> Result<Result<Target, Unavailable>, String> {
-    let adapter = Clockify::new(s.base_url.clone(), s.workspace_id.clone());
-    let auth = s
-        .api_key
-        .as_ref()
-        .map(|key| Auth::header("x-api-key", "", key.expose_secret()));
-    build_target(adapter, s.common(), auth)
-}
-
-const BASE: &str = "/targets/clockify";
 
 /// Clockify's answer when the workspace already has a client of that name.
 const DUPLICATE_NAME: &str = "client with that name already exists";
 
 impl Adapter for Clockify {
-    fn id(&self) -> ProviderId {
-        ProviderId::Clockify
+    type Settings = ClockifySettings;
+    type Options = ClockifyOptions;
+
+    const SENDS: &'static [(&'static str, &'static str)] = &[
+        ("name", "`name` (unique in the workspace)"),
+        ("email", "`email`"),
+        ("address", "`address`"),
+        ("note", "`note`"),
+    ];
+
+    fn new(s: &ClockifySettings) -> Result<Self, String> {
+        Ok(Self {
+            default_endpoint: s.workspace_id.as_deref().map(|w| endpoint(&s.base_url, w)),
+            base_url: s.base_url.clone(),
+            workspace_id: s.workspace_id.clone(),
+        })
     }
 
-    fn plan(&self, client: &NewClient, options: &Value) -> Result<Plan, Vec<FieldError>> {
-        let opts: ClockifyOptions = parse_options(options, BASE).map_err(|e| vec![e])?;
-        let pointer = format!("{BASE}/workspace_id");
+    fn auth(s: &ClockifySettings) -> Result<Option<Auth>, String> {
+        s.api_key
+            .as_ref()
+            .map(|key| Auth::header("x-api-key", "", key.expose_secret()))
+            .transpose()
+    }
+
+    fn plan(
+        &self,
+        client: &NewClient,
+        opts: ClockifyOptions,
+        at: &str,
+    ) -> Result<Plan, Vec<FieldError>> {
+        let pointer = format!("{at}/workspace_id");
         let workspace = match opts.workspace_id.as_deref() {
             Some(w) if !is_valid_id(w) => {
                 return Err(vec![FieldError::new(
@@ -100,29 +126,23 @@ impl Adapter for Clockify {
                 )]
             })?,
         };
+        let url = match &self.default_endpoint {
+            Some(url) if self.workspace_id.as_deref() == Some(workspace.as_str()) => url.clone(),
+            _ => endpoint(&self.base_url, &workspace),
+        };
         let body = ClockifyCreateClient {
             name: &client.name,
             email: client.email.as_deref(),
             address: client.address.as_deref(),
             note: client.note.as_deref(),
         };
-        Ok(Plan {
-            url: match &self.default_endpoint {
-                Some(url) if self.workspace_id.as_deref() == Some(workspace.as_str()) => {
-                    url.clone()
-                }
-                _ => endpoint(&self.base_url, &workspace),
-            },
-            body: serde_json::to_value(body).expect("plain struct serializes"),
-            secret_pointers: &[],
-            credentials: None,
-        })
+        Ok(Request::post(url, &body).into())
     }
 
     fn created(&self, body: &Value) -> Result<Created, String> {
-        match body.get("id").and_then(Value::as_str) {
-            Some(id) if !id.is_empty() => Ok(Created {
-                id: Some(id.to_owned()),
+        match read::<ClockifyClient>(body) {
+            Ok(c) if !c.id.is_empty() => Ok(Created {
+                id: Some(c.id),
                 credentials: None,
             }),
             _ => Err("no string `id` in the created client".into()),
@@ -130,11 +150,96 @@ impl Adapter for Clockify {
     }
 
     fn error(&self, status: StatusCode, body: Option<&Value>) -> ProviderError {
-        let err = ProviderError::from_status(status, body);
-        let duplicate = err.message.to_ascii_lowercase().contains(DUPLICATE_NAME);
-        if status == StatusCode::BAD_REQUEST && duplicate {
-            return err.with_kind(ErrorKind::Conflict);
+        let message = body
+            .and_then(|b| read::<ClockifyError>(b).ok())
+            .and_then(|e| e.message);
+        let err = ProviderError::from_status(status, body).with_message(message);
+        conflict_when(err, status, DUPLICATE_NAME)
+    }
+
+    fn examples() -> Examples {
+        Examples {
+            options: json!({ "workspace_id": "64a687e29ae1f428e7ebe303" }),
+            created: json!({ "status": "created", "provider_status": 201, "provider_client_id": "44a687e29ae1f428e7ebe305", "attempts": 1, "duration_ms": 71, "replayed": false,
+                "response": { "id": "44a687e29ae1f428e7ebe305", "name": "Nova Consulting Ltd", "workspaceId": "64a687e29ae1f428e7ebe303", "archived": false } }),
+            partial: None,
+            planned: None,
+            single: Some(json!({ "name": "Acme Logistics", "email": "billing@acme.example", "note": "Pilot project" })),
         }
-        err
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider_error::ErrorKind;
+
+    #[test]
+    fn the_default_base_url_is_the_production_one() {
+        assert_eq!(ClockifySettings::default().base_url.as_str(), "https://api.clockify.me/api");
+    }
+
+    fn clockify(workspace: Option<&str>) -> Clockify {
+        Clockify::new(&ClockifySettings {
+            workspace_id: workspace.map(Into::into),
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    fn client() -> NewClient {
+        let input = crate::domain::ClientInput {
+            name: Some("Nova".into()),
+            email: Some("billing@nova.example".into()),
+            note: Some("n".into()),
+            ..Default::default()
+        };
+        NewClient::parse(Some(&input), &mut Vec::new()).unwrap()
+    }
+
+    #[test]
+    fn the_workspace_is_a_path_segment_from_the_request_or_the_config() {
+        let plan = Adapter::plan(&clockify(Some("w1")), &client(), Default::default(), "/t")
+            .unwrap();
+        assert_eq!(
+            plan.create.url.as_str(),
+            "https://api.clockify.me/api/v1/workspaces/w1/clients"
+        );
+        assert_eq!(
+            plan.create.body,
+            Some(json!({"name": "Nova", "email": "billing@nova.example", "note": "n"}))
+        );
+        let opts = ClockifyOptions {
+            workspace_id: Some("w 2".into()),
+        };
+        let plan = Adapter::plan(&clockify(Some("w1")), &client(), opts, "/t").unwrap();
+        assert_eq!(
+            plan.create.url.as_str(),
+            "https://api.clockify.me/api/v1/workspaces/w%202/clients"
+        );
+        let errors =
+            Adapter::plan(&clockify(None), &client(), Default::default(), "/t").unwrap_err();
+        assert_eq!(errors[0].pointer, "/t/workspace_id");
+    }
+
+    #[test]
+    fn a_duplicate_name_is_a_conflict() {
+        let body = json!({"message": "Client with that name already exists on workspace", "code": 501});
+        let e = clockify(None).error(StatusCode::BAD_REQUEST, Some(&body));
+        assert_eq!(e.kind, ErrorKind::Conflict);
+        assert_eq!(e.message, "Client with that name already exists on workspace");
+        let other = json!({"message": "name: must not be blank", "code": 501});
+        assert_eq!(
+            clockify(None).error(StatusCode::BAD_REQUEST, Some(&other)).kind,
+            ErrorKind::Validation
+        );
+    }
+
+    #[test]
+    fn the_id_is_a_non_empty_string() {
+        let c = clockify(None);
+        assert_eq!(c.created(&json!({"id": "abc"})).unwrap().id.unwrap(), "abc");
+        assert!(c.created(&json!({"id": ""})).is_err());
+        assert!(c.created(&json!({"id": 5})).is_err());
     }
 }

@@ -2,21 +2,35 @@
 //! `Authorization: lucca application={api_key}`, 201 with the Client resource (`id` a number).
 //! Errors are RFC 7807 problems with `errors: {field: [messages]}`.
 
+use std::collections::BTreeMap;
+
 use reqwest::StatusCode;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{json, Number, Value};
 use url::Url;
 use utoipa::ToSchema;
 
 use super::{
-    build_target, join_url, Adapter, Auth, Created, ErrorKind, Plan, ProviderError, ProviderId,
-    Target, Unavailable,
+    join_url, provider_settings, read, Adapter, Auth, Created, Examples, Plan, Request,
 };
-use crate::config::LuccaSettings;
-use crate::domain::pointer::parse_options;
 use crate::domain::NewClient;
-use crate::problem::FieldError;
+use crate::field_error::FieldError;
+use crate::provider_error::{ErrorKind, ProviderError};
+
+provider_settings! {
+    /// Lucca Project. `base_url` is your account's host, e.g. `https://acme.ilucca.net`.
+    pub struct LuccaSettings("https://example.ilucca.net") {
+        secrets {
+            /// Sent as `Authorization: lucca application=KEY`.
+            api_key / api_key_file
+        },
+        /// Default `organizationId` when a request's `targets.lucca` has none.
+        organization_id: Option<u64> = None,
+        /// Default `ownerId`.
+        owner_id: Option<u64> = None,
+    }
+}
 
 /// `targets.lucca`: each field overrides the gateway's configured default.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -43,6 +57,38 @@ struct LuccaCreateClient<'a> {
     organization_id: u64,
 }
 
+/// The Client resource (only what the gateway reads).
+#[derive(Deserialize)]
+struct LuccaClient {
+    id: Number,
+}
+
+/// An RFC 7807 problem as Lucca answers it.
+#[derive(Deserialize, Default)]
+struct LuccaProblem {
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    errors: BTreeMap<String, LuccaMessages>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum LuccaMessages {
+    Many(Vec<String>),
+    One(String),
+}
+
+impl LuccaMessages {
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        let list: &[String] = match self {
+            LuccaMessages::Many(v) => v,
+            LuccaMessages::One(s) => std::slice::from_ref(s),
+        };
+        list.iter().map(String::as_str)
+    }
+}
+
 #[derive(Debug)]
 pub struct Lucca {
     /// The create endpoint, built once from the base URL.
@@ -51,35 +97,14 @@ pub struct Lucca {
     owner_id: Option<u64>,
 }
 
-pub fn target(s: &LuccaSettings) -> Result<Result<Target, Unavailable>, String> {
-    let adapter = Lucca::new(s.base_url.clone(), s.organization_id, s.owner_id);
-    let auth = s
-        .api_key
-        .as_ref()
-        .map(|key| Auth::header("authorization", "lucca application=", key.expose_secret()));
-    build_target(adapter, s.common(), auth)
-}
+/// Words of a message saying that a value is taken.
+const TAKEN: [&str; 6] = ["unique", "already", "exist", "duplicate", "taken", "in use"];
 
-impl Lucca {
-    pub fn new(base_url: Url, organization_id: Option<u64>, owner_id: Option<u64>) -> Self {
-        Self {
-            endpoint: join_url(&base_url, &["timmi-project", "api", "v4", "clients"]),
-            organization_id,
-            owner_id,
-        }
-    }
-}
-
-const BASE: &str = "/targets/lucca";
-
-fn positive(v: Option<i64>, field: &str, errors: &mut Vec<FieldError>) -> Option<u64> {
+fn positive(v: Option<i64>, pointer: String, errors: &mut Vec<FieldError>) -> Option<u64> {
     match v {
         Some(n) if n >= 1 => Some(n.unsigned_abs()),
         Some(_) => {
-            errors.push(FieldError::new(
-                format!("{BASE}/{field}"),
-                "must be a positive integer",
-            ));
+            errors.push(FieldError::new(pointer, "must be a positive integer"));
             None
         }
         None => None,
@@ -87,19 +112,45 @@ fn positive(v: Option<i64>, field: &str, errors: &mut Vec<FieldError>) -> Option
 }
 
 impl Adapter for Lucca {
-    fn id(&self) -> ProviderId {
-        ProviderId::Lucca
+    type Settings = LuccaSettings;
+    type Options = LuccaOptions;
+
+    const SENDS: &'static [(&'static str, &'static str)] = &[
+        ("name", "`name`"),
+        ("code", "`code` (unique)"),
+        ("external_id", "`externalCode`"),
+    ];
+
+    fn new(s: &LuccaSettings) -> Result<Self, String> {
+        Ok(Self {
+            endpoint: join_url(&s.base_url, &["timmi-project", "api", "v4", "clients"]),
+            organization_id: s.organization_id,
+            owner_id: s.owner_id,
+        })
     }
 
-    fn plan(&self, client: &NewClient, options: &Value) -> Result<Plan, Vec<FieldError>> {
-        let opts: LuccaOptions = parse_options(options, BASE).map_err(|e| vec![e])?;
+    fn auth(s: &LuccaSettings) -> Result<Option<Auth>, String> {
+        s.api_key
+            .as_ref()
+            .map(|key| Auth::header("authorization", "lucca application=", key.expose_secret()))
+            .transpose()
+    }
+
+    fn plan(
+        &self,
+        client: &NewClient,
+        opts: LuccaOptions,
+        at: &str,
+    ) -> Result<Plan, Vec<FieldError>> {
         let mut errors = Vec::new();
         let organization_id =
-            positive(opts.organization_id, "organization_id", &mut errors).or(self.organization_id);
-        let owner_id = positive(opts.owner_id, "owner_id", &mut errors).or(self.owner_id);
+            positive(opts.organization_id, format!("{at}/organization_id"), &mut errors)
+                .or(self.organization_id);
+        let owner_id =
+            positive(opts.owner_id, format!("{at}/owner_id"), &mut errors).or(self.owner_id);
         if organization_id.is_none() && errors.is_empty() {
             errors.push(FieldError::new(
-                format!("{BASE}/organization_id"),
+                format!("{at}/organization_id"),
                 "is required: Lucca needs the organization of the client, and the gateway has no default (providers.lucca.organization_id)",
             ));
         }
@@ -122,76 +173,76 @@ impl Adapter for Lucca {
             owner_id,
             organization_id,
         };
-        Ok(Plan {
-            url: self.endpoint.clone(),
-            body: serde_json::to_value(body).expect("plain struct serializes"),
-            secret_pointers: &[],
-            credentials: None,
-        })
+        Ok(Request::post(self.endpoint.clone(), &body).into())
     }
 
     fn created(&self, body: &Value) -> Result<Created, String> {
-        let id = match body.get("id") {
-            Some(Value::Number(n)) if n.is_u64() || n.is_i64() => n.to_string(),
-            Some(Value::Number(n)) => match n.as_f64() {
-                Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => format!("{}", f as i64),
-                _ => return Err(format!("`id` is not an integer: {n}")),
-            },
-            _ => return Err("no numeric `id` in the Client resource".into()),
-        };
+        let client: LuccaClient =
+            read(body).map_err(|e| format!("no numeric `id` in the Client resource ({e})"))?;
         Ok(Created {
-            id: Some(id),
+            id: Some(integer(&client.id)?),
             credentials: None,
         })
     }
 
     fn error(&self, status: StatusCode, body: Option<&Value>) -> ProviderError {
-        let mut err = ProviderError::from_status(status, body);
-        let Some(body) = body else { return err };
-        let field_errors: Vec<(String, String)> = body
-            .get("errors")
-            .and_then(Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .flat_map(|(field, msgs)| {
-                        let msgs: Vec<String> = match msgs {
-                            Value::Array(a) => a
-                                .iter()
-                                .filter_map(|m| m.as_str().map(str::to_owned))
-                                .collect(),
-                            Value::String(s) => vec![s.clone()],
-                            _ => Vec::new(),
-                        };
-                        msgs.into_iter().map(move |m| (field.clone(), m))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        if !field_errors.is_empty() {
-            let details: Vec<String> = field_errors
-                .iter()
-                .map(|(f, m)| format!("{f}: {m}"))
-                .collect();
-            let title = body.get("title").and_then(Value::as_str).unwrap_or("");
-            err.message = if title.is_empty() {
-                details.join("; ")
-            } else {
-                format!("{title} {}", details.join("; "))
-            };
+        let err = ProviderError::from_status(status, body);
+        let problem: LuccaProblem = body.and_then(|b| read(b).ok()).unwrap_or_default();
+        let field_errors: Vec<(&str, &str)> = problem
+            .errors
+            .iter()
+            .flat_map(|(field, msgs)| msgs.iter().map(move |m| (field.as_str(), m)))
+            .collect();
+        if field_errors.is_empty() {
+            return err;
         }
+        let details: Vec<String> = field_errors
+            .iter()
+            .map(|(f, m)| format!("{f}: {m}"))
+            .collect();
+        let message = match problem.title.as_deref().filter(|t| !t.is_empty()) {
+            Some(title) => format!("{title} {}", details.join("; ")),
+            None => details.join("; "),
+        };
         let code_taken = field_errors.iter().any(|(field, msg)| {
             let field = field.to_ascii_lowercase();
             let field = field.rsplit(['.', '$']).next().unwrap_or(&field);
             let msg = msg.to_ascii_lowercase();
-            field == "code"
-                && ["unique", "already", "exist", "duplicate", "taken", "in use"]
-                    .iter()
-                    .any(|w| msg.contains(w))
+            field == "code" && TAKEN.iter().any(|w| msg.contains(w))
         });
+        let err = err.with_message(Some(message));
         if status == StatusCode::BAD_REQUEST && code_taken {
-            err = err.with_kind(ErrorKind::Conflict);
+            err.with_kind(ErrorKind::Conflict)
+        } else {
+            err
         }
-        err
+    }
+
+    fn examples() -> Examples {
+        let created = json!({ "status": "created", "provider_status": 201, "provider_client_id": "123", "attempts": 1, "duration_ms": 84, "replayed": false,
+            "response": { "id": 123, "name": "Nova Consulting Ltd", "code": "NOVA", "externalCode": "crm-4711", "owner": null } });
+        Examples {
+            options: json!({ "organization_id": 12, "owner_id": 7 }),
+            partial: Some(created.clone()),
+            created,
+            planned: Some(json!({ "status": "planned", "attempts": 0, "duration_ms": 0, "replayed": false,
+                "request": { "method": "POST", "url": "https://acme.ilucca.net/timmi-project/api/v4/clients",
+                             "headers": { "accept": "application/json", "authorization": "lucca application=[redacted]", "content-type": "application/json" },
+                             "body": { "name": "Nova Consulting Ltd", "code": "NOVA", "externalCode": "crm-4711", "ownerId": 7, "organizationId": 12 } } })),
+            single: None,
+        }
+    }
+}
+
+/// The id as a string: an integer, or a float without a fraction (some JSON encoders write
+/// `123.0`) small enough to be exact.
+fn integer(n: &Number) -> Result<String, String> {
+    if n.is_u64() || n.is_i64() {
+        return Ok(n.to_string());
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(format!("{}", f as i64)),
+        _ => Err(format!("`id` is not an integer: {n}")),
     }
 }
 
@@ -200,8 +251,60 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    #[test]
+    fn the_default_base_url_is_the_production_one() {
+        assert_eq!(LuccaSettings::default().base_url.as_str(), "https://example.ilucca.net/");
+    }
+
     fn lucca() -> Lucca {
-        Lucca::new(Url::parse("https://acme.ilucca.net").unwrap(), None, None)
+        Lucca::new(&LuccaSettings {
+            base_url: Url::parse("https://acme.ilucca.net").unwrap(),
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    fn client(name: &str, code: Option<&str>) -> NewClient {
+        let mut errors = Vec::new();
+        let input = crate::domain::ClientInput {
+            name: Some(name.into()),
+            code: code.map(Into::into),
+            external_id: Some("crm-4711".into()),
+            ..Default::default()
+        };
+        NewClient::parse(Some(&input), &mut errors).unwrap()
+    }
+
+    #[test]
+    fn the_request_is_the_documented_one() {
+        let opts = LuccaOptions {
+            organization_id: Some(12),
+            owner_id: Some(7),
+        };
+        let plan = Adapter::plan(&lucca(), &client("Nova", Some("NOVA")), opts, "/t").unwrap();
+        assert_eq!(plan.create.method, reqwest::Method::POST);
+        assert_eq!(
+            plan.create.url.as_str(),
+            "https://acme.ilucca.net/timmi-project/api/v4/clients"
+        );
+        assert_eq!(
+            plan.create.body,
+            Some(json!({"name": "Nova", "code": "NOVA", "externalCode": "crm-4711", "ownerId": 7, "organizationId": 12}))
+        );
+    }
+
+    #[test]
+    fn the_organization_is_required_and_ids_positive() {
+        let opts = LuccaOptions {
+            organization_id: None,
+            owner_id: Some(0),
+        };
+        let errors = Adapter::plan(&lucca(), &client("!!!", None), opts, "/t").unwrap_err();
+        let pointers: Vec<&str> = errors.iter().map(|e| e.pointer.as_str()).collect();
+        assert_eq!(pointers, ["/t/owner_id", "/client/code"]);
+        let errors = Adapter::plan(&lucca(), &client("Nova", None), Default::default(), "/t")
+            .unwrap_err();
+        assert_eq!(errors[0].pointer, "/t/organization_id");
     }
 
     #[test]
@@ -223,6 +326,16 @@ mod tests {
             lucca().error(StatusCode::BAD_REQUEST, Some(&external)).kind,
             ErrorKind::Validation
         );
+        let one = json!({"errors": {"code": "is already taken"}});
+        assert_eq!(
+            lucca().error(StatusCode::BAD_REQUEST, Some(&one)).kind,
+            ErrorKind::Conflict,
+            "a single message instead of a list"
+        );
+        let odd = json!({"title": "Server error", "errors": 5});
+        let e = lucca().error(StatusCode::INTERNAL_SERVER_ERROR, Some(&odd));
+        assert_eq!(e.kind, ErrorKind::Unavailable);
+        assert_eq!(e.message, "Server error");
     }
 
     #[test]

@@ -3,21 +3,53 @@
 
 use std::sync::Arc;
 
+use reqwest::StatusCode;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{json, Value};
 use url::Url;
 use utoipa::ToSchema;
 
 use super::{
-    build_target, http_client, join_url, Adapter, Auth, Created, Plan, ProviderId, Target,
-    TokenSource, Unavailable,
+    http_client, join_url, provider_settings, read, Adapter, Auth, Created, Examples, Plan,
+    Request, TokenSource,
 };
-use crate::config::MissionxSettings;
-use crate::domain::pointer::parse_options;
-use crate::domain::schema::DepartmentId;
+use crate::domain::schema::string_schema;
 use crate::domain::NewClient;
-use crate::problem::FieldError;
+use crate::field_error::FieldError;
+use crate::provider_error::ProviderError;
+
+provider_settings! {
+    /// missionX: OAuth2 client credentials, or a static bearer token.
+    pub struct MissionxSettings("https://open.api.missionx.ai/v2") {
+        secrets {
+            /// Client-credentials grant.
+            client_secret / client_secret_file,
+            /// A static bearer token instead of the client-credentials flow.
+            access_token / access_token_file,
+        },
+        /// OAuth2 token endpoint (client-credentials grant).
+        token_url: Url = Url::parse("https://open.api.missionx.ai/v2/auth/token").expect("a valid URL"),
+        client_id: Option<String> = None,
+        /// Sent as the `Org-Id` header of the token request.
+        org_id: Option<String> = None,
+        /// Optional OAuth2 `scope` of the token request.
+        scope: Option<String> = None,
+        /// Default department ids when a request's `targets.missionx` has none.
+        departments: Vec<String> = Vec::new(),
+    }
+}
+
+string_schema!(
+    DepartmentId,
+    "A missionX department id: 24 hexadecimal characters.",
+    "^[0-9a-fA-F]{24}$".to_owned(),
+    24,
+    24
+);
+
+/// Most departments one client may list.
+const MAX_DEPARTMENTS: usize = 50;
 
 /// `targets.missionx`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -39,6 +71,19 @@ struct MissionxCreateClient<'a> {
     departments: &'a [String],
 }
 
+/// The client document (only what the gateway reads).
+#[derive(Deserialize)]
+struct MissionxClient {
+    #[serde(rename = "_id")]
+    id: String,
+}
+
+/// missionX's error body, `{message, code, data}`.
+#[derive(Deserialize)]
+struct MissionxError {
+    message: Option<String>,
+}
+
 #[derive(Debug)]
 pub struct Missionx {
     /// The create endpoint, built once from the base URL.
@@ -46,64 +91,57 @@ pub struct Missionx {
     departments: Vec<String>,
 }
 
-impl Missionx {
-    pub fn new(base_url: Url, departments: Vec<String>) -> Self {
-        Self {
-            endpoint: join_url(&base_url, &["clients"]),
-            departments,
-        }
-    }
-}
-
-pub fn target(s: &MissionxSettings) -> Result<Result<Target, Unavailable>, String> {
-    let auth = match (&s.access_token, &s.client_id, &s.client_secret) {
-        (Some(token), _, _) => Some(Auth::header(
-            "authorization",
-            "Bearer ",
-            token.expose_secret(),
-        )),
-        (None, Some(client_id), Some(secret)) => {
-            Some(Ok(Auth::OAuth2(Arc::new(TokenSource::new(
-                http_client(1)?,
-                s.token_url.clone(),
-                client_id.clone(),
-                secret.clone(),
-                s.org_id.clone(),
-                s.scope.clone(),
-            )))))
-        }
-        (None, Some(_), None) => {
-            return Err("providers.missionx: client_id is set but client_secret is not".into())
-        }
-        (None, None, Some(_)) => {
-            return Err("providers.missionx: client_secret is set but client_id is not".into())
-        }
-        (None, None, None) => None,
-    };
-    for d in &s.departments {
-        if !is_object_id(d) {
-            return Err(format!(
-                "providers.missionx.departments: `{d}` is not a 24-hex department id"
-            ));
-        }
-    }
-    let adapter = Missionx::new(s.base_url.clone(), s.departments.clone());
-    build_target(adapter, s.common(), auth)
-}
-
-const BASE: &str = "/targets/missionx";
-
 fn is_object_id(s: &str) -> bool {
     s.len() == 24 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 impl Adapter for Missionx {
-    fn id(&self) -> ProviderId {
-        ProviderId::Missionx
+    type Settings = MissionxSettings;
+    type Options = MissionxOptions;
+
+    const SENDS: &'static [(&'static str, &'static str)] = &[
+        ("name", "`title`"),
+        ("external_id", "`customId`"),
+        ("email_domains", "`emailDomains`"),
+    ];
+
+    fn new(s: &MissionxSettings) -> Result<Self, String> {
+        if let Some(d) = s.departments.iter().find(|d| !is_object_id(d)) {
+            return Err(format!("departments: `{d}` is not a 24-hex department id"));
+        }
+        Ok(Self {
+            endpoint: join_url(&s.base_url, &["clients"]),
+            departments: s.departments.clone(),
+        })
     }
 
-    fn plan(&self, client: &NewClient, options: &Value) -> Result<Plan, Vec<FieldError>> {
-        let opts: MissionxOptions = parse_options(options, BASE).map_err(|e| vec![e])?;
+    fn auth(s: &MissionxSettings) -> Result<Option<Auth>, String> {
+        match (&s.access_token, &s.client_id, &s.client_secret) {
+            (Some(token), _, _) => {
+                Auth::header("authorization", "Bearer ", token.expose_secret()).map(Some)
+            }
+            (None, Some(client_id), Some(secret)) => {
+                Ok(Some(Auth::OAuth2(Arc::new(TokenSource::new(
+                    http_client(1)?,
+                    s.token_url.clone(),
+                    client_id.clone(),
+                    secret.clone(),
+                    s.org_id.clone(),
+                    s.scope.clone(),
+                )))))
+            }
+            (None, Some(_), None) => Err("client_id is set but client_secret is not".into()),
+            (None, None, Some(_)) => Err("client_secret is set but client_id is not".into()),
+            (None, None, None) => Ok(None),
+        }
+    }
+
+    fn plan(
+        &self,
+        client: &NewClient,
+        opts: MissionxOptions,
+        at: &str,
+    ) -> Result<Plan, Vec<FieldError>> {
         let departments = opts.departments.unwrap_or_else(|| self.departments.clone());
         let errors: Vec<FieldError> = departments
             .iter()
@@ -111,14 +149,14 @@ impl Adapter for Missionx {
             .filter(|(_, d)| !is_object_id(d))
             .map(|(i, _)| {
                 FieldError::new(
-                    format!("{BASE}/departments/{i}"),
+                    format!("{at}/departments/{i}"),
                     "must be a department id: 24 hexadecimal characters",
                 )
             })
-            .chain((departments.len() > 50).then(|| {
+            .chain((departments.len() > MAX_DEPARTMENTS).then(|| {
                 FieldError::new(
-                    format!("{BASE}/departments"),
-                    "must list at most 50 departments",
+                    format!("{at}/departments"),
+                    format!("must list at most {MAX_DEPARTMENTS} departments"),
                 )
             }))
             .collect();
@@ -131,21 +169,124 @@ impl Adapter for Missionx {
             email_domains: &client.email_domains,
             departments: &departments,
         };
-        Ok(Plan {
-            url: self.endpoint.clone(),
-            body: serde_json::to_value(body).expect("plain struct serializes"),
-            secret_pointers: &[],
-            credentials: None,
-        })
+        Ok(Request::post(self.endpoint.clone(), &body).into())
     }
 
     fn created(&self, body: &Value) -> Result<Created, String> {
-        match body.get("_id").and_then(Value::as_str) {
-            Some(id) if !id.is_empty() => Ok(Created {
-                id: Some(id.to_owned()),
+        match read::<MissionxClient>(body) {
+            Ok(c) if !c.id.is_empty() => Ok(Created {
+                id: Some(c.id),
                 credentials: None,
             }),
             _ => Err("no string `_id` in the client document".into()),
         }
+    }
+
+    fn error(&self, status: StatusCode, body: Option<&Value>) -> ProviderError {
+        let message = body
+            .and_then(|b| read::<MissionxError>(b).ok())
+            .and_then(|e| e.message);
+        ProviderError::from_status(status, body).with_message(message)
+    }
+
+    fn examples() -> Examples {
+        Examples {
+            options: json!({ "departments": ["6650c0ffee0000000000abcd"] }),
+            created: json!({ "status": "created", "provider_status": 200, "provider_client_id": "6650c0ffee00000000000042", "attempts": 1, "duration_ms": 102, "replayed": false,
+                "response": { "_id": "6650c0ffee00000000000042", "title": "Nova Consulting Ltd", "customId": "crm-4711", "emailDomains": ["nova.example"], "departments": ["6650c0ffee0000000000abcd"] } }),
+            partial: Some(json!({ "status": "unknown", "attempts": 1, "duration_ms": 5000, "replayed": false,
+                "error": { "kind": "timeout", "message": "no answer within 5000 ms; the client may have been created", "retryable": true } })),
+            planned: None,
+            single: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn missionx(departments: &[&str]) -> Missionx {
+        Missionx::new(&MissionxSettings {
+            departments: departments.iter().map(|d| d.to_string()).collect(),
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn the_default_base_url_is_the_production_one() {
+        assert_eq!(MissionxSettings::default().base_url.as_str(), "https://open.api.missionx.ai/v2");
+        assert_eq!(
+            MissionxSettings::default().token_url.as_str(),
+            "https://open.api.missionx.ai/v2/auth/token"
+        );
+    }
+
+    fn client() -> NewClient {
+        let input = crate::domain::ClientInput {
+            name: Some("Nova".into()),
+            external_id: Some("crm-1".into()),
+            email: Some("billing@nova.example".into()),
+            ..Default::default()
+        };
+        NewClient::parse(Some(&input), &mut Vec::new()).unwrap()
+    }
+
+    #[test]
+    fn the_request_is_the_documented_one() {
+        let d = "6650c0ffee0000000000abcd";
+        let plan = Adapter::plan(&missionx(&[d]), &client(), Default::default(), "/t").unwrap();
+        assert_eq!(plan.create.url.as_str(), "https://open.api.missionx.ai/v2/clients");
+        assert_eq!(
+            plan.create.body,
+            Some(json!({"title": "Nova", "customId": "crm-1", "emailDomains": ["nova.example"], "departments": [d]}))
+        );
+    }
+
+    #[test]
+    fn departments_are_object_ids_at_most_fifty() {
+        let opts = MissionxOptions {
+            departments: Some(vec!["nope".into(), "6650c0ffee0000000000abcd".into()]),
+        };
+        let errors = Adapter::plan(&missionx(&[]), &client(), opts, "/t").unwrap_err();
+        assert_eq!(errors[0].pointer, "/t/departments/0");
+        let opts = MissionxOptions {
+            departments: Some(vec!["6650c0ffee0000000000abcd".into(); 51]),
+        };
+        let errors = Adapter::plan(&missionx(&[]), &client(), opts, "/t").unwrap_err();
+        assert_eq!(errors[0].pointer, "/t/departments");
+        assert!(Missionx::new(&MissionxSettings {
+            departments: vec!["x".into()],
+            ..Default::default()
+        })
+        .is_err());
+    }
+
+    #[test]
+    fn credentials_come_in_pairs() {
+        let s = |id: Option<&str>, secret: Option<&str>| MissionxSettings {
+            client_id: id.map(Into::into),
+            client_secret: secret.map(|s| s.to_owned().into()),
+            ..Default::default()
+        };
+        assert!(Missionx::auth(&s(Some("id"), None)).is_err());
+        assert!(Missionx::auth(&s(None, Some("secret"))).is_err());
+        assert!(Missionx::auth(&s(None, None)).unwrap().is_none());
+        assert!(matches!(
+            Missionx::auth(&s(Some("id"), Some("secret"))).unwrap(),
+            Some(Auth::OAuth2(_))
+        ));
+    }
+
+    #[test]
+    fn the_id_and_the_message_are_read_from_the_documented_bodies() {
+        let m = missionx(&[]);
+        assert_eq!(m.created(&json!({"_id": "x1"})).unwrap().id.unwrap(), "x1");
+        assert!(m.created(&json!({"id": "x1"})).is_err());
+        let body = json!({"message": "\"title\" is required", "code": "VALIDATION_ERROR", "data": {}});
+        let e = m.error(StatusCode::BAD_REQUEST, Some(&body));
+        assert_eq!(e.message, "\"title\" is required");
+        assert_eq!(e.provider_error, Some(body));
     }
 }

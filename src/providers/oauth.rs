@@ -1,23 +1,26 @@
-//! OAuth2 client-credentials tokens (missionX): fetched once however many requests need one at
-//! the same moment, cached until shortly before `expires_in`, dropped when the provider answers 401.
+//! OAuth2 client-credentials tokens: fetched once however many requests need one at the same
+//! moment, cached until shortly before `expires_in`, dropped when the provider answers 401.
 
 use std::time::Duration;
 
 use reqwest::header::{HeaderValue, ACCEPT};
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 use url::Url;
 
-use super::{message_of, ErrorKind, ProviderError};
+use super::http::describe_transport;
+use crate::provider_error::{message_of, ErrorKind, ProviderError};
 
 /// Lifetime assumed when the token endpoint gives no `expires_in`.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
 /// A token is renewed this long before it expires (at most a tenth of its lifetime).
 const RENEW_MARGIN: Duration = Duration::from_secs(60);
 
+/// A client-credentials grant: the token endpoint and what to send it.
 pub struct TokenSource {
     http: reqwest::Client,
     token_url: Url,
@@ -26,6 +29,15 @@ pub struct TokenSource {
     org_id: Option<String>,
     scope: Option<String>,
     cache: Mutex<Option<Cached>>,
+}
+
+/// The token endpoint's success (RFC 6749 §5.1).
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: String,
+    /// Seconds; read leniently (a token with an odd lifetime still works, for the default one).
+    #[serde(default)]
+    expires_in: Option<Value>,
 }
 
 struct Cached {
@@ -95,10 +107,7 @@ impl TokenSource {
         let response = request.send().await.map_err(|e| {
             let mut err = ProviderError::new(
                 ErrorKind::Unavailable,
-                format!(
-                    "token endpoint unreachable: {}",
-                    super::describe_transport(&e)
-                ),
+                format!("token endpoint unreachable: {}", describe_transport(&e)),
             );
             err.retryable = true;
             err
@@ -107,10 +116,7 @@ impl TokenSource {
         let bytes = response.bytes().await.map_err(|e| {
             ProviderError::new(
                 ErrorKind::Unavailable,
-                format!(
-                    "token endpoint answer cut: {}",
-                    super::describe_transport(&e)
-                ),
+                format!("token endpoint answer cut: {}", describe_transport(&e)),
             )
         })?;
         let body: Option<Value> = serde_json::from_slice(&bytes).ok();
@@ -129,17 +135,17 @@ impl TokenSource {
             err.message = format!("token endpoint refused the client credentials: {reason}");
             return Err(err);
         }
-        let token = body
+        let answer = body
             .as_ref()
-            .and_then(|b| b.get("access_token"))
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty());
-        let Some(token) = token else {
+            .and_then(|b| TokenAnswer::deserialize(b).ok())
+            .filter(|a| !a.access_token.is_empty());
+        let Some(answer) = answer else {
             return Err(ProviderError::new(
                 ErrorKind::InvalidResponse,
                 "token endpoint answered without an `access_token`",
             ));
         };
+        let token = answer.access_token;
         let mut header = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
             ProviderError::new(
                 ErrorKind::InvalidResponse,
@@ -147,9 +153,9 @@ impl TokenSource {
             )
         })?;
         header.set_sensitive(true);
-        let lifetime = body
+        let lifetime = answer
+            .expires_in
             .as_ref()
-            .and_then(|b| b.get("expires_in"))
             .and_then(Value::as_u64)
             .map(Duration::from_secs)
             .unwrap_or(DEFAULT_LIFETIME);

@@ -3,20 +3,28 @@
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{json, Value};
 use url::Url;
 use utoipa::ToSchema;
 
-use super::{
-    build_target, join_url, Adapter, Auth, Created, Credentials, Plan, ProviderId, Target,
-    Unavailable,
-};
-use crate::config::PlusvibeSettings;
-use crate::domain::pointer::parse_options;
+use super::{join_url, provider_settings, read, Adapter, Auth, Created, Examples, Plan, Request};
 use crate::domain::schema::Id64;
 use crate::domain::text::is_valid_id;
 use crate::domain::NewClient;
-use crate::problem::FieldError;
+use crate::field_error::FieldError;
+use crate::secret::Credentials;
+
+provider_settings! {
+    /// PlusVibe.
+    pub struct PlusvibeSettings("https://api.plusvibe.ai/api/v1") {
+        secrets {
+            /// Sent as `x-api-key`.
+            api_key / api_key_file
+        },
+        /// Default `workspace_id` (the API user's workspace) when a request has none.
+        workspace_id: Option<String> = None,
+    }
+}
 
 /// `targets.plusvibe`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -69,6 +77,17 @@ struct PlusvibeWorkspacePermission<'a> {
     hide_labels: &'a [String],
 }
 
+/// The create answer: the client's id, its login and the password PlusVibe generated.
+#[derive(Deserialize)]
+struct PlusvibeCreated {
+    client_id: String,
+    /// The login (read leniently: the client exists whatever this holds).
+    #[serde(default)]
+    email: Option<Value>,
+    #[serde(default)]
+    password: Option<Value>,
+}
+
 #[derive(Debug)]
 pub struct Plusvibe {
     /// The create endpoint, built once from the base URL.
@@ -76,38 +95,41 @@ pub struct Plusvibe {
     workspace_id: Option<String>,
 }
 
-impl Plusvibe {
-    pub fn new(base_url: Url, workspace_id: Option<String>) -> Self {
-        Self {
-            endpoint: join_url(&base_url, &["client"]),
-            workspace_id,
-        }
-    }
-}
-
-pub fn target(s: &PlusvibeSettings) -> Result<Result<Target, Unavailable>, String> {
-    let adapter = Plusvibe::new(s.base_url.clone(), s.workspace_id.clone());
-    let auth = s
-        .api_key
-        .as_ref()
-        .map(|key| Auth::header("x-api-key", "", key.expose_secret()));
-    build_target(adapter, s.common(), auth)
-}
-
-const BASE: &str = "/targets/plusvibe";
-
 impl Adapter for Plusvibe {
-    fn id(&self) -> ProviderId {
-        ProviderId::Plusvibe
+    type Settings = PlusvibeSettings;
+    type Options = PlusvibeOptions;
+
+    const SENDS: &'static [(&'static str, &'static str)] = &[
+        ("name", "`client_business_name`"),
+        ("email", "`client_email` when the contact has no e-mail"),
+        ("contact", "`client_first_name`, `client_last_name`, `client_email`: the client's login (required)"),
+    ];
+
+    fn new(s: &PlusvibeSettings) -> Result<Self, String> {
+        Ok(Self {
+            endpoint: join_url(&s.base_url, &["client"]),
+            workspace_id: s.workspace_id.clone(),
+        })
     }
 
-    fn plan(&self, client: &NewClient, options: &Value) -> Result<Plan, Vec<FieldError>> {
-        let opts: PlusvibeOptions = parse_options(options, BASE).map_err(|e| vec![e])?;
+    fn auth(s: &PlusvibeSettings) -> Result<Option<Auth>, String> {
+        s.api_key
+            .as_ref()
+            .map(|key| Auth::header("x-api-key", "", key.expose_secret()))
+            .transpose()
+    }
+
+    fn plan(
+        &self,
+        client: &NewClient,
+        opts: PlusvibeOptions,
+        at: &str,
+    ) -> Result<Plan, Vec<FieldError>> {
         let mut errors = Vec::new();
         let workspace_id = match opts.workspace_id.as_deref() {
             Some(w) if !is_valid_id(w) => {
                 errors.push(FieldError::new(
-                    format!("{BASE}/workspace_id"),
+                    format!("{at}/workspace_id"),
                     "must be a workspace id of 1–64 characters",
                 ));
                 None
@@ -117,21 +139,21 @@ impl Adapter for Plusvibe {
         };
         if workspace_id.is_none() && errors.is_empty() {
             errors.push(FieldError::new(
-                format!("{BASE}/workspace_id"),
+                format!("{at}/workspace_id"),
                 "is required: PlusVibe needs the API user's workspace, and the gateway has no default (providers.plusvibe.workspace_id)",
             ));
         }
         if let Some(list) = &opts.workspaces {
             if list.is_empty() {
                 errors.push(FieldError::new(
-                    format!("{BASE}/workspaces"),
+                    format!("{at}/workspaces"),
                     "must list at least one workspace (omit it to use workspace_id)",
                 ));
             }
             for (i, w) in list.iter().enumerate() {
                 if !is_valid_id(&w.id) {
                     errors.push(FieldError::new(
-                        format!("{BASE}/workspaces/{i}/id"),
+                        format!("{at}/workspaces/{i}/id"),
                         "must be a workspace id of 1–64 characters",
                     ));
                 }
@@ -193,37 +215,112 @@ impl Adapter for Plusvibe {
             client_business_name: &client.name,
             workspaces,
         };
-        Ok(Plan {
-            url: self.endpoint.clone(),
-            body: serde_json::to_value(body).expect("plain struct serializes"),
-            secret_pointers: &[],
-            credentials: None,
-        })
+        Ok(Request::post(self.endpoint.clone(), &body).into())
     }
 
     fn created(&self, body: &Value) -> Result<Created, String> {
-        let id = match body.get("client_id").and_then(Value::as_str) {
-            Some(id) if !id.is_empty() => id.to_owned(),
+        let created = match read::<PlusvibeCreated>(body) {
+            Ok(c) if !c.client_id.is_empty() => c,
             _ => return Err("no string `client_id` in the answer".into()),
         };
-        let credentials = body
-            .get("password")
-            .and_then(Value::as_str)
-            .map(|password| Credentials {
-                login: body
-                    .get("email")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
-                password: SecretString::from(password),
-            });
+        let text = |v: &Option<Value>| v.as_ref().and_then(Value::as_str).map(str::to_owned);
+        let credentials = text(&created.password).map(|password| Credentials {
+            login: text(&created.email).unwrap_or_default(),
+            password: SecretString::from(password),
+        });
         Ok(Created {
-            id: Some(id),
+            id: Some(created.client_id),
             credentials,
         })
     }
 
     fn response_secrets(&self) -> &'static [&'static str] {
         &["/password"]
+    }
+
+    fn examples() -> Examples {
+        Examples {
+            options: json!({
+                "workspace_id": "65f99a0dd96fae8ab61130c0",
+                "workspaces": [{ "id": "65f99a0dd96fae8ab61130c0", "permission": "FULL_ACCESS", "hide_labels": [] }]
+            }),
+            created: json!({ "status": "created", "provider_status": 200, "provider_client_id": "70218d5e05561a3877dcb77f", "attempts": 1, "duration_ms": 95, "replayed": false,
+                "credentials": { "login": "nova.smith@nova.example", "password": "Xp9#Ld2!ak" },
+                "response": { "client_id": "70218d5e05561a3877dcb77f", "email": "nova.smith@nova.example", "password": "[redacted]" } }),
+            partial: None,
+            planned: None,
+            single: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plusvibe(workspace: Option<&str>) -> Plusvibe {
+        Plusvibe::new(&PlusvibeSettings {
+            workspace_id: workspace.map(Into::into),
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn the_default_base_url_is_the_production_one() {
+        assert_eq!(PlusvibeSettings::default().base_url.as_str(), "https://api.plusvibe.ai/api/v1");
+    }
+
+    fn client(contact: bool) -> NewClient {
+        let input = crate::domain::ClientInput {
+            name: Some("Nova".into()),
+            email: Some("billing@nova.example".into()),
+            contact: contact.then(|| crate::domain::ContactInput {
+                first_name: Some("Nova".into()),
+                last_name: Some("Smith".into()),
+                email: None,
+            }),
+            ..Default::default()
+        };
+        NewClient::parse(Some(&input), &mut Vec::new()).unwrap()
+    }
+
+    #[test]
+    fn the_default_workspace_gets_full_access_and_the_company_email_is_the_login() {
+        let plan =
+            Adapter::plan(&plusvibe(Some("w1")), &client(true), Default::default(), "/t").unwrap();
+        assert_eq!(plan.create.url.as_str(), "https://api.plusvibe.ai/api/v1/client");
+        assert_eq!(
+            plan.create.body,
+            Some(json!({
+                "workspace_id": "w1", "client_email": "billing@nova.example",
+                "client_first_name": "Nova", "client_last_name": "Smith", "client_business_name": "Nova",
+                "workspaces": [{"id": "w1", "permissions": ["FULL_ACCESS"], "hide_labels": []}]
+            }))
+        );
+    }
+
+    #[test]
+    fn the_login_and_the_workspace_are_required() {
+        let errors =
+            Adapter::plan(&plusvibe(None), &client(false), Default::default(), "/t").unwrap_err();
+        let pointers: Vec<&str> = errors.iter().map(|e| e.pointer.as_str()).collect();
+        assert_eq!(
+            pointers,
+            ["/t/workspace_id", "/client/contact/first_name", "/client/contact/last_name"]
+        );
+    }
+
+    #[test]
+    fn the_generated_password_becomes_credentials() {
+        let c = plusvibe(None)
+            .created(&json!({"client_id": "p1", "email": "a@b.example", "password": "pw"}))
+            .unwrap();
+        assert_eq!(c.id.as_deref(), Some("p1"));
+        let credentials = c.credentials.unwrap();
+        assert_eq!(credentials.login, "a@b.example");
+        assert_eq!(credentials.password.expose_secret(), "pw");
+        assert!(plusvibe(None).created(&json!({"client_id": ""})).is_err());
+        assert!(plusvibe(None).created(&json!({"id": "p1"})).is_err());
     }
 }

@@ -4,7 +4,7 @@ pub mod ops;
 use actix_web::{web, HttpRequest};
 
 use crate::problem::{ApiError, Problem};
-use crate::request_id;
+use crate::request_id::RequestId;
 
 /// Registers every route. Each resource answers 405 (problem JSON) to other methods.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -31,10 +31,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 async fn not_allowed(req: HttpRequest, allow: &'static str) -> Result<&'static str, Problem> {
-    Err(ApiError::MethodNotAllowed { allow }.with_request(&request_id::of(&req)))
+    Err(ApiError::MethodNotAllowed { allow }.with_request(&RequestId::of(&req)))
 }
 
 /// Any path without a route.
 pub async fn not_found(req: HttpRequest) -> Result<&'static str, Problem> {
-    Err(ApiError::NotFound.with_request(&request_id::of(&req)))
+    Err(ApiError::NotFound.with_request(&RequestId::of(&req)))
 }

@@ -1,17 +1,46 @@
 //! ChatDash: `{"error": ...}` errors; a member login id is unique across the agency.
 
+use std::collections::HashSet;
+use std::sync::Mutex;
+
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use secrecy::SecretString;
 use serde_json::{json, Value};
+use url::Url;
 
-use super::{answer, credentials, header, text, State};
+use super::{answer, header, text, Behaviour};
+use crate::providers::chatdash::ChatdashSettings;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/chatdash/v1/public/clients", web::post().to(create));
+/// The base URL's path under `/chatdash`.
+pub const BASE_PATH: &str = "/v1/public";
+/// The sandbox agency's API key. It opens nothing outside this process.
+pub const API_KEY: &str = "sandbox-chatdash-agency-key";
+
+/// What the simulated agency remembers: the members' lower-cased login ids.
+#[derive(Default)]
+pub struct Tenant {
+    logins: Mutex<HashSet<String>>,
 }
 
-async fn create(req: HttpRequest, body: web::Bytes, state: web::Data<State>) -> HttpResponse {
-    if header(&req, "authorization") != Some(credentials::CHATDASH_API_KEY) {
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/clients", web::post().to(create));
+}
+
+pub fn configure(s: &mut ChatdashSettings, base_url: Url) {
+    s.enabled = true;
+    s.base_url = base_url;
+    s.api_key = Some(SecretString::from(API_KEY));
+    s.api_key_file = None;
+}
+
+async fn create(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<Behaviour>,
+    tenant: web::Data<Tenant>,
+) -> HttpResponse {
+    if header(&req, "authorization") != Some(API_KEY) {
         let body = json!({"error": "Invalid API key"});
         return answer(&state, StatusCode::UNAUTHORIZED, body).await;
     }
@@ -34,7 +63,7 @@ async fn create(req: HttpRequest, body: web::Bytes, state: web::Data<State>) -> 
     let login = text(&body, "/member/loginId")
         .unwrap_or_default()
         .to_lowercase();
-    if !state.first_use(&state.chatdash_logins, login) {
+    if !state.first_use(&tenant.logins, login) {
         let body = json!({"error": "Login ID already in use"});
         return answer(&state, StatusCode::BAD_REQUEST, body).await;
     }

@@ -1,19 +1,51 @@
 //! Lucca Project: RFC 7807 problems with `errors: {field: [messages]}`, a unique `code`.
 
-use std::sync::atomic::Ordering;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use rand::Rng;
+use secrecy::SecretString;
 use serde_json::{json, Map, Value};
+use url::Url;
 
-use super::{answer, credentials, header, text, State};
+use super::{answer, header, text, Behaviour};
+use crate::providers::lucca::LuccaSettings;
+
+/// The base URL's path under `/lucca`: the account's host alone.
+pub const BASE_PATH: &str = "";
+/// The sandbox tenant's API key. It opens nothing outside this process.
+pub const API_KEY: &str = "sandbox-lucca-api-key";
+/// The sandbox tenant's organization (DESIGN's example).
+pub const ORGANIZATION_ID: u64 = 12;
+
+/// What the simulated account remembers.
+pub struct Tenant {
+    codes: Mutex<HashSet<String>>,
+    next_id: AtomicU64,
+}
+
+impl Default for Tenant {
+    fn default() -> Self {
+        Self {
+            codes: Mutex::default(),
+            next_id: AtomicU64::new(1000),
+        }
+    }
+}
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route(
-        "/lucca/timmi-project/api/v4/clients",
-        web::post().to(create),
-    );
+    cfg.route("/timmi-project/api/v4/clients", web::post().to(create));
+}
+
+pub fn configure(s: &mut LuccaSettings, base_url: Url) {
+    s.enabled = true;
+    s.base_url = base_url;
+    s.api_key = Some(SecretString::from(API_KEY));
+    s.api_key_file = None;
+    s.organization_id = s.organization_id.or(Some(ORGANIZATION_ID));
 }
 
 fn trace_id() -> String {
@@ -38,8 +70,13 @@ fn problem(status: StatusCode, title: &str, errors: Option<Map<String, Value>>) 
     body
 }
 
-async fn create(req: HttpRequest, body: web::Bytes, state: web::Data<State>) -> HttpResponse {
-    let expected = format!("lucca application={}", credentials::LUCCA_API_KEY);
+async fn create(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<Behaviour>,
+    tenant: web::Data<Tenant>,
+) -> HttpResponse {
+    let expected = format!("lucca application={API_KEY}");
     if header(&req, "authorization") != Some(expected.as_str()) {
         let status = StatusCode::UNAUTHORIZED;
         return answer(&state, status, problem(status, "Unauthorized", None)).await;
@@ -82,7 +119,7 @@ async fn create(req: HttpRequest, body: web::Bytes, state: web::Data<State>) -> 
         return answer(&state, StatusCode::BAD_REQUEST, bad(errors)).await;
     }
     let code = text(&body, "/code").unwrap_or_default();
-    let fresh = state.first_use(&state.lucca_codes, code.to_lowercase());
+    let fresh = state.first_use(&tenant.codes, code.to_lowercase());
     if !fresh {
         errors.insert(
             "code".into(),
@@ -92,7 +129,7 @@ async fn create(req: HttpRequest, body: web::Bytes, state: web::Data<State>) -> 
         );
         return answer(&state, StatusCode::BAD_REQUEST, bad(errors)).await;
     }
-    let id = state.lucca_next_id.fetch_add(1, Ordering::Relaxed);
+    let id = tenant.next_id.fetch_add(1, Ordering::Relaxed);
     let owner = body.get("ownerId").and_then(Value::as_u64).map(|id| {
         json!({"id": id, "firstName": "Sandbox", "lastName": "Owner", "dtContractEnd": null,
                "picture": {"href": format!("https://example.ilucca.net/api/v3/users/{id}/picture")},

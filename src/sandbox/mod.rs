@@ -1,13 +1,12 @@
-//! The five providers simulated in-process on loopback, each at its documented path under a
-//! prefix (`http://127.0.0.1:PORT/lucca/timmi-project/api/v4/clients`, ...), checking its own auth
-//! header, required fields and uniqueness rules, and answering with its documented bodies and
-//! errors. Used by `--sandbox`, by the tests and by the benchmark.
-
-mod chatdash;
-mod clockify;
-mod lucca;
-mod missionx;
-mod plusvibe;
+//! The providers simulated in-process on loopback, each at its documented path under a prefix
+//! named after it (`http://127.0.0.1:PORT/lucca/timmi-project/api/v4/clients`, ...), checking its
+//! own auth header, required fields and uniqueness rules, and answering with its documented
+//! bodies and errors. Used by `--sandbox`, by the tests and by the benchmark.
+//!
+//! One file per provider (`<name>.rs`, generated into this module from [`crate::catalog`]), each
+//! with its `BASE_PATH` (its base URL's path, under `/<name>`), its tenant's state (`Tenant`), its
+//! `routes` (the documented paths, under the base URL) and how it `configure`s the gateway's
+//! settings to use it.
 
 use std::collections::HashSet;
 use std::net::TcpListener;
@@ -18,31 +17,52 @@ use actix_web::dev::ServerHandle;
 use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use rand::Rng;
-use secrecy::SecretString;
 use serde_json::Value;
 use url::Url;
 
+use crate::catalog::ProviderId;
 use crate::config::Settings;
-use crate::providers::ProviderId;
+use crate::providers::ProvidersSettings;
 
-/// The sandbox tenants' credentials. They open nothing outside this process.
-pub mod credentials {
-    pub const LUCCA_API_KEY: &str = "sandbox-lucca-api-key";
-    pub const CLOCKIFY_API_KEY: &str = "sandbox-clockify-api-key";
-    pub const PLUSVIBE_API_KEY: &str = "sandbox-plusvibe-api-key";
-    pub const CHATDASH_API_KEY: &str = "sandbox-chatdash-agency-key";
-    pub const MISSIONX_CLIENT_ID: &str = "sandbox-missionx-client";
-    pub const MISSIONX_CLIENT_SECRET: &str = "sandbox-missionx-secret";
-    pub const MISSIONX_ORG_ID: &str = "6650c0ffee00000000000001";
+macro_rules! simulated {
+    ($(($variant:ident, $module:ident, $display:literal)),* $(,)?) => {
+        $(mod $module;)*
+
+        /// Every simulated tenant's state, shared by the sandbox's workers.
+        #[derive(Clone)]
+        struct Tenants {
+            $($module: web::Data<$module::Tenant>,)*
+        }
+
+        impl Tenants {
+            fn new() -> Self {
+                Self { $($module: web::Data::new($module::Tenant::default()),)* }
+            }
+
+            /// Each provider's routes under its base URL, with its tenant.
+            fn register(&self, cfg: &mut web::ServiceConfig) {
+                $(cfg.service(
+                    web::scope(&prefix(ProviderId::$variant))
+                        .app_data(self.$module.clone())
+                        .configure($module::routes),
+                );)*
+            }
+        }
+
+        /// Where a provider's base URL is, under the sandbox's root.
+        pub fn prefix(id: ProviderId) -> String {
+            match id {
+                $(ProviderId::$variant => format!("/{}{}", id, $module::BASE_PATH),)*
+            }
+        }
+
+        fn configure_all(sandbox: &Sandbox, p: &mut ProvidersSettings) {
+            $($module::configure(&mut p.$module, sandbox.base_url(ProviderId::$variant));)*
+        }
+    };
 }
 
-/// The sandbox tenants' defaults (the ids of DESIGN's example request).
-pub mod defaults {
-    pub const LUCCA_ORGANIZATION_ID: u64 = 12;
-    pub const CLOCKIFY_WORKSPACE_ID: &str = "64a687e29ae1f428e7ebe303";
-    pub const PLUSVIBE_WORKSPACE_ID: &str = "65f99a0dd96fae8ab61130c0";
-    pub const MISSIONX_DEPARTMENT: &str = "6650c0ffee0000000000abcd";
-}
+crate::for_each_provider!(simulated);
 
 #[derive(Debug, Clone)]
 pub struct SandboxOptions {
@@ -68,16 +88,17 @@ impl Default for SandboxOptions {
     }
 }
 
-/// What the simulated tenants remember, for their uniqueness rules.
-#[derive(Default)]
-struct State {
+/// How every simulated provider behaves.
+struct Behaviour {
     delay: Duration,
     unique: bool,
-    lucca_codes: Mutex<HashSet<String>>,
-    lucca_next_id: std::sync::atomic::AtomicU64,
-    clockify_names: Mutex<HashSet<(String, String)>>,
-    chatdash_logins: Mutex<HashSet<String>>,
-    missionx_tokens: Mutex<HashSet<String>>,
+}
+
+impl Behaviour {
+    /// Records `key` in `set`; false when it was there already and uniqueness is enforced.
+    fn first_use<K: std::hash::Hash + Eq>(&self, set: &Mutex<HashSet<K>>, key: K) -> bool {
+        !self.unique || set.lock().expect("sandbox state").insert(key)
+    }
 }
 
 pub struct Sandbox {
@@ -86,25 +107,20 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    /// Starts the five simulated providers on `127.0.0.1` at a free port.
+    /// Starts every simulated provider on `options.bind`.
     pub fn start(options: SandboxOptions) -> std::io::Result<Self> {
         let listener = TcpListener::bind(&options.bind)?;
         let port = listener.local_addr()?.port();
-        let state = web::Data::new(State {
+        let behaviour = web::Data::new(Behaviour {
             delay: options.delay,
             unique: options.unique,
-            lucca_next_id: 1000.into(),
-            ..State::default()
         });
+        let tenants = Tenants::new();
         let server = HttpServer::new(move || {
             App::new()
-                .app_data(state.clone())
+                .app_data(behaviour.clone())
                 .app_data(web::PayloadConfig::new(1024 * 1024))
-                .configure(lucca::routes)
-                .configure(clockify::routes)
-                .configure(plusvibe::routes)
-                .configure(chatdash::routes)
-                .configure(missionx::routes)
+                .configure(|cfg| tenants.register(cfg))
         })
         .workers(options.workers.unwrap_or(1))
         .disable_signals()
@@ -121,66 +137,18 @@ impl Sandbox {
 
     /// The `base_url` of one simulated provider.
     pub fn base_url(&self, provider: ProviderId) -> Url {
-        let path = match provider {
-            ProviderId::Lucca => "lucca",
-            ProviderId::Clockify => "clockify/api",
-            ProviderId::Plusvibe => "plusvibe/api/v1",
-            ProviderId::Chatdash => "chatdash/v1/public",
-            ProviderId::Missionx => "missionx/v2",
-        };
-        Url::parse(&format!("http://127.0.0.1:{}/{path}", self.port)).expect("valid URL")
+        Url::parse(&format!(
+            "http://127.0.0.1:{}{}",
+            self.port,
+            prefix(provider)
+        ))
+        .expect("valid URL")
     }
 
     /// Points every provider of `settings` at the sandbox, with the sandbox credentials, and
     /// fills the provider defaults the settings leave unset.
     pub fn configure(&self, settings: &mut Settings) {
-        use credentials as c;
-        let p = &mut settings.providers;
-        let secret = |s: &str| Some(SecretString::from(s));
-
-        p.lucca.enabled = true;
-        p.lucca.base_url = self.base_url(ProviderId::Lucca);
-        p.lucca.api_key = secret(c::LUCCA_API_KEY);
-        p.lucca.api_key_file = None;
-        p.lucca.organization_id = p
-            .lucca
-            .organization_id
-            .or(Some(defaults::LUCCA_ORGANIZATION_ID));
-
-        p.clockify.enabled = true;
-        p.clockify.base_url = self.base_url(ProviderId::Clockify);
-        p.clockify.api_key = secret(c::CLOCKIFY_API_KEY);
-        p.clockify.api_key_file = None;
-        p.clockify
-            .workspace_id
-            .get_or_insert_with(|| defaults::CLOCKIFY_WORKSPACE_ID.into());
-
-        p.plusvibe.enabled = true;
-        p.plusvibe.base_url = self.base_url(ProviderId::Plusvibe);
-        p.plusvibe.api_key = secret(c::PLUSVIBE_API_KEY);
-        p.plusvibe.api_key_file = None;
-        p.plusvibe
-            .workspace_id
-            .get_or_insert_with(|| defaults::PLUSVIBE_WORKSPACE_ID.into());
-
-        p.chatdash.enabled = true;
-        p.chatdash.base_url = self.base_url(ProviderId::Chatdash);
-        p.chatdash.api_key = secret(c::CHATDASH_API_KEY);
-        p.chatdash.api_key_file = None;
-
-        let m = &mut p.missionx;
-        m.enabled = true;
-        m.base_url = self.base_url(ProviderId::Missionx);
-        m.token_url = Url::parse(&format!("{}/auth/token", m.base_url)).expect("valid URL");
-        m.client_id = Some(c::MISSIONX_CLIENT_ID.into());
-        m.client_secret = secret(c::MISSIONX_CLIENT_SECRET);
-        m.client_secret_file = None;
-        m.org_id = Some(c::MISSIONX_ORG_ID.into());
-        m.access_token = None;
-        m.access_token_file = None;
-        if m.departments.is_empty() {
-            m.departments = vec![defaults::MISSIONX_DEPARTMENT.into()];
-        }
+        configure_all(self, &mut settings.providers);
     }
 
     pub async fn stop(self) {
@@ -188,22 +156,15 @@ impl Sandbox {
     }
 }
 
-impl State {
-    /// Records `key` in `set`; false when it was there already and uniqueness is enforced.
-    fn first_use<K: std::hash::Hash + Eq>(&self, set: &Mutex<HashSet<K>>, key: K) -> bool {
-        !self.unique || set.lock().expect("sandbox state").insert(key)
-    }
-}
-
 /// A JSON answer after the configured delay.
-async fn answer(state: &State, status: StatusCode, body: Value) -> HttpResponse {
-    if !state.delay.is_zero() {
-        tokio::time::sleep(state.delay).await;
+async fn answer(behaviour: &Behaviour, status: StatusCode, body: Value) -> HttpResponse {
+    if !behaviour.delay.is_zero() {
+        tokio::time::sleep(behaviour.delay).await;
     }
     HttpResponse::build(status).json(body)
 }
 
-/// A random 24-hex id, like the MongoDB ObjectIds Clockify, PlusVibe and missionX use.
+/// A random 24-hex id, like the MongoDB ObjectIds several providers use.
 fn object_id() -> String {
     let mut rng = rand::rng();
     (0..24)

@@ -3,13 +3,35 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
+use url::Url;
 
-use super::{answer, credentials, header, object_id, text, State};
-use crate::providers::chatdash::generate_password;
+use super::{answer, header, object_id, text, Behaviour};
+use crate::providers::plusvibe::PlusvibeSettings;
+use crate::secret::generate_password;
+
+/// The base URL's path under `/plusvibe`.
+pub const BASE_PATH: &str = "/api/v1";
+/// The sandbox tenant's API key. It opens nothing outside this process.
+pub const API_KEY: &str = "sandbox-plusvibe-api-key";
+/// The sandbox tenant's workspace (DESIGN's example).
+pub const WORKSPACE_ID: &str = "65f99a0dd96fae8ab61130c0";
+
+/// What the simulated workspace remembers.
+#[derive(Default)]
+pub struct Tenant;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/plusvibe/api/v1/client", web::post().to(create));
+    cfg.route("/client", web::post().to(create));
+}
+
+pub fn configure(s: &mut PlusvibeSettings, base_url: Url) {
+    s.enabled = true;
+    s.base_url = base_url;
+    s.api_key = Some(SecretString::from(API_KEY));
+    s.api_key_file = None;
+    s.workspace_id.get_or_insert_with(|| WORKSPACE_ID.into());
 }
 
 const PERMISSIONS: [&str; 2] = ["FULL_ACCESS", "UNIBOX_FULL_ACCESS"];
@@ -54,8 +76,8 @@ fn violation(body: &Value) -> Option<String> {
     None
 }
 
-async fn create(req: HttpRequest, body: web::Bytes, state: web::Data<State>) -> HttpResponse {
-    if header(&req, "x-api-key") != Some(credentials::PLUSVIBE_API_KEY) {
+async fn create(req: HttpRequest, body: web::Bytes, state: web::Data<Behaviour>) -> HttpResponse {
+    if header(&req, "x-api-key") != Some(API_KEY) {
         let body = invalid("\"api_key\" is invalid".into());
         return answer(&state, StatusCode::UNAUTHORIZED, body).await;
     }
@@ -70,7 +92,6 @@ async fn create(req: HttpRequest, body: web::Bytes, state: web::Data<State>) -> 
     if let Some(message) = violation(&body) {
         return answer(&state, StatusCode::BAD_REQUEST, invalid(message)).await;
     }
-    use secrecy::ExposeSecret;
     let created = json!({
         "client_id": object_id(),
         "email": body["client_email"],

@@ -12,7 +12,6 @@ const LUCCA: &str = "/timmi-project/api/v4/clients";
 const CLOCKIFY: &str = "/api/v1/workspaces/64a687e29ae1f428e7ebe303/clients";
 const PLUSVIBE: &str = "/api/v1/client";
 const CHATDASH: &str = "/v1/public/clients";
-const MISSIONX: &str = "/v2/clients";
 
 async fn answer(server: &MockServer, at: &str, response: ResponseTemplate) {
     Mock::given(method("POST"))
@@ -23,50 +22,10 @@ async fn answer(server: &MockServer, at: &str, response: ResponseTemplate) {
         .await;
 }
 
-/// Each provider answers its documented success after `delay`.
-async fn all_succeed(app: &TestApp, delay: Duration) {
-    let ok = |status: u16, body: Value| {
-        ResponseTemplate::new(status)
-            .set_body_json(body)
-            .set_delay(delay)
-    };
-    answer(
-        &app.mocks.lucca,
-        LUCCA,
-        ok(201, json!({"id": 123, "name": "Nova"})),
-    )
-    .await;
-    answer(
-        &app.mocks.clockify,
-        CLOCKIFY,
-        ok(201, json!({"id": "44a687e29ae1f428e7ebe305"})),
-    )
-    .await;
-    answer(
-        &app.mocks.plusvibe,
-        PLUSVIBE,
-        ok(200, json!({"client_id": "70218d5e05561a3877dcb77f", "email": "nova.smith@nova.example", "password": "Xp9#Ld2!ak"})),
-    )
-    .await;
-    answer(
-        &app.mocks.chatdash,
-        CHATDASH,
-        ok(200, json!({"message": "Client created successfully"})),
-    )
-    .await;
-    mount_missionx_token(&app.mocks.missionx).await;
-    answer(
-        &app.mocks.missionx,
-        MISSIONX,
-        ok(200, json!({"_id": "6650c0ffee00000000000042"})),
-    )
-    .await;
-}
-
 #[tokio::test]
-async fn all_five_are_created() {
+async fn every_provider_creates_it() {
     let app = spawn_app().await;
-    all_succeed(&app, Duration::ZERO).await;
+    each_creates(&app.mocks, Duration::ZERO, 1).await;
 
     let response = app.post_clients(&full_body()).await;
     assert!(response.headers().get("x-request-id").is_some());
@@ -76,31 +35,27 @@ async fn all_five_are_created() {
     assert_eq!(body["dry_run"], false);
     assert!(uuid::Uuid::parse_str(body["operation_id"].as_str().unwrap()).is_ok());
     let results = body["results"].as_object().unwrap();
-    let names: Vec<&str> = results.keys().map(String::as_str).collect();
-    assert_eq!(names.len(), 5);
-    let ids: Vec<Value> = ["lucca", "clockify", "plusvibe", "chatdash", "missionx"]
-        .iter()
-        .map(|p| {
-            assert_eq!(results[*p]["status"], "created", "{p}");
-            assert_eq!(results[*p]["replayed"], false);
-            results[*p]
-                .get("provider_client_id")
-                .cloned()
-                .unwrap_or(Value::Null)
-        })
-        .collect();
-    assert_eq!(
-        ids,
-        [
-            json!("123"),
-            json!("44a687e29ae1f428e7ebe305"),
-            json!("70218d5e05561a3877dcb77f"),
-            Value::Null,
-            json!("6650c0ffee00000000000042")
-        ]
-    );
+    let mut names: Vec<&str> = results.keys().map(String::as_str).collect();
+    let mut expected: Vec<&str> = fixtures().iter().map(|f| f.name).collect();
+    names.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(names, expected);
+    for f in fixtures() {
+        let r = &results[f.name];
+        assert_eq!(r["status"], "created", "{}", f.name);
+        assert_eq!(r["replayed"], false);
+        assert_eq!(r["provider_status"], f.created_status, "{}", f.name);
+        assert_eq!(
+            r.get("provider_client_id").and_then(Value::as_str),
+            f.created_id,
+            "{}",
+            f.name
+        );
+        if let Some(password) = f.generated_password {
+            assert_eq!(r["credentials"]["password"], password, "{}", f.name);
+        }
+    }
     assert_eq!(results["chatdash"]["credentials"]["login"], "nova");
-    assert_eq!(results["plusvibe"]["credentials"]["password"], "Xp9#Ld2!ak");
 }
 
 #[tokio::test]
@@ -132,13 +87,16 @@ async fn a_partial_outcome_keeps_every_target_result() {
         ResponseTemplate::new(502).set_body_raw("<html>Bad Gateway</html>", "text/html"),
     )
     .await;
-    mount_missionx_token(&app.mocks.missionx).await;
-    answer(
-        &app.mocks.missionx,
-        MISSIONX,
-        ResponseTemplate::new(200).set_body_json(json!({"_id": "x1"})),
-    )
-    .await;
+    // The other providers create it.
+    let named = ["lucca", "clockify", "plusvibe", "chatdash"];
+    let others: Vec<Fixture> = fixtures()
+        .into_iter()
+        .filter(|f| !named.contains(&f.name))
+        .collect();
+    for f in &others {
+        answer(app.mocks.of(f.id), f.create_path, f.created()).await;
+    }
+    app.mocks.mount_support().await;
 
     let body = app.create(&full_body()).await;
 
@@ -151,8 +109,13 @@ async fn a_partial_outcome_keeps_every_target_result() {
     assert_eq!(r["plusvibe"]["error"]["kind"], "timeout");
     assert_eq!(r["chatdash"]["status"], "failed");
     assert_eq!(r["chatdash"]["error"]["kind"], "unavailable");
-    assert_eq!(r["missionx"]["status"], "created");
-    assert_eq!(r["missionx"]["provider_client_id"], "x1");
+    for f in &others {
+        assert_eq!(r[f.name]["status"], "created", "{}", f.name);
+        assert_eq!(
+            r[f.name].get("provider_client_id").and_then(Value::as_str),
+            f.created_id
+        );
+    }
 }
 
 #[tokio::test]
@@ -173,13 +136,13 @@ async fn none_created_is_a_failed_outcome_still_207() {
 async fn fan_out_takes_the_slowest_target_not_the_sum() {
     let app = spawn_app().await;
     let delay = Duration::from_millis(200);
-    all_succeed(&app, delay).await;
-    // One warm-up request opens the connections and fetches the missionX token.
+    each_creates(&app.mocks, delay, 1).await;
+    // One warm-up request opens the connections and fetches any token.
     let _ = app.create(&full_body()).await;
     for server in app.mocks.all() {
         server.reset().await;
     }
-    all_succeed(&app, delay).await;
+    each_creates(&app.mocks, delay, 1).await;
 
     let started = Instant::now();
     let mut body = full_body();
@@ -212,10 +175,21 @@ async fn dry_run_sends_nothing_and_shows_the_exact_requests() {
     assert_eq!(body["dry_run"], true);
     assert_eq!(body["outcome"], "planned");
     let r = &body["results"];
-    for p in ["lucca", "clockify", "plusvibe", "chatdash", "missionx"] {
+    for f in fixtures() {
+        let p = f.name;
         assert_eq!(r[p]["status"], "planned", "{p}");
         assert_eq!(r[p]["attempts"], 0);
         assert_eq!(r[p]["request"]["method"], "POST");
+        let url = format!("{}{}", app.mocks.of(f.id).uri(), f.create_path);
+        assert_eq!(r[p]["request"]["url"], url, "{p}");
+        let auth = r[p]["request"]["headers"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .find(|(name, _)| ["authorization", "x-api-key"].contains(&name.as_str()))
+            .map(|(_, v)| v.as_str().unwrap().to_owned())
+            .unwrap_or_else(|| panic!("{p} shows its auth header"));
+        assert!(auth.ends_with("[redacted]"), "{p}: {auth}");
     }
     let lucca = &r["lucca"]["request"];
     assert_eq!(lucca["url"], format!("{}{LUCCA}", app.mocks.lucca.uri()));
@@ -232,21 +206,12 @@ async fn dry_run_sends_nothing_and_shows_the_exact_requests() {
         "[redacted]"
     );
     assert_eq!(
-        r["missionx"]["request"]["headers"]["authorization"],
-        "Bearer [redacted]"
-    );
-    assert_eq!(
         r["chatdash"]["request"]["body"]["member"]["password"],
         "[redacted]"
     );
     assert!(r["chatdash"].get("credentials").is_none());
-    for secret in [
-        LUCCA_KEY,
-        CLOCKIFY_KEY,
-        PLUSVIBE_KEY,
-        CHATDASH_KEY,
-        MISSIONX_SECRET,
-    ] {
+    for f in fixtures() {
+        let (_, secret) = f.secret;
         assert!(!text.contains(secret), "{secret} leaked into the dry run");
     }
 }
@@ -308,7 +273,7 @@ async fn validation_failures_list_every_field_and_call_no_provider() {
             vec!["/client/language"],
         ),
         (
-            json!({"client": {"name": "Nova", "email_domains": ["ok.example", "no@pe"]}, "targets": {"missionx": {}}}),
+            json!({"client": {"name": "Nova", "email_domains": ["ok.example", "no@pe"]}, "targets": {"lucca": {}}}),
             vec!["/client/email_domains/1"],
         ),
         (
@@ -350,22 +315,18 @@ async fn validation_failures_list_every_field_and_call_no_provider() {
             json!({"client": minimal_client(), "targets": {"plusvibe": {"workspaces": [{"id": "w", "permission": "ADMIN", "hide_labels": []}]}}}),
             vec!["/targets/plusvibe/workspaces/0/permission"],
         ),
-        (
-            json!({"client": minimal_client(), "targets": {"missionx": {"departments": ["nope"]}}}),
-            vec!["/targets/missionx/departments/0"],
-        ),
         // Every selected target is checked before anything is sent: one bad target stops all.
         (
             json!({"client": minimal_client(), "targets": {"lucca": {}, "clockify": {}, "chatdash": {"member": {}}}}),
             vec!["/targets/chatdash/member/login_id"],
         ),
         (
-            json!({"client": {"name": "Nova", "email": "bad"}, "targets": {"chatdash": {}, "missionx": {"departments": [1]}}}),
+            json!({"client": {"name": "Nova", "email": "bad"}, "targets": {"chatdash": {}, "plusvibe": {"workspaces": [1]}}}),
             vec![
                 "/client/email",
                 "/targets/chatdash/member/login_id",
                 "/targets/chatdash/member/name",
-                "/targets/missionx/departments/0",
+                "/targets/plusvibe/workspaces/0",
             ],
         ),
     ];

@@ -1,16 +1,20 @@
 //! The test harness: the real gateway on a free port, one wiremock server per provider, a real
-//! JWT minted from the test configuration.
+//! JWT minted from the test configuration, and the one table of the providers as the tests see
+//! them ([`fixture`]): each one's mock paths, documented success and minimal options. A test that
+//! loops over the providers loops over [`fixtures`].
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use clients_gateway::auth;
+use clients_gateway::catalog::ProviderId;
 use clients_gateway::config::Settings;
+use clients_gateway::providers::ProvidersSettings;
 use clients_gateway::startup::Application;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use url::Url;
-use wiremock::matchers::any;
+use wiremock::matchers::{any, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 pub const LUCCA_KEY: &str = "test-lucca-key";
@@ -25,9 +29,194 @@ pub const JWT_SECRET: &str = "test-hs256-secret-of-at-least-32-bytes!";
 
 pub const CLOCKIFY_WORKSPACE: &str = "64a687e29ae1f428e7ebe303";
 pub const PLUSVIBE_WORKSPACE: &str = "65f99a0dd96fae8ab61130c0";
+pub const PLUSVIBE_PASSWORD: &str = "test-plusvibe-generated-password";
 pub const DEPARTMENT: &str = "6650c0ffee0000000000abcd";
 
-/// The five mock providers.
+/// One provider as the tests see it.
+pub struct Fixture {
+    pub id: ProviderId,
+    /// Its name in `targets` and `results`.
+    pub name: &'static str,
+    /// Where its base URL is on its mock server.
+    pub base_path: &'static str,
+    /// Its create endpoint on its mock (with the test defaults).
+    pub create_path: &'static str,
+    /// Its documented success: status and body.
+    pub created_status: u16,
+    pub created_body: fn() -> Value,
+    /// The id the gateway reads from `created_body` (`None`: the provider assigns none).
+    pub created_id: Option<&'static str>,
+    /// A password the provider generates and answers in `created_body`.
+    pub generated_password: Option<&'static str>,
+    /// The smallest options that plan with the test defaults and [`minimal_client`].
+    pub minimal_options: fn() -> Value,
+    /// The test secret of its configuration, and the key that holds it.
+    pub secret: (&'static str, &'static str),
+    /// Its configuration besides the secret, in TOML, for a provider at `uri`.
+    pub toml: fn(uri: &str) -> String,
+    /// Points it at `base_url` with the test credentials and defaults.
+    pub configure: fn(&mut ProvidersSettings, Url),
+    /// Gives it credentials its sandbox refuses.
+    pub break_credentials: fn(&mut ProvidersSettings),
+    /// What its mock must answer besides the create (e.g. a token endpoint).
+    pub support: fn() -> Vec<Mock>,
+    /// Secrets its `support` hands out (tokens): never to be shown either.
+    pub issued: &'static [&'static str],
+}
+
+impl Fixture {
+    /// Its documented success.
+    pub fn created(&self) -> ResponseTemplate {
+        ResponseTemplate::new(self.created_status).set_body_json((self.created_body)())
+    }
+
+    /// A request for this provider alone, with its minimal options.
+    pub fn minimal_request(&self) -> Value {
+        one_target(self.name, (self.minimal_options)())
+    }
+}
+
+fn no_support() -> Vec<Mock> {
+    Vec::new()
+}
+
+/// The providers, each exactly once (the `match` fails to compile when one is missing).
+pub fn fixture(id: ProviderId) -> Fixture {
+    match id {
+        ProviderId::Lucca => Fixture {
+            id,
+            name: "lucca",
+            base_path: "",
+            create_path: "/timmi-project/api/v4/clients",
+            created_status: 201,
+            created_body: || json!({"id": 123, "name": "Nova Consulting Ltd", "code": "NOVA", "externalCode": null, "owner": null}),
+            created_id: Some("123"),
+            generated_password: None,
+            minimal_options: || json!({}),
+            secret: ("api_key", LUCCA_KEY),
+            toml: |uri| format!("base_url = \"{uri}\"\norganization_id = 12\n"),
+            configure: |p, url| {
+                p.lucca.base_url = url;
+                p.lucca.api_key = Some(SecretString::from(LUCCA_KEY));
+                p.lucca.organization_id = Some(12);
+            },
+            break_credentials: |p| p.lucca.api_key = Some("wrong".to_owned().into()),
+            support: no_support,
+            issued: &[],
+        },
+        ProviderId::Clockify => Fixture {
+            id,
+            name: "clockify",
+            base_path: "/api",
+            create_path: "/api/v1/workspaces/64a687e29ae1f428e7ebe303/clients",
+            created_status: 201,
+            created_body: || json!({"id": "44a687e29ae1f428e7ebe305", "name": "Nova Consulting Ltd", "workspaceId": CLOCKIFY_WORKSPACE, "archived": false}),
+            created_id: Some("44a687e29ae1f428e7ebe305"),
+            generated_password: None,
+            minimal_options: || json!({}),
+            secret: ("api_key", CLOCKIFY_KEY),
+            toml: |uri| {
+                format!("base_url = \"{uri}/api\"\nworkspace_id = \"{CLOCKIFY_WORKSPACE}\"\n")
+            },
+            configure: |p, url| {
+                p.clockify.base_url = url;
+                p.clockify.api_key = Some(SecretString::from(CLOCKIFY_KEY));
+                p.clockify.workspace_id = Some(CLOCKIFY_WORKSPACE.into());
+            },
+            break_credentials: |p| p.clockify.api_key = Some("wrong".to_owned().into()),
+            support: no_support,
+            issued: &[],
+        },
+        ProviderId::Plusvibe => Fixture {
+            id,
+            name: "plusvibe",
+            base_path: "/api/v1",
+            create_path: "/api/v1/client",
+            created_status: 200,
+            created_body: || json!({"client_id": "70218d5e05561a3877dcb77f", "email": "nova.smith@nova.example", "password": PLUSVIBE_PASSWORD}),
+            created_id: Some("70218d5e05561a3877dcb77f"),
+            generated_password: Some(PLUSVIBE_PASSWORD),
+            minimal_options: || json!({}),
+            secret: ("api_key", PLUSVIBE_KEY),
+            toml: |uri| {
+                format!("base_url = \"{uri}/api/v1\"\nworkspace_id = \"{PLUSVIBE_WORKSPACE}\"\n")
+            },
+            configure: |p, url| {
+                p.plusvibe.base_url = url;
+                p.plusvibe.api_key = Some(SecretString::from(PLUSVIBE_KEY));
+                p.plusvibe.workspace_id = Some(PLUSVIBE_WORKSPACE.into());
+            },
+            break_credentials: |p| p.plusvibe.api_key = Some("wrong".to_owned().into()),
+            support: no_support,
+            issued: &[],
+        },
+        ProviderId::Chatdash => Fixture {
+            id,
+            name: "chatdash",
+            base_path: "/v1/public",
+            create_path: "/v1/public/clients",
+            created_status: 200,
+            created_body: || json!({"message": "Client created successfully"}),
+            created_id: None,
+            generated_password: None,
+            minimal_options: || json!({"member": {"login_id": "nova"}}),
+            secret: ("api_key", CHATDASH_KEY),
+            toml: |uri| format!("base_url = \"{uri}/v1/public\"\n"),
+            configure: |p, url| {
+                p.chatdash.base_url = url;
+                p.chatdash.api_key = Some(SecretString::from(CHATDASH_KEY));
+            },
+            break_credentials: |p| p.chatdash.api_key = Some("wrong".to_owned().into()),
+            support: no_support,
+            issued: &[],
+        },
+        ProviderId::Missionx => Fixture {
+            id,
+            name: "missionx",
+            base_path: "/v2",
+            create_path: "/v2/clients",
+            created_status: 200,
+            created_body: || json!({"_id": "6650c0ffee00000000000042", "title": "Nova Consulting Ltd", "customId": null, "emailDomains": ["nova.example"], "departments": [DEPARTMENT]}),
+            created_id: Some("6650c0ffee00000000000042"),
+            generated_password: None,
+            minimal_options: || json!({}),
+            secret: ("client_secret", MISSIONX_SECRET),
+            toml: |uri| {
+                format!(
+                    "base_url = \"{uri}/v2\"\ntoken_url = \"{uri}/v2/auth/token\"\nclient_id = \"{MISSIONX_CLIENT_ID}\"\norg_id = \"{MISSIONX_ORG}\"\ndepartments = [\"{DEPARTMENT}\"]\n"
+                )
+            },
+            configure: |p, url| {
+                let m = &mut p.missionx;
+                m.token_url = Url::parse(&format!("{url}/auth/token")).unwrap();
+                m.base_url = url;
+                m.client_id = Some(MISSIONX_CLIENT_ID.into());
+                m.client_secret = Some(SecretString::from(MISSIONX_SECRET));
+                m.org_id = Some(MISSIONX_ORG.into());
+                m.departments = vec![DEPARTMENT.into()];
+            },
+            break_credentials: |p| p.missionx.client_secret = Some("wrong".to_owned().into()),
+            support: || vec![missionx_token()],
+            issued: &[MISSIONX_TOKEN],
+        },
+    }
+}
+
+/// Every provider's fixture, in the order results are listed.
+pub fn fixtures() -> Vec<Fixture> {
+    ProviderId::ALL.iter().map(|id| fixture(*id)).collect()
+}
+
+/// The missionX token endpoint answering the test token.
+pub fn missionx_token() -> Mock {
+    Mock::given(method("POST"))
+        .and(path("/v2/auth/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": MISSIONX_TOKEN, "token_type": "Bearer", "expires_in": 14400
+        })))
+}
+
+/// The mock providers, one server each.
 pub struct Mocks {
     pub lucca: MockServer,
     pub clockify: MockServer,
@@ -47,14 +236,28 @@ impl Mocks {
         }
     }
 
-    pub fn all(&self) -> [&MockServer; 5] {
-        [
-            &self.lucca,
-            &self.clockify,
-            &self.plusvibe,
-            &self.chatdash,
-            &self.missionx,
-        ]
+    /// The mock of one provider.
+    pub fn of(&self, id: ProviderId) -> &MockServer {
+        match id {
+            ProviderId::Lucca => &self.lucca,
+            ProviderId::Clockify => &self.clockify,
+            ProviderId::Plusvibe => &self.plusvibe,
+            ProviderId::Chatdash => &self.chatdash,
+            ProviderId::Missionx => &self.missionx,
+        }
+    }
+
+    pub fn all(&self) -> Vec<&MockServer> {
+        ProviderId::ALL.iter().map(|id| self.of(*id)).collect()
+    }
+
+    /// Mounts what every provider needs answered besides its create (token endpoints).
+    pub async fn mount_support(&self) {
+        for f in fixtures() {
+            for mock in (f.support)() {
+                mock.mount(self.of(f.id)).await;
+            }
+        }
     }
 
     /// Every provider must receive nothing (checked when the mocks are dropped).
@@ -77,8 +280,9 @@ pub struct TestApp {
     pub http: reqwest::Client,
 }
 
-fn url(s: &str) -> Url {
-    Url::parse(s).unwrap()
+/// The URL of a provider's mock (its base path included).
+pub fn mock_url(mocks: &Mocks, f: &Fixture) -> Url {
+    Url::parse(&format!("{}{}", mocks.of(f.id).uri(), f.base_path)).unwrap()
 }
 
 /// Settings pointing every provider at its mock, with test credentials and defaults.
@@ -87,26 +291,25 @@ pub fn test_settings(mocks: &Mocks) -> Settings {
     s.server.bind = "127.0.0.1:0".into();
     s.server.workers = Some(1);
     s.auth.hs256_secret = Some(SecretString::from(JWT_SECRET));
-    let p = &mut s.providers;
-    p.lucca.base_url = url(&mocks.lucca.uri());
-    p.lucca.api_key = Some(SecretString::from(LUCCA_KEY));
-    p.lucca.organization_id = Some(12);
-    p.clockify.base_url = url(&format!("{}/api", mocks.clockify.uri()));
-    p.clockify.api_key = Some(SecretString::from(CLOCKIFY_KEY));
-    p.clockify.workspace_id = Some(CLOCKIFY_WORKSPACE.into());
-    p.plusvibe.base_url = url(&format!("{}/api/v1", mocks.plusvibe.uri()));
-    p.plusvibe.api_key = Some(SecretString::from(PLUSVIBE_KEY));
-    p.plusvibe.workspace_id = Some(PLUSVIBE_WORKSPACE.into());
-    p.chatdash.base_url = url(&format!("{}/v1/public", mocks.chatdash.uri()));
-    p.chatdash.api_key = Some(SecretString::from(CHATDASH_KEY));
-    let m = &mut p.missionx;
-    m.base_url = url(&format!("{}/v2", mocks.missionx.uri()));
-    m.token_url = url(&format!("{}/v2/auth/token", mocks.missionx.uri()));
-    m.client_id = Some(MISSIONX_CLIENT_ID.into());
-    m.client_secret = Some(SecretString::from(MISSIONX_SECRET));
-    m.org_id = Some(MISSIONX_ORG.into());
-    m.departments = vec![DEPARTMENT.into()];
+    for f in fixtures() {
+        (f.configure)(&mut s.providers, mock_url(mocks, &f));
+    }
     s
+}
+
+/// Points one provider at `base` (a server root) instead of its mock.
+pub fn point(settings: &mut Settings, f: &Fixture, base: &str) {
+    let url = Url::parse(&format!("{base}{}", f.base_path)).unwrap();
+    settings.providers.update_common(f.id, |c| c.base_url = url);
+}
+
+/// Sets every provider's timeout.
+pub fn set_timeouts(settings: &mut Settings, timeout_ms: u64) {
+    for id in ProviderId::ALL {
+        settings
+            .providers
+            .update_common(*id, |c| c.timeout_ms = timeout_ms);
+    }
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -206,9 +409,9 @@ pub fn minimal_client() -> Value {
     })
 }
 
-/// DESIGN's full example request, all five targets.
+/// DESIGN's full example request, every target.
 pub fn full_body() -> Value {
-    clients_gateway::openapi::examples::all_targets_body()
+    clients_gateway::routes::clients::examples::all_targets_body()
 }
 
 /// A request for one target with the given options.
@@ -218,14 +421,22 @@ pub fn one_target(provider: &str, options: Value) -> Value {
 
 /// Mounts the missionX token endpoint answering the test token.
 pub async fn mount_missionx_token(server: &MockServer) {
-    use wiremock::matchers::{method, path};
-    Mock::given(method("POST"))
-        .and(path("/v2/auth/token"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "access_token": MISSIONX_TOKEN, "token_type": "Bearer", "expires_in": 14400
-        })))
-        .mount(server)
-        .await;
+    missionx_token().mount(server).await;
+}
+
+/// Each provider answers its documented success (after `delay`), `times` times exactly
+/// (checked when the mocks drop); the support endpoints are mounted too.
+pub async fn each_creates(mocks: &Mocks, delay: Duration, times: u64) {
+    for f in fixtures() {
+        Mock::given(method("POST"))
+            .and(path(f.create_path))
+            .respond_with(f.created().set_delay(delay))
+            .expect(times)
+            .named(format!("{} creates", f.name))
+            .mount(mocks.of(f.id))
+            .await;
+    }
+    mocks.mount_support().await;
 }
 
 /// The one request a mock received on `path`.
@@ -460,7 +671,6 @@ pub async fn answer_first_then(
     then: ResponseTemplate,
     then_calls: u64,
 ) {
-    use wiremock::matchers::{method, path};
     for (response, priority, times) in [(first, 1, Some(n)), (then, 2, None)] {
         let mut mock = match at {
             Some(at) => Mock::given(method("POST")).and(path(at)),

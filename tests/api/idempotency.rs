@@ -14,42 +14,10 @@ const LUCCA: &str = "/timmi-project/api/v4/clients";
 const CLOCKIFY: &str = "/api/v1/workspaces/64a687e29ae1f428e7ebe303/clients";
 const PLUSVIBE: &str = "/api/v1/client";
 const CHATDASH: &str = "/v1/public/clients";
-const MISSIONX: &str = "/v2/clients";
 
 /// Each provider creates exactly once (checked when the mocks drop), after `delay`.
 async fn each_creates_once(mocks: &Mocks, delay: Duration) {
-    let ok = |status: u16, body: Value| {
-        ResponseTemplate::new(status)
-            .set_body_json(body)
-            .set_delay(delay)
-    };
-    for (server, at, response) in [
-        (&mocks.lucca, LUCCA, ok(201, json!({"id": 1}))),
-        (&mocks.clockify, CLOCKIFY, ok(201, json!({"id": "c1"}))),
-        (
-            &mocks.plusvibe,
-            PLUSVIBE,
-            ok(
-                200,
-                json!({"client_id": "p1", "email": "nova.smith@nova.example", "password": "pv-generated-secret"}),
-            ),
-        ),
-        (
-            &mocks.chatdash,
-            CHATDASH,
-            ok(200, json!({"message": "Client created successfully"})),
-        ),
-        (&mocks.missionx, MISSIONX, ok(200, json!({"_id": "m1"}))),
-    ] {
-        Mock::given(method("POST"))
-            .and(path(at))
-            .respond_with(response)
-            .expect(1)
-            .named("one creation per provider")
-            .mount(server)
-            .await;
-    }
-    mount_missionx_token(&mocks.missionx).await;
+    each_creates(mocks, delay, 1).await;
 }
 
 /// 50 identical requests at once, spread over `addresses`: one run, the others 409 or replayed.
@@ -72,7 +40,7 @@ async fn fifty_at_once(addresses: &[String], token: &str) {
                     .values()
                     .map(|r| r["replayed"].as_bool().unwrap())
                     .collect();
-                assert_eq!(replayed.len(), 5);
+                assert_eq!(replayed.len(), fixtures().len());
                 if replayed.iter().all(|r| !r) {
                     fresh += 1;
                 } else {

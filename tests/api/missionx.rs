@@ -1,5 +1,8 @@
 //! missionX adapter, against a mock of its API and of its OAuth2 token endpoint.
 
+use std::time::Duration;
+
+use futures_util::future::join_all;
 use serde_json::{json, Value};
 use wiremock::matchers::{body_json, body_string_contains, header, method, path};
 use wiremock::{Mock, ResponseTemplate};
@@ -207,4 +210,73 @@ async fn documented_message_code_data_errors() {
     let r = answer_with(ResponseTemplate::new(500).set_body_json(body)).await;
     assert_eq!(r["error"]["kind"], "unavailable");
     assert_eq!(r["error"]["message"], "Internal error");
+}
+
+#[tokio::test]
+async fn one_missionx_token_serves_twenty_concurrent_requests() {
+    let app = spawn_app().await;
+    Mock::given(method("POST"))
+        .and(path("/v2/auth/token"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"access_token": MISSIONX_TOKEN, "expires_in": 14400}))
+                .set_delay(Duration::from_millis(200)),
+        )
+        .expect(1)
+        .mount(&app.mocks.missionx)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v2/clients"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"_id": "m1"})))
+        .expect(20)
+        .mount(&app.mocks.missionx)
+        .await;
+    let body = one_target("missionx", json!({}));
+    let answers = join_all((0..20).map(|_| app.create(&body))).await;
+    for answer in answers {
+        assert_eq!(answer["results"]["missionx"]["status"], "created");
+    }
+}
+
+/// Department ids are checked before anything is sent, with every other fault of the request.
+#[tokio::test]
+async fn bad_departments_are_a_422_listed_with_the_other_faults() {
+    let app = spawn_app().await;
+    app.mocks.expect_no_calls().await;
+    let cases = [
+        (
+            json!({"client": minimal_client(), "targets": {"missionx": {"departments": ["nope"]}}}),
+            vec!["/targets/missionx/departments/0"],
+        ),
+        (
+            json!({"client": {"name": "Nova", "email": "bad"}, "targets": {"chatdash": {}, "missionx": {"departments": [1]}}}),
+            vec![
+                "/client/email",
+                "/targets/chatdash/member/login_id",
+                "/targets/chatdash/member/name",
+                "/targets/missionx/departments/0",
+            ],
+        ),
+        (
+            json!({"client": {"name": "Nova", "email_domains": ["ok.example", "no@pe"]}, "targets": {"missionx": {}}}),
+            vec!["/client/email_domains/1"],
+        ),
+    ];
+    for (body, expected) in cases {
+        let problem = assert_problem(app.post_clients(&body).await, 422).await;
+        assert_eq!(pointers(&problem), expected, "body {body}");
+    }
+}
+
+#[tokio::test]
+async fn a_dry_run_shows_the_bearer_scheme_and_fetches_no_token() {
+    let app = spawn_app().await;
+    app.mocks.expect_no_calls().await;
+    let response = app
+        .post_clients_query(&one_target("missionx", json!({})), "?dry_run=true")
+        .await;
+    let answer = assert_207(response).await;
+    let request = &answer["results"]["missionx"]["request"];
+    assert_eq!(request["headers"]["authorization"], "Bearer [redacted]");
+    assert_eq!(request["url"], format!("{}{PATH}", app.mocks.missionx.uri()));
 }

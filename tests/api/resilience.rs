@@ -1,5 +1,5 @@
-//! Retries only where the provider cannot have acted; circuit breaker; outbound quota; one
-//! missionX token for many concurrent requests.
+//! Retries only where the provider cannot have acted; circuit breaker; outbound quota;
+//! connection slots.
 
 use std::time::{Duration, Instant};
 
@@ -185,32 +185,6 @@ async fn the_outbound_quota_refuses_past_its_allowance() {
     assert_eq!(r["error"]["kind"], "rate_limited");
     assert_eq!(r["attempts"], 0);
     assert!(r["error"]["retry_after_s"].as_u64().unwrap() >= 1);
-}
-
-#[tokio::test]
-async fn one_missionx_token_serves_twenty_concurrent_requests() {
-    let app = spawn_app().await;
-    Mock::given(method("POST"))
-        .and(path("/v2/auth/token"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"access_token": MISSIONX_TOKEN, "expires_in": 14400}))
-                .set_delay(Duration::from_millis(200)),
-        )
-        .expect(1)
-        .mount(&app.mocks.missionx)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/v2/clients"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"_id": "m1"})))
-        .expect(20)
-        .mount(&app.mocks.missionx)
-        .await;
-    let body = one_target("missionx", json!({}));
-    let answers = join_all((0..20).map(|_| app.create(&body))).await;
-    for answer in answers {
-        assert_eq!(answer["results"]["missionx"]["status"], "created");
-    }
 }
 
 #[tokio::test]

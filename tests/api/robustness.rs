@@ -4,63 +4,25 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use url::Url;
 use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, ResponseTemplate};
 
 use crate::helpers::*;
-
-/// (target, create path on its mock, options)
-const PROVIDERS: [(&str, &str); 5] = [
-    ("lucca", "/timmi-project/api/v4/clients"),
-    (
-        "clockify",
-        "/api/v1/workspaces/64a687e29ae1f428e7ebe303/clients",
-    ),
-    ("plusvibe", "/api/v1/client"),
-    ("chatdash", "/v1/public/clients"),
-    ("missionx", "/v2/clients"),
-];
-
-fn options(provider: &str) -> Value {
-    match provider {
-        "chatdash" => json!({"member": {"login_id": "nova"}}),
-        _ => json!({}),
-    }
-}
-
-fn server<'a>(app: &'a TestApp, provider: &str) -> &'a MockServer {
-    match provider {
-        "lucca" => &app.mocks.lucca,
-        "clockify" => &app.mocks.clockify,
-        "plusvibe" => &app.mocks.plusvibe,
-        "chatdash" => &app.mocks.chatdash,
-        _ => &app.mocks.missionx,
-    }
-}
 
 /// Each provider answering `response`; returns each provider's result.
 async fn each_answering(response: ResponseTemplate, timeout_ms: u64) -> Vec<(&'static str, Value)> {
     let mut out = Vec::new();
-    for (provider, create_path) in PROVIDERS {
-        let app = spawn_app_with(|s| {
-            let p = &mut s.providers;
-            p.lucca.timeout_ms = timeout_ms;
-            p.clockify.timeout_ms = timeout_ms;
-            p.plusvibe.timeout_ms = timeout_ms;
-            p.chatdash.timeout_ms = timeout_ms;
-            p.missionx.timeout_ms = timeout_ms;
-        })
-        .await;
-        mount_missionx_token(&app.mocks.missionx).await;
+    for f in fixtures() {
+        let app = spawn_app_with(|s| set_timeouts(s, timeout_ms)).await;
+        app.mocks.mount_support().await;
         Mock::given(method("POST"))
-            .and(path(create_path))
+            .and(path(f.create_path))
             .respond_with(response.clone())
             .expect(1)
-            .mount(server(&app, provider))
+            .mount(app.mocks.of(f.id))
             .await;
-        let answer = app.create(&one_target(provider, options(provider))).await;
-        out.push((provider, answer["results"][provider].clone()));
+        let answer = app.create(&f.minimal_request()).await;
+        out.push((f.name, answer["results"][f.name].clone()));
     }
     out
 }
@@ -155,25 +117,14 @@ async fn an_html_or_broken_json_success_is_unknown() {
     }
 }
 
-fn point(settings: &mut clients_gateway::config::Settings, provider: &str, base: &str) {
-    let url = |suffix: &str| Url::parse(&format!("{base}{suffix}")).unwrap();
-    let p = &mut settings.providers;
-    match provider {
-        "lucca" => p.lucca.base_url = url(""),
-        "clockify" => p.clockify.base_url = url("/api"),
-        "plusvibe" => p.plusvibe.base_url = url("/api/v1"),
-        "chatdash" => p.chatdash.base_url = url("/v1/public"),
-        _ => p.missionx.base_url = url("/v2"),
-    }
-}
-
 #[tokio::test]
 async fn a_connection_cut_after_sending_is_unknown() {
-    for (provider, _) in PROVIDERS {
+    for f in fixtures() {
+        let provider = f.name;
         let (address, seen) = hang_up_server().await;
-        let app = spawn_app_with(|s| point(s, provider, &address)).await;
-        mount_missionx_token(&app.mocks.missionx).await;
-        let answer = app.create(&one_target(provider, options(provider))).await;
+        let app = spawn_app_with(|s| point(s, &f, &address)).await;
+        app.mocks.mount_support().await;
+        let answer = app.create(&f.minimal_request()).await;
         let r = &answer["results"][provider];
         assert_eq!(r["status"], "unknown", "{provider}: {r}");
         assert_eq!(r["error"]["kind"], "unavailable");
@@ -190,11 +141,12 @@ async fn a_connection_cut_after_sending_is_unknown() {
 
 #[tokio::test]
 async fn a_refused_connection_failed_and_sent_nothing() {
-    for (provider, _) in PROVIDERS {
+    for f in fixtures() {
+        let provider = f.name;
         let address = closed_address();
-        let app = spawn_app_with(|s| point(s, provider, &address)).await;
-        mount_missionx_token(&app.mocks.missionx).await;
-        let answer = app.create(&one_target(provider, options(provider))).await;
+        let app = spawn_app_with(|s| point(s, &f, &address)).await;
+        app.mocks.mount_support().await;
+        let answer = app.create(&f.minimal_request()).await;
         let r = &answer["results"][provider];
         assert_eq!(r["status"], "failed", "{provider}: {r}");
         assert_eq!(r["error"]["kind"], "unavailable");

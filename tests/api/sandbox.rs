@@ -47,20 +47,22 @@ async fn creates_in_all_five_then_reports_the_documented_duplicates() {
 
     let first = post(&address, &token, &full_body()).await;
     assert_eq!(first["outcome"], "succeeded", "{first}");
-    for p in ["lucca", "clockify", "plusvibe", "chatdash", "missionx"] {
-        assert_eq!(first["results"][p]["status"], "created", "{p}");
+    for f in fixtures() {
+        assert_eq!(first["results"][f.name]["status"], "created", "{}", f.name);
     }
 
     let second = post(&address, &token, &full_body()).await;
     assert_eq!(second["outcome"], "partial");
-    for p in ["lucca", "clockify", "chatdash"] {
+    let unique = ["lucca", "clockify", "chatdash"];
+    for p in unique {
         assert_eq!(second["results"][p]["status"], "failed", "{p}");
         assert_eq!(second["results"][p]["error"]["kind"], "conflict", "{p}");
     }
-    for p in ["plusvibe", "missionx"] {
+    for f in fixtures().iter().filter(|f| !unique.contains(&f.name)) {
         assert_eq!(
-            second["results"][p]["status"], "created",
-            "{p} documents no uniqueness rule"
+            second["results"][f.name]["status"], "created",
+            "{} documents no uniqueness rule",
+            f.name
         );
     }
 }
@@ -68,17 +70,15 @@ async fn creates_in_all_five_then_reports_the_documented_duplicates() {
 #[tokio::test]
 async fn wrong_credentials_get_each_providers_own_401() {
     let (address, token, _sandbox) = sandbox_app(|s| {
-        let p = &mut s.providers;
-        p.lucca.api_key = Some("wrong".to_owned().into());
-        p.clockify.api_key = Some("wrong".to_owned().into());
-        p.plusvibe.api_key = Some("wrong".to_owned().into());
-        p.chatdash.api_key = Some("wrong".to_owned().into());
-        p.missionx.client_secret = Some("wrong".to_owned().into());
+        for f in fixtures() {
+            (f.break_credentials)(&mut s.providers);
+        }
     })
     .await;
     let body = post(&address, &token, &full_body()).await;
     assert_eq!(body["outcome"], "failed");
-    for p in ["lucca", "clockify", "plusvibe", "chatdash", "missionx"] {
+    for f in fixtures() {
+        let p = f.name;
         let r = &body["results"][p];
         assert_eq!(r["status"], "failed", "{p}: {r}");
         assert_eq!(r["error"]["kind"], "unauthorized", "{p}");
@@ -100,7 +100,12 @@ async fn wrong_credentials_get_each_providers_own_401() {
 #[tokio::test]
 async fn the_sandbox_enforces_required_fields_the_gateway_does_not_know() {
     let (address, token, _sandbox) = sandbox_app(|_| {}).await;
-    let body = json!({"client": {"name": "Solo"}, "targets": {"missionx": {}, "lucca": {}}});
+    let targets: serde_json::Map<String, serde_json::Value> = fixtures()
+        .iter()
+        .filter(|f| f.name != "plusvibe" && f.name != "chatdash")
+        .map(|f| (f.name.to_owned(), json!({})))
+        .collect();
+    let body = json!({"client": {"name": "Solo"}, "targets": targets});
     let answer = post(&address, &token, &body).await;
     assert_eq!(answer["outcome"], "succeeded", "{answer}");
     assert_eq!(answer["results"]["lucca"]["response"]["code"], "SOLO");

@@ -4,70 +4,55 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
 use wiremock::matchers::{method, path};
-use wiremock::{Mock, ResponseTemplate};
+use wiremock::Mock;
 
 use crate::helpers::*;
 
-const MARKERS: [&str; 9] = [
-    "MARKER-LUCCA-KEY-7f3a",
-    "MARKER-CLOCKIFY-KEY-81bc",
-    "MARKER-PLUSVIBE-KEY-2d4e",
-    "MARKER-CHATDASH-KEY-9a0f",
-    "MARKER-MISSIONX-SECRET-55e1",
-    "MARKER-MISSIONX-TOKEN-c3d2",
-    "MARKER-HS256-KEY-0123456789abcdef0123",
-    "MARKER-REDIS-PASS-66aa",
-    "MARKER-PLUSVIBE-PASSWORD-4b4b",
-];
+/// The gateway's own secrets, each a recognizable marker.
+const HS256: &str = "MARKER-HS256-KEY-0123456789abcdef0123";
+const REDIS_PASS: &str = "MARKER-REDIS-PASS-66aa";
+
+/// A provider's secret marker.
+fn marker(name: &str) -> String {
+    format!("MARKER-{}-SECRET-55e1", name.to_uppercase())
+}
 
 #[tokio::test]
 async fn no_secret_reaches_a_log_line_or_a_dry_run() {
-    let [lucca_key, clockify_key, plusvibe_key, chatdash_key, mx_secret, mx_token, hs256, redis_pass, pv_password] =
-        MARKERS;
-    let redis = RedisServer::start_with(&["--requirepass", redis_pass]).await;
+    let redis = RedisServer::start_with(&["--requirepass", REDIS_PASS]).await;
     let redis_url = redis
         .url
-        .replace("redis://", &format!("redis://:{redis_pass}@"));
+        .replace("redis://", &format!("redis://:{REDIS_PASS}@"));
     let mocks = Mocks::start().await;
-    let ok = |status: u16, body: Value| ResponseTemplate::new(status).set_body_json(body);
-    Mock::given(method("POST"))
-        .respond_with(ok(201, json!({"id": 1})))
-        .mount(&mocks.lucca)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ok(201, json!({"id": "c"})))
-        .mount(&mocks.clockify)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ok(
-            200,
-            json!({"client_id": "p", "email": "nova.smith@nova.example", "password": pv_password}),
-        ))
-        .mount(&mocks.plusvibe)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ok(200, json!({"message": "ok"})))
-        .mount(&mocks.chatdash)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/v2/auth/token"))
-        .respond_with(ok(
-            200,
-            json!({"access_token": mx_token, "expires_in": 3600}),
-        ))
-        .mount(&mocks.missionx)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/v2/clients"))
-        .respond_with(ok(200, json!({"_id": "m"})))
-        .mount(&mocks.missionx)
-        .await;
+    for f in fixtures() {
+        Mock::given(method("POST"))
+            .and(path(f.create_path))
+            .respond_with(f.created())
+            .mount(mocks.of(f.id))
+            .await;
+    }
+    mocks.mount_support().await;
 
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("chatdash.key"), format!("{chatdash_key}\n")).unwrap();
+    // Each provider's section, its secret a marker; the first one's read from a file.
+    let mut sections = String::new();
+    for (i, f) in fixtures().iter().enumerate() {
+        let (key, _) = f.secret;
+        let secret = if i == 0 {
+            let file = dir.path().join(format!("{}.key", f.name));
+            std::fs::write(&file, format!("{}\n", marker(f.name))).unwrap();
+            format!("{key}_file = \"{}\"", file.display())
+        } else {
+            format!("{key} = \"{}\"", marker(f.name))
+        };
+        sections.push_str(&format!(
+            "[providers.{}]\n{}{secret}\n",
+            f.name,
+            (f.toml)(&mocks.of(f.id).uri())
+        ));
+    }
     let config = dir.path().join("gateway.toml");
     std::fs::write(
         &config,
@@ -77,39 +62,12 @@ async fn no_secret_reaches_a_log_line_or_a_dry_run() {
 bind = "127.0.0.1:{port}"
 workers = 1
 [auth]
-hs256_secret = "{hs256}"
+hs256_secret = "{HS256}"
 [idempotency]
 redis_url = "{redis_url}"
 [telemetry]
 log_level = "trace"
-[providers.lucca]
-base_url = "{lucca}"
-api_key = "{lucca_key}"
-organization_id = 12
-[providers.clockify]
-base_url = "{clockify}/api"
-api_key = "{clockify_key}"
-workspace_id = "64a687e29ae1f428e7ebe303"
-[providers.plusvibe]
-base_url = "{plusvibe}/api/v1"
-api_key = "{plusvibe_key}"
-workspace_id = "65f99a0dd96fae8ab61130c0"
-[providers.chatdash]
-base_url = "{chatdash}/v1/public"
-api_key_file = "{chatdash_file}"
-[providers.missionx]
-base_url = "{missionx}/v2"
-token_url = "{missionx}/v2/auth/token"
-client_id = "gateway"
-client_secret = "{mx_secret}"
-org_id = "org"
-"#,
-            lucca = mocks.lucca.uri(),
-            clockify = mocks.clockify.uri(),
-            plusvibe = mocks.plusvibe.uri(),
-            chatdash = mocks.chatdash.uri(),
-            missionx = mocks.missionx.uri(),
-            chatdash_file = dir.path().join("chatdash.key").display(),
+{sections}"#
         ),
     )
     .unwrap();
@@ -118,7 +76,7 @@ org_id = "org"
 
     let address = format!("http://127.0.0.1:{port}");
     let token = clients_gateway::auth::mint(
-        &hs256.to_owned().into(),
+        &HS256.to_owned().into(),
         &Default::default(),
         "hygiene",
         "clients:write",
@@ -146,13 +104,18 @@ org_id = "org"
     let (status, _) = post_keyed(&http, &address, &format!("{token}x"), None, &body).await;
     assert_eq!(status, 401);
 
-    let generated = first["results"]["chatdash"]["credentials"]["password"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(
-        first["results"]["plusvibe"]["credentials"]["password"], pv_password,
-        "shown once"
+    // Passwords shown once: generated by the gateway, or by a provider.
+    let mut passwords = Vec::new();
+    for f in fixtures() {
+        let shown = first["results"][f.name]["credentials"]["password"].as_str();
+        if let Some(generated) = f.generated_password {
+            assert_eq!(shown, Some(generated), "{}: shown once", f.name);
+        }
+        passwords.extend(shown.map(str::to_owned));
+    }
+    assert!(
+        passwords.len() >= 2,
+        "passwords generated by the gateway and by a provider: {first}"
     );
 
     terminate(&mut child).await;
@@ -168,15 +131,20 @@ org_id = "org"
         logs.lines().rev().take(12).collect::<Vec<_>>().join("\n")
     );
 
-    let mut secrets: Vec<&str> = MARKERS.to_vec();
-    secrets.push(&generated);
-    secrets.push(&token);
+    let mut secrets: Vec<String> = fixtures().iter().map(|f| marker(f.name)).collect();
+    secrets.extend(
+        fixtures()
+            .iter()
+            .flat_map(|f| f.issued.iter().map(|s| s.to_string())),
+    );
+    secrets.extend([HS256, REDIS_PASS, &token].map(str::to_owned));
+    secrets.extend(passwords.iter().cloned());
     for secret in &secrets {
         assert!(!logs.contains(secret), "{secret} appears in the logs");
         assert!(!dry.contains(secret), "{secret} appears in the dry run");
     }
     let replay = replay.to_string();
-    for secret in [generated.as_str(), pv_password] {
+    for secret in &passwords {
         assert!(!replay.contains(secret), "{secret} appears in the replay");
     }
 }

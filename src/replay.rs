@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Claim, Lease, Record, Store, StoreError};
+use crate::catalog::ProviderId;
 use crate::fanout::{self, Call};
-use crate::providers::{ErrorKind, ProviderError, ProviderId};
+use crate::idempotency::{Claim, Lease, Record, Store, StoreError};
+use crate::provider_error::{ErrorKind, ProviderError};
 use crate::request_id::RequestId;
 use crate::results::{TargetResult, TargetStatus};
 

@@ -1,15 +1,12 @@
-//! Per-provider protection: a circuit breaker, an outbound quota and the retry backoff.
+//! The circuit breaker of one provider.
 
-use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultDirectRateLimiter, Quota as GovernorQuota, RateLimiter};
-use rand::Rng;
 use tokio::time::Instant;
 
-use crate::providers::{ErrorKind, ProviderId};
+use crate::catalog::ProviderId;
+use crate::provider_error::ErrorKind;
 use crate::results::TargetResult;
 
 pub const CIRCUIT_STATE: &str = "clients_gateway_circuit_state";
@@ -161,59 +158,6 @@ impl CircuitBreaker {
     }
 }
 
-/// At most `max_per_minute` outbound requests, spread over the minute (GCRA, bursts up to the
-/// whole minute's allowance).
-pub struct Quota {
-    limiter: DefaultDirectRateLimiter,
-    per_minute: u32,
-}
-
-impl std::fmt::Debug for Quota {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Quota({}/min)", self.per_minute)
-    }
-}
-
-impl Quota {
-    pub fn per_minute(n: NonZeroU32) -> Self {
-        Self {
-            limiter: RateLimiter::direct(GovernorQuota::per_minute(n)),
-            per_minute: n.get(),
-        }
-    }
-
-    /// Takes one request from the allowance, or says how long until one is free.
-    pub fn take(&self) -> Result<(), Duration> {
-        self.limiter
-            .check()
-            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
-    }
-}
-
-/// Jittered exponential backoff ("full jitter").
-#[derive(Debug, Clone)]
-pub struct RetryPolicy {
-    pub max_attempts: u32,
-    pub base: Duration,
-    pub max: Duration,
-}
-
-impl RetryPolicy {
-    /// The pause before attempt `attempt + 1`, `attempt` ≥ 1.
-    pub fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .base
-            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
-            .min(self.max);
-        let ms = exp.as_millis() as u64;
-        Duration::from_millis(if ms == 0 {
-            0
-        } else {
-            rand::rng().random_range(0..=ms)
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,7 +188,7 @@ mod tests {
 
     #[test]
     fn only_what_reached_the_provider_tells_its_health() {
-        use crate::providers::ProviderError;
+        use crate::provider_error::ProviderError;
         use crate::results::TargetStatus;
         let result = |kind: ErrorKind, attempts: u32| TargetResult {
             attempts,
@@ -275,31 +219,5 @@ mod tests {
         b.record(Permit::Call, Health::Up);
         b.record(Permit::Call, Health::Down);
         assert_eq!(b.acquire(), Ok(Permit::Call));
-    }
-
-    #[test]
-    fn the_quota_refuses_past_its_allowance() {
-        let q = Quota::per_minute(NonZeroU32::new(2).unwrap());
-        assert!(q.take().is_ok());
-        assert!(q.take().is_ok());
-        let wait = q.take().unwrap_err();
-        assert!(
-            wait > Duration::from_secs(20) && wait <= Duration::from_secs(30),
-            "{wait:?}"
-        );
-    }
-
-    #[test]
-    fn backoff_is_jittered_and_capped() {
-        let p = RetryPolicy {
-            max_attempts: 5,
-            base: Duration::from_millis(100),
-            max: Duration::from_millis(300),
-        };
-        for attempt in 1..6 {
-            let d = p.backoff(attempt);
-            let cap = (100u64 << (attempt - 1)).min(300);
-            assert!(d <= Duration::from_millis(cap), "{attempt}: {d:?}");
-        }
     }
 }

@@ -1,6 +1,13 @@
 //! `POST /clients`: authenticate → read the body → parse → validate every selected target →
 //! fan out (or plan, on a dry run) → one 207 Multi-Status answer.
 
+pub mod examples;
+mod request;
+mod response;
+
+pub use request::{CreateClientRequest, CreateHeaders, CreateQuery};
+pub use response::MultiStatus;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,21 +15,20 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
-use serde::Deserialize;
 use tokio::time::Instant;
-use utoipa::IntoParams;
 
 use crate::auth::Caller;
+use crate::catalog::ProviderId;
 use crate::domain::pointer::field_error;
-use crate::domain::{CreateClientRequest, NewClient};
+use crate::domain::NewClient;
 use crate::fanout::{self, Call};
-use crate::idempotency::replay::{self, Keyed, Refusal};
+use crate::field_error::{push, FieldError};
 use crate::idempotency::{fingerprint, IdempotencyKey, Store};
-use crate::openapi::examples;
-use crate::problem::{ApiError, FieldError, Problem, ProblemBody};
-use crate::providers::{ProviderId, Registry};
+use crate::problem::{ApiError, Problem, ProblemBody};
+use crate::providers::Registry;
+use crate::replay::{self, Keyed, Refusal};
 use crate::request_id::RequestId;
-use crate::results::{MultiStatus, Outcome};
+use crate::results::Outcome;
 
 /// A claim outlives the deadline by this much before another request may take the key over.
 const LEASE_MARGIN: Duration = Duration::from_secs(30);
@@ -35,31 +41,6 @@ pub struct ClientsState {
     pub store: Arc<dyn Store>,
     /// How long a record is kept.
     pub idempotency_ttl: Duration,
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct CreateQuery {
-    /// `true`: validate and answer what would be sent to each provider, without sending
-    /// anything (every target `planned`, credentials redacted).
-    #[serde(default)]
-    #[param(default = false)]
-    pub dry_run: bool,
-}
-
-/// The optional headers of `POST /clients` (read from the request, documented here).
-#[derive(IntoParams)]
-#[into_params(parameter_in = Header)]
-#[allow(dead_code)]
-pub struct CreateHeaders {
-    /// Makes retries safe: the same key with the same body never creates a client twice.
-    /// 1–255 printable ASCII characters.
-    #[param(rename = "Idempotency-Key", value_type = String, min_length = 1, max_length = 255, pattern = "^[ -~]+$", required = false)]
-    idempotency_key: Option<String>,
-    /// Echoed back in the answer. Any value is accepted: one that is not 1–128 visible ASCII
-    /// characters is replaced by a generated id.
-    #[param(rename = "X-Request-Id", value_type = String, required = false)]
-    x_request_id: Option<String>,
 }
 
 /// Create one client in every selected provider.
@@ -79,7 +60,7 @@ pub struct CreateHeaders {
     operation_id = "createClient",
     params(CreateQuery, CreateHeaders),
     request_body(content = CreateClientRequest, content_type = "application/json", examples(
-        ("all_targets" = (summary = "All five providers", value = json!(examples::all_targets_body()))),
+        ("all_targets" = (summary = "Every provider", value = json!(examples::all_targets_body()))),
         ("single_target" = (summary = "One provider, with the configured defaults", value = json!(examples::single_target_body()))),
         ("dry_run" = (summary = "Dry run: send with ?dry_run=true to see the requests without sending them", value = json!(examples::all_targets_body()))),
     )),
@@ -271,24 +252,26 @@ fn parse(body: &[u8]) -> Result<CreateClientRequest, ApiError> {
 fn validate(request: &CreateClientRequest, registry: &Registry) -> Result<Vec<Call>, ApiError> {
     let mut errors = Vec::new();
     let client = NewClient::parse(request.client.as_ref(), &mut errors);
-    let known = || ProviderId::ALL.map(ProviderId::as_str).join(", ");
     let mut calls = Vec::new();
     match &request.targets {
         None => errors.push(FieldError::new(
             "/targets",
-            format!("is required: select at least one of {}", known()),
+            format!(
+                "is required: select at least one of {}",
+                ProviderId::known()
+            ),
         )),
         Some(t) if t.is_empty() => errors.push(FieldError::new(
             "/targets",
-            format!("select at least one of {}", known()),
+            format!("select at least one of {}", ProviderId::known()),
         )),
         Some(targets) => {
             for (name, options) in targets {
-                let pointer = crate::domain::pointer::push("/targets", name);
+                let pointer = push("/targets", name);
                 let Some(provider) = ProviderId::parse(name) else {
                     errors.push(FieldError::new(
                         pointer,
-                        format!("unknown target; known targets: {}", known()),
+                        format!("unknown target; known targets: {}", ProviderId::known()),
                     ));
                     continue;
                 };
@@ -307,7 +290,7 @@ fn validate(request: &CreateClientRequest, registry: &Registry) -> Result<Vec<Ca
                     continue;
                 }
                 let Some(client) = &client else { continue };
-                match target.adapter.plan(client, options) {
+                match target.adapter.plan(client, options, &target.options_at) {
                     Ok(plan) => calls.push(Call {
                         provider,
                         target: target.clone(),

@@ -1,0 +1,296 @@
+//! One request to one provider, in named steps: take the quota, get the authorization, wait for
+//! a connection slot, send, refresh a refused token once, read the answer within bounds, and ask
+//! the retry policy whether to send again. What the answer means is for the caller to read.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::header::{
+    HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER,
+};
+use reqwest::{Method, StatusCode};
+use tokio::sync::SemaphorePermit;
+use tokio::time::Instant;
+use url::Url;
+
+use crate::provider_error::{ErrorKind, ProviderError};
+use crate::providers::{describe_transport, Auth, Request, Target};
+use crate::resilience::{Attempt, Decision};
+
+/// Largest provider answer read; a larger one is cut (and reported as such).
+pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+
+/// A request as it goes on the wire: the body serialized once, the JSON tree dropped (a call
+/// may wait for a connection slot; what it keeps meanwhile should be small).
+pub struct Outbound {
+    method: Method,
+    url: Url,
+    body: Option<Bytes>,
+}
+
+impl From<&Request> for Outbound {
+    fn from(request: &Request) -> Self {
+        Self {
+            method: request.method.clone(),
+            url: request.url.clone(),
+            body: request
+                .body
+                .as_ref()
+                .map(|b| Bytes::from(serde_json::to_vec(b).expect("a JSON value serializes"))),
+        }
+    }
+}
+
+/// What a provider answered, read within [`MAX_ANSWER_BYTES`].
+pub struct Answer {
+    pub status: StatusCode,
+    /// Its `Retry-After`, from now.
+    pub retry_after: Option<Duration>,
+    pub content_type: String,
+    pub body: Vec<u8>,
+    /// Why the body is incomplete, if it is (too large, connection cut).
+    pub cut: Option<String>,
+}
+
+/// How an exchange ended.
+pub enum Exchanged {
+    /// The provider answered (a final answer: not one to retry, or no attempt or time left).
+    Answered(Answer),
+    /// Nothing reached the provider: refused connection, quota, token endpoint.
+    NotSent(ProviderError),
+    /// The request was sent and the connection failed before an answer.
+    Lost(String),
+}
+
+/// Where an exchange stands, kept outside it so that a timeout can read it.
+#[derive(Default)]
+pub struct Progress {
+    /// A request is on its way and may be acted on.
+    pub in_flight: bool,
+    /// Requests sent.
+    pub attempts: u32,
+}
+
+/// Sends `request` until the retry policy says stop, never past `until`.
+pub async fn exchange(
+    target: &Target,
+    request: &Outbound,
+    until: Instant,
+    progress: &mut Progress,
+) -> Exchanged {
+    let mut token_refreshed = false;
+    loop {
+        if let Err(e) = take_quota(target) {
+            return Exchanged::NotSent(e);
+        }
+        let (auth_name, auth_value) = match authorization(target).await {
+            Ok(auth) => auth,
+            Err(e) => return Exchanged::NotSent(e),
+        };
+        let slot = acquire_slot(target).await;
+        progress.in_flight = true;
+        progress.attempts += 1;
+        let (attempt, last) = match send(target, request, auth_name, auth_value.clone()).await {
+            Err(e) if e.is_connect() => {
+                (Attempt::NotConnected, Exchanged::NotSent(not_connected(&e)))
+            }
+            Err(e) => return Exchanged::Lost(describe_transport(&e)),
+            Ok(response) => {
+                if refresh_refused_token(target, &response, &auth_value, &mut token_refreshed).await
+                {
+                    // The token was refused, so nothing was created: send again with a new one.
+                    progress.in_flight = false;
+                    continue;
+                }
+                let answer = read_answer(response).await;
+                let attempt = Attempt::Answered {
+                    status: answer.status.as_u16(),
+                    retry_after: answer.retry_after,
+                };
+                (attempt, Exchanged::Answered(answer))
+            }
+        };
+        // The provider answered or was never reached: nothing is in flight any more.
+        progress.in_flight = false;
+        drop(slot);
+        let remaining = until.saturating_duration_since(Instant::now());
+        match target
+            .retry
+            .decide(attempt, progress.attempts, remaining, rand::random())
+        {
+            Decision::Stop => return last,
+            Decision::RetryAfter(pause) => {
+                tracing::debug!(
+                    attempt = progress.attempts,
+                    pause_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX),
+                    "retrying"
+                );
+                Box::pin(tokio::time::sleep(pause)).await;
+            }
+        }
+    }
+}
+
+/// The gateway's own outbound limit for the provider. Earlier attempts, if any, were ones the
+/// provider cannot have acted on (that is when a request is sent again), so nothing was created.
+fn take_quota(target: &Target) -> Result<(), ProviderError> {
+    let Some(quota) = &target.quota else {
+        return Ok(());
+    };
+    quota.take().map_err(|wait| {
+        let mut err = ProviderError::new(
+            ErrorKind::RateLimited,
+            "the gateway's outbound limit for this provider is reached (providers.<name>.max_per_minute); nothing was sent",
+        );
+        err.retry_after_s = Some(wait.as_secs().max(1));
+        err
+    })
+}
+
+/// The authorization header: the configured one, or a (cached) OAuth2 token.
+async fn authorization(target: &Target) -> Result<(HeaderName, HeaderValue), ProviderError> {
+    match &target.auth {
+        Auth::Header(name, value, _) => Ok((name.clone(), value.clone())),
+        Auth::OAuth2(source) => Box::pin(source.authorization())
+            .await
+            .map(|value| (AUTHORIZATION, value)),
+    }
+}
+
+/// A slot among `max_connections`; waiting for it sends nothing.
+async fn acquire_slot(target: &Target) -> SemaphorePermit<'_> {
+    target
+        .slots
+        .acquire()
+        .await
+        .expect("the semaphore is never closed")
+}
+
+async fn send(
+    target: &Target,
+    request: &Outbound,
+    auth_name: HeaderName,
+    auth_value: HeaderValue,
+) -> Result<reqwest::Response, reqwest::Error> {
+    let mut builder = target
+        .http()
+        .request(request.method.clone(), request.url.clone())
+        .header(auth_name, auth_value)
+        .header(ACCEPT, HeaderValue::from_static("application/json"));
+    if let Some(body) = &request.body {
+        builder = builder
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .body(body.clone());
+    }
+    // Boxed: only calls under way hold the exchange's (large) state, not the ones waiting for a
+    // slot.
+    Box::pin(builder.send()).await
+}
+
+/// On a 401 to an OAuth2 token, drops the token so that the next attempt fetches a new one —
+/// once per exchange. Whether it did.
+async fn refresh_refused_token(
+    target: &Target,
+    response: &reqwest::Response,
+    used: &HeaderValue,
+    already: &mut bool,
+) -> bool {
+    let Auth::OAuth2(source) = &target.auth else {
+        return false;
+    };
+    if response.status() != StatusCode::UNAUTHORIZED || *already {
+        return false;
+    }
+    Box::pin(source.invalidate(used)).await;
+    *already = true;
+    true
+}
+
+fn not_connected(e: &reqwest::Error) -> ProviderError {
+    let mut err = ProviderError::new(
+        ErrorKind::Unavailable,
+        format!(
+            "could not connect: {}; nothing was sent",
+            describe_transport(e)
+        ),
+    );
+    err.retryable = true;
+    err
+}
+
+/// Reads the answer's body, at most [`MAX_ANSWER_BYTES`]; a cut or an oversized body is noted,
+/// not an error.
+async fn read_answer(mut response: reqwest::Response) -> Answer {
+    let status = response.status();
+    let retry_after = retry_after(response.headers());
+    let content_type = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let mut body = Vec::new();
+    let mut cut = None;
+    loop {
+        match Box::pin(response.chunk()).await {
+            Ok(Some(chunk)) if body.len() + chunk.len() > MAX_ANSWER_BYTES => {
+                cut = Some(format!("over {MAX_ANSWER_BYTES} bytes"));
+                break;
+            }
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) => break,
+            Err(e) => {
+                cut = Some(format!("cut: {}", describe_transport(&e)));
+                break;
+            }
+        }
+    }
+    Answer {
+        status,
+        retry_after,
+        content_type,
+        body,
+        cut,
+    }
+}
+
+/// `Retry-After` as a duration from now: delta-seconds or an HTTP date.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let secs = |h: &HeaderMap| retry_after(h).map(|d| d.as_secs());
+        let mut h = HeaderMap::new();
+        assert_eq!(secs(&h), None);
+        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(secs(&h), Some(7));
+        let later = std::time::SystemTime::now() + Duration::from_secs(120);
+        h.insert(
+            RETRY_AFTER,
+            HeaderValue::from_str(&httpdate::fmt_http_date(later)).unwrap(),
+        );
+        let s = secs(&h).unwrap();
+        assert!((118..=120).contains(&s), "{s}");
+        h.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(secs(&h), Some(0));
+        h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(secs(&h), None);
+    }
+}

@@ -1,0 +1,205 @@
+//! `providers.<name>`: the keys every provider has ([`Common`]), and [`provider_settings!`]
+//! which declares one provider's section from its own keys and secrets.
+
+use std::fmt::Debug;
+
+use secrecy::SecretString;
+use serde::de::DeserializeOwned;
+use url::Url;
+
+use crate::secret::SecretFileError;
+
+/// The keys every provider has, beside its own credentials and defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Common {
+    pub enabled: bool,
+    pub base_url: Url,
+    pub timeout_ms: u64,
+    pub max_attempts: u32,
+    pub retry_base_delay_ms: u64,
+    pub retry_max_delay_ms: u64,
+    pub max_per_minute: Option<u32>,
+    pub max_connections: usize,
+    pub circuit_failure_threshold: u32,
+    pub circuit_cooldown_ms: u64,
+}
+
+impl Common {
+    /// The defaults, with the provider's production base URL.
+    pub fn with_base_url(base_url: &str) -> Self {
+        Self {
+            enabled: true,
+            base_url: Url::parse(base_url).expect("a built-in base URL is valid"),
+            timeout_ms: 5_000,
+            max_attempts: 3,
+            retry_base_delay_ms: 100,
+            retry_max_delay_ms: 2_000,
+            max_per_minute: None,
+            max_connections: 64,
+            circuit_failure_threshold: 5,
+            circuit_cooldown_ms: 30_000,
+        }
+    }
+
+    /// What is wrong with these values, if anything (named by the key alone).
+    pub fn problem(&self) -> Option<String> {
+        if self.timeout_ms == 0 {
+            Some("timeout_ms must be positive".to_owned())
+        } else if !matches!(self.base_url.scheme(), "http" | "https")
+            || self.base_url.cannot_be_a_base()
+        {
+            Some(format!(
+                "base_url must be an http(s) URL, got {}",
+                self.base_url
+            ))
+        } else if self.max_attempts == 0 {
+            Some("max_attempts must be at least 1".to_owned())
+        } else if self.max_per_minute == Some(0) {
+            Some("max_per_minute must be positive (omit it for no limit)".to_owned())
+        } else if self.max_connections == 0 {
+            Some("max_connections must be at least 1".to_owned())
+        } else if self.circuit_failure_threshold == 0 {
+            Some("circuit_failure_threshold must be at least 1".to_owned())
+        } else {
+            None
+        }
+    }
+}
+
+/// One provider's configuration section, as [`provider_settings!`] declares it.
+pub trait ProviderSettings: DeserializeOwned + Default + Debug + Send + Sync + 'static {
+    fn common(&self) -> Common;
+    fn set_common(&mut self, common: Common);
+    /// Reads every `<secret>_file` into its `<secret>`; keys are named under `section`
+    /// (`providers.lucca`).
+    fn resolve_secret_files(&mut self, section: &str) -> Result<(), SecretFileError>;
+    /// The secrets configured (credentials that must never be shown).
+    fn secrets(&self) -> Vec<&SecretString>;
+}
+
+/// Declares one provider's settings struct: the [`Common`] keys (with their defaults and the
+/// given production base URL), its secrets (each with its `_file` twin), and its own keys.
+///
+/// ```ignore
+/// provider_settings! {
+///     /// Clockify.
+///     pub struct ClockifySettings("https://api.clockify.me/api") {
+///         secrets { api_key / api_key_file },
+///         /// Default workspace.
+///         workspace_id: Option<String> = None,
+///     }
+/// }
+/// ```
+macro_rules! provider_settings {
+    (
+        $(#[$doc:meta])*
+        pub struct $name:ident ($base_url:literal) {
+            secrets { $( $(#[$sdoc:meta])* $secret:ident / $secret_file:ident ),* $(,)? },
+            $( $(#[$fdoc:meta])* $field:ident : $ty:ty = $default:expr ),* $(,)?
+        }
+    ) => {
+        $(#[$doc])*
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct $name {
+            /// `false` makes selecting this provider a 422.
+            pub enabled: bool,
+            /// The prefix before the documented path.
+            pub base_url: url::Url,
+            /// Per-target timeout, inside `server.deadline_ms`.
+            pub timeout_ms: u64,
+            /// HTTP requests at most per target, retries included (retries only where the
+            /// provider cannot have acted).
+            pub max_attempts: u32,
+            pub retry_base_delay_ms: u64,
+            pub retry_max_delay_ms: u64,
+            /// Outbound requests per minute at most (per replica); absent: no limit.
+            pub max_per_minute: Option<u32>,
+            /// Requests in flight to this provider at most (per replica); more wait for a slot,
+            /// inside their timeout, before anything is sent.
+            pub max_connections: usize,
+            /// Consecutive `unavailable`/`timeout` results that open the circuit.
+            pub circuit_failure_threshold: u32,
+            /// How long an open circuit refuses calls before one probe.
+            pub circuit_cooldown_ms: u64,
+            $(
+                $(#[$sdoc])*
+                pub $secret: Option<secrecy::SecretString>,
+                /// A file holding the secret (a mounted Kubernetes secret).
+                pub $secret_file: Option<std::path::PathBuf>,
+            )*
+            $( $(#[$fdoc])* pub $field: $ty, )*
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                let c = $crate::providers::Common::with_base_url($base_url);
+                Self {
+                    enabled: c.enabled,
+                    base_url: c.base_url,
+                    timeout_ms: c.timeout_ms,
+                    max_attempts: c.max_attempts,
+                    retry_base_delay_ms: c.retry_base_delay_ms,
+                    retry_max_delay_ms: c.retry_max_delay_ms,
+                    max_per_minute: c.max_per_minute,
+                    max_connections: c.max_connections,
+                    circuit_failure_threshold: c.circuit_failure_threshold,
+                    circuit_cooldown_ms: c.circuit_cooldown_ms,
+                    $( $secret: None, $secret_file: None, )*
+                    $( $field: $default, )*
+                }
+            }
+        }
+
+        impl $crate::providers::ProviderSettings for $name {
+            fn common(&self) -> $crate::providers::Common {
+                $crate::providers::Common {
+                    enabled: self.enabled,
+                    base_url: self.base_url.clone(),
+                    timeout_ms: self.timeout_ms,
+                    max_attempts: self.max_attempts,
+                    retry_base_delay_ms: self.retry_base_delay_ms,
+                    retry_max_delay_ms: self.retry_max_delay_ms,
+                    max_per_minute: self.max_per_minute,
+                    max_connections: self.max_connections,
+                    circuit_failure_threshold: self.circuit_failure_threshold,
+                    circuit_cooldown_ms: self.circuit_cooldown_ms,
+                }
+            }
+
+            fn set_common(&mut self, c: $crate::providers::Common) {
+                self.enabled = c.enabled;
+                self.base_url = c.base_url;
+                self.timeout_ms = c.timeout_ms;
+                self.max_attempts = c.max_attempts;
+                self.retry_base_delay_ms = c.retry_base_delay_ms;
+                self.retry_max_delay_ms = c.retry_max_delay_ms;
+                self.max_per_minute = c.max_per_minute;
+                self.max_connections = c.max_connections;
+                self.circuit_failure_threshold = c.circuit_failure_threshold;
+                self.circuit_cooldown_ms = c.circuit_cooldown_ms;
+            }
+
+            #[allow(unused_variables)]
+            fn resolve_secret_files(
+                &mut self,
+                section: &str,
+            ) -> Result<(), $crate::secret::SecretFileError> {
+                $(
+                    $crate::secret::read_secret_file(
+                        &format!("{section}.{}", stringify!($secret)),
+                        &mut self.$secret,
+                        &self.$secret_file,
+                    )?;
+                )*
+                Ok(())
+            }
+
+            fn secrets(&self) -> Vec<&secrecy::SecretString> {
+                let all: Vec<Option<&secrecy::SecretString>> = vec![$(self.$secret.as_ref()),*];
+                all.into_iter().flatten().collect()
+            }
+        }
+    };
+}
+pub(crate) use provider_settings;

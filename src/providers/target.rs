@@ -1,0 +1,142 @@
+//! An adapter with what it takes to call it ([`Target`]): HTTP clients, timeout,
+//! authentication, retry policy, circuit breaker, quota; and the [`Registry`] of every provider.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::adapter::{Adapter, DynAdapter};
+use super::auth::Auth;
+use super::http::http_client;
+use super::settings::ProviderSettings;
+use super::ProvidersSettings;
+use crate::catalog::ProviderId;
+use crate::resilience::{CircuitBreaker, Quota, RetryPolicy};
+
+/// An adapter with what it needs to be called: its HTTP clients (keep-alive), its timeout, its
+/// credentials and its protections.
+pub struct Target {
+    pub id: ProviderId,
+    pub adapter: Box<dyn DynAdapter>,
+    /// Where its options are in a request (`/targets/<name>`).
+    pub options_at: String,
+    /// One outbound client per worker thread, built on first use: a worker's calls go through
+    /// connections driven by its own runtime, without waking another thread.
+    http: thread_local::ThreadLocal<reqwest::Client>,
+    /// Idle keep-alive connections kept per worker thread.
+    max_idle: usize,
+    pub timeout: Duration,
+    pub auth: Auth,
+    pub retry: RetryPolicy,
+    pub breaker: CircuitBreaker,
+    pub quota: Option<Quota>,
+    /// Slots for requests in flight to this provider (`max_connections`).
+    pub slots: tokio::sync::Semaphore,
+}
+
+impl Target {
+    /// This thread's outbound client for the provider.
+    pub fn http(&self) -> &reqwest::Client {
+        self.http
+            .get_or(|| http_client(self.max_idle).expect("the HTTP client was built once at start"))
+    }
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Target")
+            .field("provider", &self.id)
+            .field("timeout", &self.timeout)
+            .field("auth", &self.auth)
+            .finish()
+    }
+}
+
+/// Why a provider cannot be selected on this gateway.
+#[derive(Debug, Clone)]
+pub struct Unavailable(pub String);
+
+/// Every provider, available or not (and why not).
+#[derive(Debug)]
+pub struct Registry {
+    targets: BTreeMap<ProviderId, Result<Arc<Target>, Unavailable>>,
+}
+
+impl Registry {
+    /// Builds every adapter once from the settings.
+    pub fn from_settings(settings: &ProvidersSettings) -> Result<Self, String> {
+        Ok(Self {
+            targets: settings
+                .build_targets()?
+                .into_iter()
+                .map(|(id, t)| (id, t.map(Arc::new)))
+                .collect(),
+        })
+    }
+
+    pub fn get(&self, id: ProviderId) -> Result<&Arc<Target>, &Unavailable> {
+        self.targets
+            .get(&id)
+            .expect("every provider is registered")
+            .as_ref()
+    }
+
+    /// The providers that can be selected.
+    pub fn available(&self) -> impl Iterator<Item = ProviderId> + '_ {
+        self.targets
+            .iter()
+            .filter(|(_, t)| t.is_ok())
+            .map(|(id, _)| *id)
+    }
+}
+
+/// Builds one provider's target: disabled or without credentials, it is unavailable; settings
+/// it cannot work with stop the start.
+pub fn build<A: Adapter>(
+    id: ProviderId,
+    settings: &A::Settings,
+) -> Result<Result<Target, Unavailable>, String> {
+    let common = settings.common();
+    if !common.enabled {
+        return Ok(Err(Unavailable(format!(
+            "{} is disabled on this gateway (providers.{id}.enabled = false)",
+            id.display_name()
+        ))));
+    }
+    let at = |e: String| format!("providers.{id}: {e}");
+    let adapter = A::new(settings).map_err(at)?;
+    let Some(auth) = A::auth(settings).map_err(at)? else {
+        return Ok(Err(Unavailable(format!(
+            "{} has no credentials configured on this gateway (providers.{id})",
+            id.display_name()
+        ))));
+    };
+    // One client built here, and dropped: a client that cannot be built stops the start, not
+    // a worker's first call.
+    http_client(common.max_connections)?;
+    Ok(Ok(Target {
+        id,
+        adapter: Box::new(adapter),
+        options_at: format!("/targets/{id}"),
+        http: thread_local::ThreadLocal::new(),
+        max_idle: common.max_connections,
+        timeout: Duration::from_millis(common.timeout_ms),
+        auth,
+        retry: RetryPolicy {
+            max_attempts: common.max_attempts,
+            base: Duration::from_millis(common.retry_base_delay_ms),
+            max: Duration::from_millis(common.retry_max_delay_ms),
+        },
+        breaker: CircuitBreaker::new(
+            id,
+            common.circuit_failure_threshold,
+            Duration::from_millis(common.circuit_cooldown_ms),
+        ),
+        quota: common
+            .max_per_minute
+            .and_then(std::num::NonZeroU32::new)
+            .map(Quota::per_minute),
+        slots: tokio::sync::Semaphore::new(common.max_connections),
+    }))
+}

@@ -1,0 +1,10 @@
+//! Per-provider protection: a circuit breaker, an outbound quota, and the retry policy (the pure
+//! decision whether to send again, and after how long).
+
+mod circuit;
+mod quota;
+mod retry;
+
+pub use circuit::{CircuitBreaker, Health, Permit, CIRCUIT_STATE};
+pub use quota::Quota;
+pub use retry::{Attempt, Decision, RetryPolicy};

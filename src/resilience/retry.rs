@@ -1,0 +1,181 @@
+//! When to send a request again: a pure decision from what the last attempt gave to "retry
+//! after this long" or "stop". The loop that sleeps and sends again (`crate::fanout`) knows
+//! nothing of status codes; this knows nothing of sockets.
+
+use std::time::Duration;
+
+/// How a provider's requests are retried (`providers.<name>.max_attempts`, `retry_*_delay_ms`).
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Requests at most, the first included.
+    pub max_attempts: u32,
+    /// The first backoff; doubled at each retry.
+    pub base: Duration,
+    /// The longest backoff (a provider's `Retry-After` may ask for more).
+    pub max: Duration,
+}
+
+/// What one attempt gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// No connection was made (refused, DNS, TLS): the provider cannot have acted.
+    NotConnected,
+    /// The request was sent and the connection failed before an answer: the provider may
+    /// have acted.
+    Lost,
+    /// The provider answered with this status (and this `Retry-After`, if any).
+    Answered {
+        status: u16,
+        retry_after: Option<Duration>,
+    },
+}
+
+/// What to do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Send the same request again after this pause.
+    RetryAfter(Duration),
+    /// Keep what the last attempt gave.
+    Stop,
+}
+
+impl RetryPolicy {
+    /// The decision after `attempts` requests, the last of which gave `attempt`, with
+    /// `remaining` time left in the target's budget. A create is sent again only where the
+    /// provider cannot have acted: no connection, or a 429/503 answer (after its `Retry-After`
+    /// when it sent one, else a jittered backoff). A pause that would not end within the budget
+    /// is not taken. `jitter` in `[0, 1]` scales the backoff ("full jitter").
+    pub fn decide(
+        &self,
+        attempt: Attempt,
+        attempts: u32,
+        remaining: Duration,
+        jitter: f64,
+    ) -> Decision {
+        let provider_asked = match attempt {
+            Attempt::NotConnected => None,
+            Attempt::Answered {
+                status: 429 | 503,
+                retry_after,
+            } => retry_after,
+            Attempt::Lost | Attempt::Answered { .. } => return Decision::Stop,
+        };
+        if attempts >= self.max_attempts {
+            return Decision::Stop;
+        }
+        let pause = provider_asked.unwrap_or_else(|| self.backoff(attempts, jitter));
+        if pause >= remaining {
+            Decision::Stop
+        } else {
+            Decision::RetryAfter(pause)
+        }
+    }
+
+    /// The pause before attempt `attempt + 1` (`attempt` ≥ 1): `base` doubled per retry, capped
+    /// at `max`, scaled by `jitter` in `[0, 1]`.
+    pub fn backoff(&self, attempt: u32, jitter: f64) -> Duration {
+        let exp = self
+            .base
+            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
+            .min(self.max);
+        exp.mul_f64(jitter.clamp(0.0, 1.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 3,
+            base: Duration::from_millis(100),
+            max: Duration::from_millis(300),
+        }
+    }
+
+    const BUDGET: Duration = Duration::from_secs(5);
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    fn answered(status: u16, retry_after: Option<u64>) -> Attempt {
+        Attempt::Answered {
+            status,
+            retry_after: retry_after.map(Duration::from_secs),
+        }
+    }
+
+    #[test]
+    fn only_what_the_provider_cannot_have_acted_on_is_retried() {
+        let p = policy();
+        assert_eq!(
+            p.decide(Attempt::NotConnected, 1, BUDGET, 1.0),
+            Decision::RetryAfter(MS(100))
+        );
+        assert_eq!(
+            p.decide(answered(503, None), 1, BUDGET, 0.5),
+            Decision::RetryAfter(MS(50))
+        );
+        assert_eq!(
+            p.decide(answered(429, None), 2, BUDGET, 1.0),
+            Decision::RetryAfter(MS(200))
+        );
+        for stop in [
+            Attempt::Lost,
+            answered(500, None),
+            answered(502, None),
+            answered(504, None),
+            answered(400, None),
+            answered(201, None),
+        ] {
+            assert_eq!(p.decide(stop, 1, BUDGET, 1.0), Decision::Stop, "{stop:?}");
+        }
+    }
+
+    #[test]
+    fn retry_after_is_honoured_within_the_budget_only() {
+        let p = policy();
+        assert_eq!(
+            p.decide(answered(503, Some(2)), 1, BUDGET, 0.0),
+            Decision::RetryAfter(Duration::from_secs(2)),
+            "the provider's delay, not the backoff"
+        );
+        assert_eq!(
+            p.decide(answered(429, Some(60)), 1, BUDGET, 1.0),
+            Decision::Stop
+        );
+        assert_eq!(
+            p.decide(answered(429, Some(u64::MAX)), 1, BUDGET, 1.0),
+            Decision::Stop,
+            "any number a provider sends is only compared"
+        );
+        assert_eq!(
+            p.decide(Attempt::NotConnected, 1, MS(100), 1.0),
+            Decision::Stop,
+            "a pause that would end past the budget"
+        );
+    }
+
+    #[test]
+    fn attempts_are_bounded() {
+        let p = policy();
+        assert!(matches!(
+            p.decide(Attempt::NotConnected, 2, BUDGET, 1.0),
+            Decision::RetryAfter(_)
+        ));
+        assert_eq!(
+            p.decide(Attempt::NotConnected, 3, BUDGET, 1.0),
+            Decision::Stop
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let p = policy();
+        assert_eq!(p.backoff(1, 1.0), MS(100));
+        assert_eq!(p.backoff(2, 1.0), MS(200));
+        assert_eq!(p.backoff(3, 1.0), MS(300));
+        assert_eq!(p.backoff(40, 1.0), MS(300));
+        assert_eq!(p.backoff(2, 0.25), MS(50));
+        assert_eq!(p.backoff(2, 7.0), MS(200), "jitter is clamped");
+    }
+}

@@ -1,0 +1,48 @@
+//! What `POST /clients` accepts: the body, the query and the headers, as the OpenAPI document
+//! shows them.
+
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::domain::ClientInput;
+use crate::providers::TargetsSchema;
+
+/// Body of `POST /clients`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!(super::examples::all_targets_body()))]
+pub struct CreateClientRequest {
+    /// The client (customer company) to create.
+    #[schema(required = true, value_type = ClientInput)]
+    pub client: Option<ClientInput>,
+    /// The providers to create it in: a key present means "create it there". At least one.
+    /// Each value holds that provider's options and may be `{}` when the gateway's configuration
+    /// has the defaults.
+    #[schema(required = true, value_type = TargetsSchema)]
+    pub targets: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CreateQuery {
+    /// `true`: validate and answer what would be sent to each provider, without sending
+    /// anything (every target `planned`, credentials redacted).
+    #[serde(default)]
+    #[param(default = false)]
+    pub dry_run: bool,
+}
+
+/// The optional headers of `POST /clients` (read from the request, documented here).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct CreateHeaders {
+    /// Makes retries safe: the same key with the same body never creates a client twice.
+    /// 1–255 printable ASCII characters.
+    #[param(rename = "Idempotency-Key", value_type = String, min_length = 1, max_length = 255, pattern = "^[ -~]+$", required = false)]
+    idempotency_key: Option<String>,
+    /// Echoed back in the answer. Any value is accepted: one that is not 1–128 visible ASCII
+    /// characters is replaced by a generated id.
+    #[param(rename = "X-Request-Id", value_type = String, required = false)]
+    x_request_id: Option<String>,
+}

@@ -1,0 +1,170 @@
+//! Secrets: what replaces them wherever something is shown, the credentials shown once to a
+//! caller, generated passwords, and secrets read from mounted files.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use rand::seq::{IndexedRandom, SliceRandom};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// What replaces a secret wherever a request or response is shown.
+pub const REDACTED: &str = "[redacted]";
+
+/// A login and password shown once to the caller (a password a provider generated, or one the
+/// gateway generated for the caller).
+#[derive(Clone, ToSchema)]
+pub struct Credentials {
+    #[schema(example = "nova.smith@nova.example")]
+    pub login: String,
+    #[schema(value_type = String, example = "Xp9#Ld2!ak")]
+    pub password: SecretString,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("login", &self.login)
+            .field("password", &REDACTED)
+            .finish()
+    }
+}
+
+impl<'de> Deserialize<'de> for Credentials {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Wire {
+            login: String,
+            password: String,
+        }
+        let w = Wire::deserialize(d)?;
+        Ok(Credentials {
+            login: w.login,
+            password: SecretString::from(w.password),
+        })
+    }
+}
+
+impl Serialize for Credentials {
+    /// The password in clear: this is only ever serialized into the one 207 answer that created
+    /// it (a record keeps [`Credentials::redacted`]).
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Credentials", 2)?;
+        st.serialize_field("login", &self.login)?;
+        st.serialize_field("password", self.password.expose_secret())?;
+        st.end()
+    }
+}
+
+impl Credentials {
+    /// The same login with the password replaced by [`REDACTED`] (what a record keeps).
+    pub fn redacted(&self) -> Self {
+        Credentials {
+            login: self.login.clone(),
+            password: SecretString::from(REDACTED),
+        }
+    }
+}
+
+/// Replaces the values at `pointers` (where present and not null) by [`REDACTED`].
+pub fn redact(mut value: Value, pointers: &[&str]) -> Value {
+    for p in pointers {
+        if let Some(v) = value.pointer_mut(p) {
+            if !v.is_null() {
+                *v = Value::String(REDACTED.into());
+            }
+        }
+    }
+    value
+}
+
+/// A 20-character password with upper and lower case letters, digits and symbols.
+pub fn generate_password() -> SecretString {
+    const LOWER: &[u8] = b"abcdefghijkmnopqrstuvwxyz";
+    const UPPER: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ";
+    const DIGITS: &[u8] = b"23456789";
+    const SYMBOLS: &[u8] = b"!#%+-=?@_";
+    let mut rng = rand::rng();
+    let all: Vec<u8> = [LOWER, UPPER, DIGITS, SYMBOLS].concat();
+    let mut chars: Vec<u8> = [LOWER, UPPER, DIGITS, SYMBOLS]
+        .iter()
+        .map(|set| *set.choose(&mut rng).expect("non-empty set"))
+        .collect();
+    while chars.len() < 20 {
+        chars.push(*all.choose(&mut rng).expect("non-empty set"));
+    }
+    chars.shuffle(&mut rng);
+    SecretString::from(String::from_utf8(chars).expect("ASCII"))
+}
+
+/// A secret configured as `KEY_file` that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretFileError {
+    #[error("{key}: cannot read secret file {path}: {source}")]
+    Read {
+        key: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{key}: give either `{key}` or `{key}_file`, not both")]
+    Twice { key: String },
+}
+
+/// Reads `KEY_file` into `KEY`, trimming the trailing newline a mounted secret usually has.
+pub fn read_secret_file(
+    key: &str,
+    value: &mut Option<SecretString>,
+    file: &Option<PathBuf>,
+) -> Result<(), SecretFileError> {
+    let Some(path) = file else { return Ok(()) };
+    if value.is_some() {
+        return Err(SecretFileError::Twice { key: key.into() });
+    }
+    let text = std::fs::read_to_string(path).map_err(|source| SecretFileError::Read {
+        key: key.into(),
+        path: path.clone(),
+        source,
+    })?;
+    *value = Some(SecretString::from(text.trim_end_matches(['\r', '\n'])));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_debug_is_redacted() {
+        let c = Credentials {
+            login: "l".into(),
+            password: SecretString::from("hunter2"),
+        };
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn generated_passwords_are_strong_and_differ() {
+        let a = generate_password();
+        let b = generate_password();
+        let a = a.expose_secret();
+        assert_eq!(a.len(), 20);
+        assert_ne!(a, b.expose_secret());
+        assert!(a.bytes().any(|c| c.is_ascii_lowercase()));
+        assert!(a.bytes().any(|c| c.is_ascii_uppercase()));
+        assert!(a.bytes().any(|c| c.is_ascii_digit()));
+        assert!(a.bytes().any(|c| !c.is_ascii_alphanumeric()));
+    }
+
+    #[test]
+    fn redact_replaces_present_values_only() {
+        let v = serde_json::json!({"member": {"password": "p", "name": "n"}, "none": null});
+        let r = redact(v, &["/member/password", "/none", "/absent"]);
+        assert_eq!(
+            r,
+            serde_json::json!({"member": {"password": REDACTED, "name": "n"}, "none": null})
+        );
+    }
+}
