@@ -47,6 +47,16 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
+{{/*
+The providers, each with the configuration key its credential feeds (as JSON; use with
+fromJson). Each one's values are config.providers.<name> (rendered as its [providers.<name>]
+section, keys in snake_case), its credential secrets.<name><Key> (camelCase), stored in the
+Secret under <name>-<key> (dashes).
+*/}}
+{{- define "cg.providers" -}}
+{{- toJson (dict "lucca" "api_key" "clockify" "api_key" "plusvibe" "api_key" "chatdash" "api_key" "missionx" "client_secret") -}}
+{{- end }}
+
 {{/* Where the Secret's keys are mounted. */}}
 {{- define "cg.secretDir" -}}/var/run/secrets/clients-gateway{{- end }}
 
@@ -71,9 +81,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if and (eq $auth.mode "hs256") (not .Values.secrets.jwtHs256Secret) }}
 {{- fail "config.auth.mode hs256 needs secrets.jwtHs256Secret (at least 32 bytes), or existingSecret with the key jwt-hs256" }}
 {{- end }}
-{{- range $name, $key := dict "lucca" "luccaApiKey" "clockify" "clockifyApiKey" "plusvibe" "plusvibeApiKey" "chatdash" "chatdashApiKey" "missionx" "missionxClientSecret" }}
-{{- if and (index $.Values.config.providers $name).enabled (not (index $.Values.secrets $key)) }}
-{{- fail (printf "config.providers.%s.enabled needs secrets.%s (or existingSecret)" $name $key) }}
+{{- range $name, $key := include "cg.providers" . | fromJson }}
+{{- $value := printf "%s%s" $name (camelcase $key) }}
+{{- if and (index $.Values.config.providers $name).enabled (not (index $.Values.secrets $value)) }}
+{{- fail (printf "config.providers.%s.enabled needs secrets.%s (or existingSecret)" $name $value) }}
 {{- end }}
 {{- end }}
 {{- end }}
