@@ -30,6 +30,10 @@ struct Cli {
     /// server.bind is configured.
     #[arg(long)]
     sandbox: bool,
+    /// With --sandbox (or `providers`): this simulated provider creates the client and then
+    /// never answers, to show how an unanswered create is settled.
+    #[arg(long, global = true, value_name = "PROVIDER", value_parser = provider_name)]
+    unanswered: Option<ProviderId>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -92,12 +96,13 @@ fn main() -> ExitCode {
             workers: Some(workers),
             bind,
             unique: !no_uniqueness,
+            unanswered: cli.unanswered,
         })),
         Some(Command::Openapi) => {
             println!("{}", clients_gateway::openapi::document());
             Ok(())
         }
-        None => run(cli.config, cli.sandbox),
+        None => run(cli.config, cli.sandbox, cli.unanswered),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -121,20 +126,33 @@ fn token(config: Option<PathBuf>, sub: &str, scope: &str, ttl: Duration) -> Resu
 
 /// Serves until stopped. The log writer outlives the actix system, whose threads log their own
 /// shutdown.
-fn run(config: Option<PathBuf>, sandbox: bool) -> Result<(), StartError> {
+fn run(
+    config: Option<PathBuf>,
+    sandbox: bool,
+    unanswered: Option<ProviderId>,
+) -> Result<(), StartError> {
     let settings = Settings::load(config.as_deref())?;
     let _log_writer = telemetry::init(&settings.telemetry)?;
     let system = actix_web::rt::System::new();
+    let sandbox = sandbox.then_some(SandboxOptions {
+        unanswered,
+        ..SandboxOptions::default()
+    });
     let result = system.block_on(serve(settings, config.is_some(), sandbox));
     drop(system);
     result
 }
 
-async fn serve(mut settings: Settings, configured: bool, sandbox: bool) -> Result<(), StartError> {
+async fn serve(
+    mut settings: Settings,
+    configured: bool,
+    sandbox: Option<SandboxOptions>,
+) -> Result<(), StartError> {
     let bind_configured = std::env::var_os("CLIENTS_GATEWAY__SERVER__BIND").is_some();
     let mut banner = None;
-    let _sandbox = if sandbox {
-        let sandbox = Sandbox::start(SandboxOptions::default())?;
+    let simulated = sandbox.is_some();
+    let _sandbox = if let Some(options) = sandbox {
+        let sandbox = Sandbox::start(options)?;
         sandbox.configure(&mut settings);
         if !bind_configured && !configured {
             settings.server.bind = "127.0.0.1:8080".into();
@@ -156,7 +174,7 @@ async fn serve(mut settings: Settings, configured: bool, sandbox: bool) -> Resul
     };
     let app = Application::build(&settings)?;
     let port = app.port();
-    tracing::info!(bind = %settings.server.bind, port, sandbox, "listening");
+    tracing::info!(bind = %settings.server.bind, port, sandbox = simulated, "listening");
     if let Some((sandbox_port, token)) = banner {
         let host = settings
             .server
@@ -215,6 +233,10 @@ async fn healthcheck(url: &str) -> Result<(), StartError> {
     } else {
         Err(format!("{url} answered {}", response.status()).into())
     }
+}
+
+fn provider_name(name: &str) -> Result<ProviderId, String> {
+    ProviderId::parse(name).ok_or_else(|| format!("unknown provider; known: {}", ProviderId::known()))
 }
 
 /// A random 256-bit development signing key, new at every sandbox start.

@@ -1,16 +1,17 @@
 //! One request under an `Idempotency-Key`: claim the key, answer what the record already
-//! settled, run only what is left, record the outcome.
+//! settled, run only what is left (settling the unanswered creates of an earlier request by a
+//! lookup first), record the outcome.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
 use crate::catalog::ProviderId;
-use crate::fanout::{self, Call};
+use crate::domain::IfExists;
+use crate::fanout::{self, Call, Done, Job};
 use crate::idempotency::{Claim, Lease, Record, Store, StoreError};
-use crate::provider_error::{ErrorKind, ProviderError};
 use crate::request_id::RequestId;
 use crate::results::{TargetResult, TargetStatus};
 
@@ -32,33 +33,12 @@ pub struct Keyed {
     pub ttl: Duration,
 }
 
-/// The result a record gives for a target that is not sent again.
+/// The result a record gives for a target that is settled (created or existing).
 fn replayed(previous: &TargetResult) -> TargetResult {
-    let mut r = previous.clone();
-    r.replayed = true;
-    if r.status == TargetStatus::Unknown {
-        if let Some(e) = r.error.as_mut() {
-            e.message.push_str(
-                " — not sent again under this Idempotency-Key: check whether the client exists in this provider; \
-                 to create it there, send a request with a new key selecting only this target",
-            );
-        }
+    TargetResult {
+        replayed: true,
+        ..previous.clone()
     }
-    r
-}
-
-fn interrupted() -> TargetResult {
-    let mut r = TargetResult::failed(
-        TargetStatus::Unknown,
-        ProviderError::new(
-            ErrorKind::Internal,
-            "an earlier request with this Idempotency-Key was interrupted before recording this target; \
-             the client may have been created — not sent again: check in the provider, then use a new key \
-             for the targets still missing",
-        ),
-    );
-    r.replayed = true;
-    r
 }
 
 /// What a record keeps of a result: everything but the password.
@@ -68,12 +48,23 @@ fn to_record(result: &TargetResult) -> TargetResult {
     r
 }
 
+fn to_ms(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn from_ms(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
 /// Runs `calls` under the key. Targets the record already settled are answered from it; the
-/// others are sent. The fan-out and the recording run in their own task, so a caller that hangs
-/// up cannot leave the record unfinished.
+/// others are sent, or, when an earlier request's create went unanswered, settled first. The
+/// fan-out and the recording run in their own task, so a caller that hangs up cannot leave the
+/// record unfinished.
 pub async fn run(
     keyed: Keyed,
-    calls: Vec<Call>,
+    mut calls: Vec<Call>,
+    if_exists: IfExists,
     deadline: Instant,
     request_id: RequestId,
 ) -> Result<(uuid::Uuid, BTreeMap<ProviderId, TargetResult>), Refusal> {
@@ -89,52 +80,72 @@ pub async fn run(
         )
         .await
         .map_err(Refusal::Store)?;
-    let mut settled = BTreeMap::new();
-    let (operation_id, to_send) = match claim {
+    let (operation_id, record, interrupted_at) = match claim {
         Claim::InFlight => return Err(Refusal::InFlight),
         Claim::Mismatch => return Err(Refusal::Mismatch),
-        Claim::New => (crate::ids::v7(), calls),
-        Claim::Finished(record) => {
-            let mut to_send = Vec::new();
-            for call in calls {
-                match record.results.get(&call.provider) {
-                    Some(r) if r.status != TargetStatus::Failed => {
-                        settled.insert(call.provider, replayed(r));
-                    }
-                    _ => to_send.push(call),
-                }
-            }
-            (record.operation_id, to_send)
-        }
-        Claim::Abandoned(record) => {
-            for call in &calls {
-                let previous = record.as_ref().and_then(|r| r.results.get(&call.provider));
-                let result = match previous {
-                    Some(r) if r.status == TargetStatus::Created => replayed(r),
-                    _ => interrupted(),
-                };
-                settled.insert(call.provider, result);
-            }
-            let id = record.map_or_else(crate::ids::v7, |r| r.operation_id);
-            (id, Vec::new())
+        Claim::New => (crate::ids::v7(), None, None),
+        Claim::Finished(record) => (record.operation_id, Some(record), None),
+        Claim::Abandoned(record, since) => {
+            let id = record.as_ref().map_or_else(crate::ids::v7, |r| r.operation_id);
+            // Its start is when its targets may have been sent; unknown: from now on, which is
+            // later than any of them, so waits at least as long.
+            let since = since.map_or_else(SystemTime::now, from_ms);
+            (id, record, Some(since))
         }
     };
+    let mut settled = BTreeMap::new();
+    let mut sent_ms = BTreeMap::new();
+    calls.retain_mut(|call| {
+        let p = call.provider;
+        let previous = record.as_ref().and_then(|r| r.results.get(&p));
+        let previous_sent = record.as_ref().and_then(|r| r.sent_ms.get(&p).copied());
+        if let Some(ms) = previous_sent {
+            sent_ms.insert(p, ms);
+        }
+        match previous.map(|r| r.status) {
+            Some(TargetStatus::Created | TargetStatus::Existing) => {
+                settled.insert(p, replayed(previous.expect("matched")));
+                return false;
+            }
+            Some(TargetStatus::Unknown) => {
+                call.job = Job::Settle {
+                    started: previous_sent.map_or_else(SystemTime::now, from_ms),
+                    interrupted: false,
+                };
+            }
+            _ => {
+                if let Some(since) = interrupted_at {
+                    call.job = Job::Settle {
+                        started: previous_sent.map_or(since, from_ms),
+                        interrupted: true,
+                    };
+                }
+            }
+        }
+        true
+    });
     let providers: Vec<ProviderId> = settled
         .keys()
         .copied()
-        .chain(to_send.iter().map(|c| c.provider))
+        .chain(calls.iter().map(|c| c.provider))
         .collect();
     let task = tokio::spawn(async move {
-        let fresh = if to_send.is_empty() {
+        let fresh = if calls.is_empty() {
             BTreeMap::new()
         } else {
-            fanout::fan_out(to_send, deadline, &request_id).await
+            fanout::fan_out(calls, if_exists, deadline, &request_id).await
         };
         let mut results = settled;
-        results.extend(fresh);
+        for (p, Done { result, sent }) in fresh {
+            if let Some(sent) = sent {
+                sent_ms.insert(p, to_ms(sent));
+            }
+            results.insert(p, result);
+        }
         let record = Record {
             operation_id,
             results: results.iter().map(|(p, r)| (*p, to_record(r))).collect(),
+            sent_ms,
         };
         match keyed
             .store
@@ -149,7 +160,7 @@ pub async fn run(
             Err(e) => tracing::error!(
                 request_id = request_id.as_str(),
                 error = %e,
-                "could not record the outcome; a retry with this key will report the targets as unknown"
+                "could not record the outcome; a retry with this key will settle the targets by lookups"
             ),
         }
         results

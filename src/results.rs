@@ -12,8 +12,10 @@ use crate::secret::Credentials;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TargetStatus {
-    /// The provider created the client.
+    /// The provider created the client (`reconciled`: found there after an unanswered create).
     Created,
+    /// The client was already there (`if_exists: adopt`): adopted, nothing created.
+    Existing,
     /// The provider said no, or was never reached: nothing was created.
     Failed,
     /// The request may have reached the provider but no answer came (timeout, connection cut):
@@ -23,7 +25,7 @@ pub enum TargetStatus {
     Planned,
 }
 
-/// `succeeded`: every target created; `failed`: none; `partial`: anything else;
+/// `succeeded`: every target created or existing; `failed`: none; `partial`: anything else;
 /// `planned`: a dry run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -45,9 +47,10 @@ pub struct PlannedRequest {
     pub url: String,
     /// Headers that would be sent; credentials show as `[redacted]`.
     pub headers: BTreeMap<String, String>,
-    /// The JSON body that would be sent; passwords show as `[redacted]`.
-    #[schema(value_type = Object)]
-    pub body: Value,
+    /// The JSON body that would be sent (none for a `GET`); passwords show as `[redacted]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub body: Option<Value>,
 }
 
 /// What happened at one provider.
@@ -68,7 +71,12 @@ pub struct TargetResult {
     pub duration_ms: u64,
     /// Taken from an earlier request with the same `Idempotency-Key`, not sent again.
     pub replayed: bool,
-    /// The provider's success body, parsed (secrets redacted).
+    /// A create that went unanswered, then found at the provider by a lookup (in this request
+    /// or in a replay with the same `Idempotency-Key`).
+    #[serde(default)]
+    pub reconciled: bool,
+    /// The provider's success body, parsed (secrets redacted); for `existing` or `reconciled`,
+    /// the record the lookup found.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub response: Option<Value>,
@@ -77,6 +85,11 @@ pub struct TargetResult {
     /// Dry run only: the request that would be sent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request: Option<PlannedRequest>,
+    /// Dry run only: the first request of the lookup that finds the client at the provider
+    /// (to adopt it, to settle an unanswered create, or to read an id the create does not
+    /// answer). Later pages follow the provider's paging.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lookup: Option<Vec<PlannedRequest>>,
 }
 
 impl TargetResult {
@@ -89,9 +102,11 @@ impl TargetResult {
             attempts: 0,
             duration_ms: 0,
             replayed: false,
+            reconciled: false,
             response: None,
             error: None,
             request: None,
+            lookup: None,
         }
     }
 
@@ -108,6 +123,7 @@ impl TargetStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             TargetStatus::Created => "created",
+            TargetStatus::Existing => "existing",
             TargetStatus::Failed => "failed",
             TargetStatus::Unknown => "unknown",
             TargetStatus::Planned => "planned",
@@ -129,7 +145,7 @@ impl Outcome {
         let (mut created, mut other, mut planned) = (0, 0, 0);
         for r in results {
             match r.status {
-                TargetStatus::Created => created += 1,
+                TargetStatus::Created | TargetStatus::Existing => created += 1,
                 TargetStatus::Planned => planned += 1,
                 TargetStatus::Failed | TargetStatus::Unknown => other += 1,
             }

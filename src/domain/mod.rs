@@ -8,8 +8,20 @@ pub mod text;
 
 pub use client::{Contact, NewClient};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+/// What to do when the client already exists at a provider.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IfExists {
+    /// Create it; a provider that refuses duplicates answers `conflict`, one that accepts them
+    /// gets a second client.
+    #[default]
+    Fail,
+    /// Adopt the existing client (`existing`, with its id) instead of failing or duplicating.
+    Adopt,
+}
 
 /// The canonical client. `null` is the same as an absent field.
 #[derive(Debug, Default, Deserialize, ToSchema)]

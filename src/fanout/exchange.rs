@@ -28,6 +28,12 @@ pub struct Outbound {
     body: Option<Bytes>,
 }
 
+impl Outbound {
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+}
+
 impl From<&Request> for Outbound {
     fn from(request: &Request) -> Self {
         Self {
@@ -44,6 +50,7 @@ impl From<&Request> for Outbound {
 /// What a provider answered, read within [`MAX_ANSWER_BYTES`].
 pub struct Answer {
     pub status: StatusCode,
+    pub headers: HeaderMap,
     /// Its `Retry-After`, from now.
     pub retry_after: Option<Duration>,
     pub content_type: String,
@@ -71,12 +78,14 @@ pub struct Progress {
     pub attempts: u32,
 }
 
-/// Sends `request` until the retry policy says stop, never past `until`.
+/// Sends `request` until the retry policy says stop, never past `until`. `safe`: the request
+/// changes nothing at the provider (a lookup), so it may be sent again whatever happened.
 pub async fn exchange(
     target: &Target,
     request: &Outbound,
     until: Instant,
     progress: &mut Progress,
+    safe: bool,
 ) -> Exchanged {
     let mut token_refreshed = false;
     loop {
@@ -94,7 +103,7 @@ pub async fn exchange(
             Err(e) if e.is_connect() => {
                 (Attempt::NotConnected, Exchanged::NotSent(not_connected(&e)))
             }
-            Err(e) => return Exchanged::Lost(describe_transport(&e)),
+            Err(e) => (Attempt::Lost, Exchanged::Lost(describe_transport(&e))),
             Ok(response) => {
                 if refresh_refused_token(target, &response, &auth_value, &mut token_refreshed).await
                 {
@@ -116,7 +125,7 @@ pub async fn exchange(
         let remaining = until.saturating_duration_since(Instant::now());
         match target
             .retry
-            .decide(attempt, progress.attempts, remaining, rand::random())
+            .decide(attempt, progress.attempts, remaining, rand::random(), safe)
         {
             Decision::Stop => return last,
             Decision::RetryAfter(pause) => {
@@ -222,7 +231,8 @@ fn not_connected(e: &reqwest::Error) -> ProviderError {
 /// not an error.
 async fn read_answer(mut response: reqwest::Response) -> Answer {
     let status = response.status();
-    let retry_after = retry_after(response.headers());
+    let headers = response.headers().clone();
+    let retry_after = retry_after(&headers);
     let content_type = response
         .headers()
         .get(CONTENT_TYPE)
@@ -247,6 +257,7 @@ async fn read_answer(mut response: reqwest::Response) -> Answer {
     }
     Answer {
         status,
+        headers,
         retry_after,
         content_type,
         body,

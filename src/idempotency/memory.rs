@@ -22,9 +22,16 @@ struct Entries {
 
 struct Entry {
     fingerprint: String,
-    running: Option<(String, Instant)>,
+    /// The holder of the running claim, until when, and since when (unix ms).
+    running: Option<(String, Instant, u64)>,
     record: Option<Record>,
     expires: Instant,
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl MemoryStore {
@@ -47,7 +54,7 @@ impl MemoryStore {
             entries.map.retain(|_, e| e.expires > now);
             entries.claims_since_sweep = 0;
         }
-        let running = Some((holder.owner.clone(), now + lease));
+        let running = Some((holder.owner.clone(), now + lease, unix_ms()));
         let entry = match entries.map.get_mut(key) {
             Some(e) if e.expires > now => e,
             _ => {
@@ -67,16 +74,16 @@ impl MemoryStore {
             return Claim::Mismatch;
         }
         let abandoned = match &entry.running {
-            Some((_, until)) if *until > now => return Claim::InFlight,
-            Some(_) => true,
-            None => false,
+            Some((_, until, _)) if *until > now => return Claim::InFlight,
+            Some((_, _, since)) => Some(*since),
+            None => None,
         };
         entry.running = running;
         entry.expires = now + ttl;
         let record = entry.record.clone();
         match (abandoned, record) {
-            (false, Some(record)) => Claim::Finished(record),
-            (_, record) => Claim::Abandoned(record),
+            (None, Some(record)) => Claim::Finished(record),
+            (since, record) => Claim::Abandoned(record, since),
         }
     }
 
@@ -84,7 +91,7 @@ impl MemoryStore {
         let now = Instant::now();
         let mut entries = self.entries.lock().expect("store lock");
         match entries.map.get_mut(key) {
-            Some(e) if matches!(&e.running, Some((owner, _)) if *owner == holder.owner) => {
+            Some(e) if matches!(&e.running, Some((owner, _, _)) if *owner == holder.owner) => {
                 e.running = None;
                 e.record = Some(record.clone());
                 e.expires = now + ttl;
@@ -137,6 +144,7 @@ mod tests {
         Record {
             operation_id: uuid::Uuid::nil(),
             results: BTreeMap::new(),
+            sent_ms: BTreeMap::new(),
         }
     }
 
@@ -171,7 +179,7 @@ mod tests {
         tokio::time::advance(Duration::from_secs(11)).await;
         assert!(matches!(
             store.claim_now("k", "f", &a, lease, ttl),
-            Claim::Abandoned(Some(_))
+            Claim::Abandoned(Some(_), Some(_))
         ));
         assert!(
             !store.finish_now("k", &b, &record(), ttl),

@@ -3,9 +3,11 @@
 //! A record per (caller, key) holds the fingerprint of the body and, once a request finished,
 //! each target's result. A new request with the key first *claims* the record atomically (so no
 //! two requests, on any replica, run the same key at once), then:
-//! - targets already `created` are answered from the record (`replayed: true`), not re-sent;
+//! - targets already `created` (or `existing`) are answered from the record (`replayed: true`),
+//!   not re-sent;
 //! - targets that `failed` are attempted again;
-//! - targets left `unknown` are reported as such and not re-sent blindly.
+//! - targets left `unknown` are looked up, and sent again only once the provider has had time to
+//!   act and the client is not there (the record keeps when each create was first sent).
 //!
 //! Two stores implement the small [`Store`] trait: [`memory::MemoryStore`] (one replica) and
 //! [`redis::RedisStore`] (shared by the replicas). This module holds keys, records and stores;
@@ -97,11 +99,16 @@ pub fn fingerprint(body: &Value) -> String {
     hex(&Sha256::digest(text.as_bytes()))
 }
 
-/// What a finished request left: each target's result, passwords redacted.
+/// What a finished request left: each target's result, passwords redacted, and when each
+/// target's create was first sent.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Record {
     pub operation_id: uuid::Uuid,
     pub results: BTreeMap<ProviderId, TargetResult>,
+    /// Unix milliseconds when the create the result is about was first sent (what a lookup of
+    /// an unanswered create, and its settling time, count from).
+    #[serde(default)]
+    pub sent_ms: BTreeMap<ProviderId, u64>,
 }
 
 /// Proof of a claim: only its holder may finish the record.
@@ -131,9 +138,10 @@ pub enum Claim {
     New,
     /// A request with this key finished: replay its record, attempt its failed targets again.
     Finished(Record),
-    /// A request with this key started and never finished (its replica stopped): its targets'
-    /// fates are unknown, except those an even earlier request recorded.
-    Abandoned(Option<Record>),
+    /// A request with this key started (at the unix milliseconds given, when known) and never
+    /// finished (its replica stopped): its targets' fates are unknown, except those an even
+    /// earlier request recorded.
+    Abandoned(Option<Record>, Option<u64>),
     /// A request with this key is running now.
     InFlight,
     /// The key was used with another body.

@@ -1,6 +1,6 @@
 //! The Redis store, shared by replicas. One hash per key (`fp`, `state`, `lease`, `owner`,
-//! `record`), claimed and finished by Lua scripts so that each step is atomic; Redis expires
-//! the keys. A Redis that does not answer within a second fails the request (503), never
+//! `started`, `record`), claimed and finished by Lua scripts so that each step is atomic; Redis
+//! expires the keys. A Redis that does not answer within a second fails the request (503), never
 //! silently runs it unprotected.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -12,18 +12,18 @@ use redis::Script;
 use super::{Claim, Lease, Record, Store, StoreError};
 
 const CLAIM: &str = r"
-local h = redis.call('HMGET', KEYS[1], 'fp', 'state', 'lease', 'record')
+local h = redis.call('HMGET', KEYS[1], 'fp', 'state', 'lease', 'record', 'started')
 if not h[1] then
-  redis.call('HSET', KEYS[1], 'fp', ARGV[1], 'state', 'running', 'lease', ARGV[3], 'owner', ARGV[4])
+  redis.call('HSET', KEYS[1], 'fp', ARGV[1], 'state', 'running', 'lease', ARGV[3], 'owner', ARGV[4], 'started', ARGV[2])
   redis.call('PEXPIRE', KEYS[1], ARGV[5])
   return {'new'}
 end
 if h[1] ~= ARGV[1] then return {'mismatch'} end
 if h[2] == 'running' and tonumber(h[3]) > tonumber(ARGV[2]) then return {'in_flight'} end
 local was = h[2]
-redis.call('HSET', KEYS[1], 'state', 'running', 'lease', ARGV[3], 'owner', ARGV[4])
+redis.call('HSET', KEYS[1], 'state', 'running', 'lease', ARGV[3], 'owner', ARGV[4], 'started', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
-if was == 'running' then return {'abandoned', h[4] or ''} end
+if was == 'running' then return {'abandoned', h[4] or '', h[5] or ''} end
 return {'finished', h[4] or ''}
 ";
 
@@ -110,10 +110,13 @@ impl Store for RedisStore {
                 Some("new") => Ok(Claim::New),
                 Some("mismatch") => Ok(Claim::Mismatch),
                 Some("in_flight") => Ok(Claim::InFlight),
-                Some("abandoned") => Ok(Claim::Abandoned(record(1)?)),
+                Some("abandoned") => {
+                    let since = reply.get(2).and_then(|s| s.parse().ok());
+                    Ok(Claim::Abandoned(record(1)?, since))
+                }
                 Some("finished") => match record(1)? {
                     Some(r) => Ok(Claim::Finished(r)),
-                    None => Ok(Claim::Abandoned(None)),
+                    None => Ok(Claim::Abandoned(None, None)),
                 },
                 other => Err(StoreError(format!("unexpected claim reply {other:?}"))),
             }

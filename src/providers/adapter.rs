@@ -2,7 +2,16 @@
 //! requests and answers. The HTTP exchange, its protections and the authentication are the same
 //! for every provider and live in [`crate::fanout`]; an adapter only says what to send and how to
 //! read what came back.
+//!
+//! Two operations: create the client ([`Adapter::plan`], [`Adapter::created`]), and find it by
+//! its natural key ([`Adapter::list`], [`Adapter::read_list`], [`Adapter::read_candidate`]) to
+//! adopt an existing client, settle an unanswered create, or read an id the create does not
+//! answer.
 
+use std::any::Any;
+use std::time::SystemTime;
+
+use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -13,7 +22,7 @@ use utoipa::ToSchema;
 use super::auth::Auth;
 use super::settings::ProviderSettings;
 use crate::domain::pointer::parse_options;
-use crate::domain::NewClient;
+use crate::domain::{IfExists, NewClient};
 use crate::field_error::FieldError;
 use crate::provider_error::{ErrorKind, ProviderError};
 use crate::secret::Credentials;
@@ -27,6 +36,14 @@ pub trait Adapter: Sized + Send + Sync + 'static {
     /// (unknown fields are refused: derive with `deny_unknown_fields`). The schema is the one
     /// the OpenAPI document shows.
     type Options: DeserializeOwned + ToSchema;
+    /// What finds the client at the provider: its natural key and where to look. Its `Debug`
+    /// text names the client at the provider (adoptions of one client take turns by it).
+    type Lookup: std::fmt::Debug + Send + Sync + 'static;
+
+    /// Whether the provider accepts a second client with the same natural key. With
+    /// `if_exists: adopt`, such a provider is looked up before the create; one that refuses
+    /// duplicates is asked to create, and looked up on its conflict answer.
+    const ACCEPTS_DUPLICATES: bool;
 
     /// The fields of the canonical client it sends, each with the provider's field it fills:
     /// `("external_id", "`customId`")`. The OpenAPI document's mapping table is made of these.
@@ -47,7 +64,7 @@ pub trait Adapter: Sized + Send + Sync + 'static {
         client: &NewClient,
         options: Self::Options,
         at: &str,
-    ) -> Result<Plan, Vec<FieldError>>;
+    ) -> Result<Planned<Self::Lookup>, Vec<FieldError>>;
 
     /// Reads a 2xx JSON answer to the create: the provider-assigned id and any generated
     /// credentials. An `Err` says why the body is not the documented success.
@@ -64,23 +81,135 @@ pub trait Adapter: Sized + Send + Sync + 'static {
         &[]
     }
 
+    /// The first request of a lookup: the documented list endpoint, filtered as far as the
+    /// provider allows. `since`, when known, is a time before the client can have been created
+    /// (a provider that can filter by date may use it).
+    fn list(&self, lookup: &Self::Lookup, since: Option<SystemTime>) -> Request;
+
+    /// Reads one page of the list: the client if it is there (matched by the natural key, by
+    /// the provider's own rule), candidates whose details must be read to tell, and the next
+    /// page, if any. An `Err` says why the page is not the documented one.
+    fn read_list(&self, lookup: &Self::Lookup, page: &Page) -> Result<Listed, String>;
+
+    /// Reads the details of a candidate ([`Listed::candidates`]): the client, if it is this one.
+    fn read_candidate(
+        &self,
+        _lookup: &Self::Lookup,
+        _candidate: &Value,
+        _page: &Page,
+    ) -> Result<Option<Found>, String> {
+        Ok(None)
+    }
+
+    /// Whether a created client's id, which the create does not answer, is read by a lookup.
+    fn resolves_id(&self) -> bool {
+        false
+    }
+
     /// How the provider appears in the OpenAPI document's examples.
     fn examples() -> Examples;
 }
 
+/// What an adapter plans for one target: the create, and what finds the client.
+#[derive(Debug)]
+pub struct Planned<L> {
+    pub create: Request,
+    /// Credentials the gateway generated for this request, returned once on success.
+    pub credentials: Option<Credentials>,
+    /// What finds the client, or why it cannot be found (a natural key is missing: with
+    /// `if_exists: adopt` that is a fault of the request).
+    pub lookup: Result<L, FieldError>,
+}
+
+/// A lookup key of some adapter: opaque here, read back by the adapter that made it.
+pub struct LookupKey(Box<dyn Any + Send + Sync>);
+
+impl std::fmt::Debug for LookupKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LookupKey")
+    }
+}
+
+/// One page of a provider's list, as answered.
+pub struct Page<'a> {
+    /// The request's URL (next-page links are relative to it).
+    pub url: &'a Url,
+    pub headers: &'a HeaderMap,
+    pub body: &'a Value,
+}
+
+/// What one page of a list told.
+#[derive(Debug, Default)]
+pub struct Listed {
+    pub found: Option<Found>,
+    /// Records that may be the client, each with the request that reads its details.
+    pub candidates: Vec<Candidate>,
+    /// The request for the next page.
+    pub next: Option<Request>,
+}
+
+#[derive(Debug)]
+pub struct Candidate {
+    pub request: Request,
+    pub record: Value,
+}
+
+/// The client, found at the provider.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// Its provider-assigned id, as a string.
+    pub id: String,
+    /// The record the provider listed.
+    pub record: Value,
+}
+
 /// The object-safe face of an [`Adapter`], as the registry holds it: options arrive as JSON and
-/// are parsed here, once, for every provider alike.
+/// are parsed here, once, for every provider alike; lookup keys travel opaque.
 pub trait DynAdapter: Send + Sync {
-    fn plan(&self, client: &NewClient, options: &Value, at: &str) -> Result<Plan, Vec<FieldError>>;
+    fn plan(
+        &self,
+        client: &NewClient,
+        options: &Value,
+        at: &str,
+        if_exists: IfExists,
+    ) -> Result<Plan, Vec<FieldError>>;
     fn created(&self, body: &Value) -> Result<Created, String>;
     fn error(&self, status: StatusCode, body: Option<&Value>) -> ProviderError;
     fn response_secrets(&self) -> &'static [&'static str];
+    fn accepts_duplicates(&self) -> bool;
+    fn list(&self, key: &LookupKey, since: Option<SystemTime>) -> Request;
+    fn read_list(&self, key: &LookupKey, page: &Page) -> Result<Listed, String>;
+    fn read_candidate(
+        &self,
+        key: &LookupKey,
+        candidate: &Value,
+        page: &Page,
+    ) -> Result<Option<Found>, String>;
+    fn resolves_id(&self) -> bool;
+    /// The natural key as text (one client at the provider, one text).
+    fn key_text(&self, key: &LookupKey) -> String;
 }
 
 impl<A: Adapter> DynAdapter for A {
-    fn plan(&self, client: &NewClient, options: &Value, at: &str) -> Result<Plan, Vec<FieldError>> {
+    fn plan(
+        &self,
+        client: &NewClient,
+        options: &Value,
+        at: &str,
+        if_exists: IfExists,
+    ) -> Result<Plan, Vec<FieldError>> {
         let options: A::Options = parse_options(options, at).map_err(|e| vec![e])?;
-        Adapter::plan(self, client, options, at)
+        let planned = Adapter::plan(self, client, options, at)?;
+        let lookup = match (planned.lookup, if_exists) {
+            (Ok(key), _) => Some(LookupKey(Box::new(key))),
+            (Err(missing), IfExists::Adopt) => return Err(vec![missing]),
+            (Err(_), IfExists::Fail) => None,
+        };
+        Ok(Plan {
+            create: planned.create,
+            credentials: planned.credentials,
+            lookup,
+        })
     }
 
     fn created(&self, body: &Value) -> Result<Created, String> {
@@ -94,6 +223,43 @@ impl<A: Adapter> DynAdapter for A {
     fn response_secrets(&self) -> &'static [&'static str] {
         Adapter::response_secrets(self)
     }
+
+    fn accepts_duplicates(&self) -> bool {
+        A::ACCEPTS_DUPLICATES
+    }
+
+    fn list(&self, key: &LookupKey, since: Option<SystemTime>) -> Request {
+        Adapter::list(self, own::<A>(key), since)
+    }
+
+    fn read_list(&self, key: &LookupKey, page: &Page) -> Result<Listed, String> {
+        Adapter::read_list(self, own::<A>(key), page)
+    }
+
+    fn read_candidate(
+        &self,
+        key: &LookupKey,
+        candidate: &Value,
+        page: &Page,
+    ) -> Result<Option<Found>, String> {
+        Adapter::read_candidate(self, own::<A>(key), candidate, page)
+    }
+
+    fn resolves_id(&self) -> bool {
+        Adapter::resolves_id(self)
+    }
+
+    fn key_text(&self, key: &LookupKey) -> String {
+        format!("{:?}", own::<A>(key))
+    }
+}
+
+/// The key an adapter made, for that adapter (a plan's key only ever goes back to its own
+/// target's adapter).
+fn own<A: Adapter>(key: &LookupKey) -> &A::Lookup {
+    key.0
+        .downcast_ref::<A::Lookup>()
+        .expect("a lookup key goes back to the adapter that made it")
 }
 
 /// One HTTP request to a provider, as an adapter describes it.
@@ -118,6 +284,16 @@ impl Request {
         }
     }
 
+    /// A `GET` (of a list, or of a record's details).
+    pub fn get(url: Url) -> Self {
+        Self {
+            method: Method::GET,
+            url,
+            body: None,
+            secret_pointers: &[],
+        }
+    }
+
     /// Marks secrets inside the body (redacted in dry runs).
     pub fn with_secrets(mut self, pointers: &'static [&'static str]) -> Self {
         self.secret_pointers = pointers;
@@ -132,15 +308,8 @@ pub struct Plan {
     pub create: Request,
     /// Credentials the gateway generated for this request, returned once on success.
     pub credentials: Option<Credentials>,
-}
-
-impl From<Request> for Plan {
-    fn from(create: Request) -> Self {
-        Plan {
-            create,
-            credentials: None,
-        }
-    }
+    /// What finds the client at the provider; `None` when the request lacks its natural key.
+    pub lookup: Option<LookupKey>,
 }
 
 /// What a success body told.
@@ -163,6 +332,28 @@ pub struct Examples {
     /// A client for an example request to this provider alone with `{}` options (the gateway's
     /// configured defaults), if it offers one.
     pub single: Option<Value>,
+}
+
+/// The URL with its query parameter `name` set to `value` (added, or replaced).
+pub fn with_query(url: &Url, name: &str, value: &str) -> Url {
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != name)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let mut url = url.clone();
+    url.query_pairs_mut()
+        .clear()
+        .extend_pairs(kept)
+        .append_pair(name, value);
+    url
+}
+
+/// The number in the URL's query parameter `name`, if any.
+pub fn query_number(url: &Url, name: &str) -> Option<u64> {
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .and_then(|(_, v)| v.parse().ok())
 }
 
 /// Reads a JSON body into a provider's wire struct.

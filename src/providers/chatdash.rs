@@ -1,6 +1,9 @@
 //! ChatDash: `POST {base}/clients`, `Authorization: {agency_api_key}` (the bare key, no scheme),
 //! creating the client with its first member; 200 `{"message": ...}` and no id.
-//! Errors: `{"error": "..."}` with 400 (e.g. "Login ID already in use") or 500.
+//! Errors: `{"error": "..."}` with 400 (e.g. "Login ID already in use") or 500. Found by its
+//! member's `loginId` (case-insensitive): `GET {base}/clients` (no filter, no paging), then
+//! `GET {base}/clients/{id}/members` of each client of the same name; a list item that carries
+//! `loginId` itself (an older generation of the API) is matched directly.
 
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
@@ -10,8 +13,8 @@ use url::Url;
 use utoipa::ToSchema;
 
 use super::{
-    conflict_when, join_url, provider_settings, read, Adapter, Auth, Created, Examples, Plan,
-    Request,
+    conflict_when, join_url, provider_settings, read, Adapter, Auth, Candidate, Created,
+    Examples, Found, Listed, Page, Planned, Request,
 };
 use crate::domain::schema::{Email, Line255};
 use crate::domain::text::{email, text};
@@ -27,6 +30,8 @@ provider_settings! {
             /// The agency API key, sent as `Authorization: KEY`.
             api_key / api_key_file
         },
+        /// After a create (which answers no id), find the client to fill `provider_client_id`.
+        resolve_id: bool = true,
     }
 }
 
@@ -80,6 +85,31 @@ struct ChatdashNewMember<'a> {
     password: &'a str,
 }
 
+/// A client of `GET /clients` (only what the gateway reads).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ChatdashListedClient {
+    #[serde(rename = "_id")]
+    id: Option<String>,
+    name: Option<String>,
+    /// Only in an older generation of the API.
+    login_id: Option<String>,
+}
+
+/// A member of `GET /clients/{id}/members` (only what the gateway reads).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ChatdashMemberRecord {
+    login_id: Option<String>,
+}
+
+/// Finds a client by its member's login id, among the clients of its name.
+#[derive(Debug)]
+pub struct ChatdashLookup {
+    name: String,
+    login_id: String,
+}
+
 /// ChatDash's error body.
 #[derive(Deserialize)]
 struct ChatdashError {
@@ -88,8 +118,14 @@ struct ChatdashError {
 
 #[derive(Debug)]
 pub struct Chatdash {
-    /// The create endpoint, built once from the base URL.
+    /// The create (and list) endpoint, built once from the base URL.
     endpoint: Url,
+    resolve_id: bool,
+}
+
+/// Login ids are case-insensitive.
+fn same_login(a: &str, b: &str) -> bool {
+    a.to_lowercase() == b.to_lowercase()
 }
 
 /// ChatDash's own default dashboard language.
@@ -100,6 +136,10 @@ const DUPLICATE_LOGIN: &str = "login id already in use";
 impl Adapter for Chatdash {
     type Settings = ChatdashSettings;
     type Options = ChatdashOptions;
+    type Lookup = ChatdashLookup;
+
+    /// A login id is in use once.
+    const ACCEPTS_DUPLICATES: bool = false;
 
     const SENDS: &'static [(&'static str, &'static str)] = &[
         ("name", "`client.name`"),
@@ -110,6 +150,7 @@ impl Adapter for Chatdash {
     fn new(s: &ChatdashSettings) -> Result<Self, String> {
         Ok(Self {
             endpoint: join_url(&s.base_url, &["clients"]),
+            resolve_id: s.resolve_id,
         })
     }
 
@@ -125,7 +166,7 @@ impl Adapter for Chatdash {
         client: &NewClient,
         opts: ChatdashOptions,
         at: &str,
-    ) -> Result<Plan, Vec<FieldError>> {
+    ) -> Result<Planned<ChatdashLookup>, Vec<FieldError>> {
         let member = opts.member.unwrap_or_default();
         let mut errors = Vec::new();
         let login_pointer = format!("{at}/member/login_id");
@@ -194,13 +235,71 @@ impl Adapter for Chatdash {
                 password: password.expose_secret(),
             },
         };
-        Ok(Plan {
-            create: Request::post(self.endpoint.clone(), &body).with_secrets(&["/member/password"]),
+        let create =
+            Request::post(self.endpoint.clone(), &body).with_secrets(&["/member/password"]);
+        Ok(Planned {
+            create,
+            lookup: Ok(ChatdashLookup {
+                name: client.name.clone(),
+                login_id: login_id.clone(),
+            }),
             credentials: generated.then_some(Credentials {
                 login: login_id,
                 password,
             }),
         })
+    }
+
+    fn list(&self, _lookup: &ChatdashLookup, _since: Option<std::time::SystemTime>) -> Request {
+        Request::get(self.endpoint.clone())
+    }
+
+    fn read_list(&self, lookup: &ChatdashLookup, page: &Page) -> Result<Listed, String> {
+        let items: Vec<Value> = read(page.body)?;
+        let mut listed = Listed::default();
+        for item in items {
+            let client: ChatdashListedClient = read(&item)?;
+            let Some(id) = client.id.filter(|id| !id.is_empty()) else {
+                continue;
+            };
+            if let Some(login) = &client.login_id {
+                if same_login(login, &lookup.login_id) {
+                    listed.found = Some(Found { id, record: item });
+                    return Ok(listed);
+                }
+            } else if client.name.as_deref() == Some(lookup.name.as_str()) {
+                listed.candidates.push(Candidate {
+                    request: Request::get(join_url(&self.endpoint, &[&id, "members"])),
+                    record: item,
+                });
+            }
+        }
+        Ok(listed)
+    }
+
+    fn read_candidate(
+        &self,
+        lookup: &ChatdashLookup,
+        candidate: &Value,
+        page: &Page,
+    ) -> Result<Option<Found>, String> {
+        let members: Vec<ChatdashMemberRecord> = read(page.body)?;
+        let ours = members
+            .iter()
+            .filter_map(|m| m.login_id.as_deref())
+            .any(|login| same_login(login, &lookup.login_id));
+        if !ours {
+            return Ok(None);
+        }
+        let client: ChatdashListedClient = read(candidate)?;
+        Ok(client.id.map(|id| Found {
+            id,
+            record: candidate.clone(),
+        }))
+    }
+
+    fn resolves_id(&self) -> bool {
+        self.resolve_id
     }
 
     fn created(&self, body: &Value) -> Result<Created, String> {
@@ -222,13 +321,13 @@ impl Adapter for Chatdash {
     fn examples() -> Examples {
         Examples {
             options: json!({ "member": { "login_id": "nova", "name": "Nova Smith", "email": "nova.smith@nova.example", "password": null } }),
-            created: json!({ "status": "created", "provider_status": 200, "attempts": 1, "duration_ms": 61, "replayed": false,
+            created: json!({ "status": "created", "provider_status": 200, "provider_client_id": "6650c0ffee00000000000077", "attempts": 1, "duration_ms": 61, "replayed": false, "reconciled": false,
                 "credentials": { "login": "nova", "password": "q7!Rm2#vTz9@Lk4pWx8e" },
                 "response": { "message": "Client created successfully" } }),
-            partial: Some(json!({ "status": "failed", "provider_status": 400, "attempts": 1, "duration_ms": 61, "replayed": false,
+            partial: Some(json!({ "status": "failed", "provider_status": 400, "attempts": 1, "duration_ms": 61, "replayed": false, "reconciled": false,
                 "error": { "kind": "conflict", "message": "Login ID already in use", "retryable": false, "provider_status": 400,
                            "provider_error": { "error": "Login ID already in use" } } })),
-            planned: Some(json!({ "status": "planned", "attempts": 0, "duration_ms": 0, "replayed": false,
+            planned: Some(json!({ "status": "planned", "attempts": 0, "duration_ms": 0, "replayed": false, "reconciled": false,
                 "request": { "method": "POST", "url": "https://api.chat-dash.com/v1/public/clients",
                              "headers": { "accept": "application/json", "authorization": "[redacted]", "content-type": "application/json" },
                              "body": { "client": { "name": "Nova Consulting Ltd", "language": "en" },

@@ -1,5 +1,7 @@
 //! Clockify: `POST {base}/v1/workspaces/{workspaceId}/clients`, `X-Api-Key: {api_key}`,
-//! 201 with the client (`id` a string). Errors: JSON `{message, code}`, or no body.
+//! 201 with the client (`id` a string). Errors: JSON `{message, code}`, or no body. Found by its
+//! `name` in the workspace: `GET .../clients?name=` (a filter of undocumented match mode: names are
+//! compared exactly here), paged by `page` while `Last-Page` is not `true`.
 
 use reqwest::StatusCode;
 use secrecy::ExposeSecret;
@@ -9,8 +11,8 @@ use url::Url;
 use utoipa::ToSchema;
 
 use super::{
-    conflict_when, join_url, provider_settings, read, Adapter, Auth, Created, Examples, Plan,
-    Request,
+    conflict_when, join_url, provider_settings, query_number, read, with_query, Adapter, Auth,
+    Created, Examples, Found, Listed, Page, Planned, Request,
 };
 use crate::domain::schema::Id64;
 use crate::domain::text::is_valid_id;
@@ -57,6 +59,24 @@ struct ClockifyClient {
     id: String,
 }
 
+/// A client of the list (only what the gateway reads).
+#[derive(Deserialize)]
+struct ClockifyListedClient {
+    id: Option<String>,
+    name: Option<String>,
+}
+
+/// Finds a client by its name in a workspace.
+#[derive(Debug)]
+pub struct ClockifyLookup {
+    /// The workspace's clients endpoint.
+    clients: Url,
+    name: String,
+}
+
+/// Clients per list page (the documented default).
+const PAGE_SIZE: usize = 50;
+
 /// Clockify's error body.
 #[derive(Deserialize)]
 struct ClockifyError {
@@ -81,6 +101,10 @@ const DUPLICATE_NAME: &str = "client with that name already exists";
 impl Adapter for Clockify {
     type Settings = ClockifySettings;
     type Options = ClockifyOptions;
+    type Lookup = ClockifyLookup;
+
+    /// A name is unique in its workspace.
+    const ACCEPTS_DUPLICATES: bool = false;
 
     const SENDS: &'static [(&'static str, &'static str)] = &[
         ("name", "`name` (unique in the workspace)"),
@@ -109,7 +133,7 @@ impl Adapter for Clockify {
         client: &NewClient,
         opts: ClockifyOptions,
         at: &str,
-    ) -> Result<Plan, Vec<FieldError>> {
+    ) -> Result<Planned<ClockifyLookup>, Vec<FieldError>> {
         let pointer = format!("{at}/workspace_id");
         let workspace = match opts.workspace_id.as_deref() {
             Some(w) if !is_valid_id(w) => {
@@ -136,7 +160,52 @@ impl Adapter for Clockify {
             address: client.address.as_deref(),
             note: client.note.as_deref(),
         };
-        Ok(Request::post(url, &body).into())
+        Ok(Planned {
+            create: Request::post(url.clone(), &body),
+            credentials: None,
+            lookup: Ok(ClockifyLookup {
+                clients: url,
+                name: client.name.clone(),
+            }),
+        })
+    }
+
+    fn list(&self, lookup: &ClockifyLookup, _since: Option<std::time::SystemTime>) -> Request {
+        let mut url = lookup.clients.clone();
+        url.query_pairs_mut()
+            .append_pair("name", &lookup.name)
+            .append_pair("page", "1")
+            .append_pair("page-size", &PAGE_SIZE.to_string());
+        Request::get(url)
+    }
+
+    fn read_list(&self, lookup: &ClockifyLookup, page: &Page) -> Result<Listed, String> {
+        let items: Vec<Value> = read(page.body)?;
+        let count = items.len();
+        for item in items {
+            let client: ClockifyListedClient = read(&item)?;
+            if client.name.as_deref() == Some(lookup.name.as_str()) {
+                let id = client.id.filter(|id| !id.is_empty());
+                let id = id.ok_or("a listed client has no `id`")?;
+                return Ok(Listed {
+                    found: Some(Found { id, record: item }),
+                    ..Listed::default()
+                });
+            }
+        }
+        // `Last-Page: true` ends the list; without the header, a full page may have a next.
+        let last = match page.headers.get("last-page").and_then(|v| v.to_str().ok()) {
+            Some(v) => v.trim().eq_ignore_ascii_case("true"),
+            None => count < PAGE_SIZE,
+        };
+        let next = (!last).then(|| {
+            let page_no = query_number(page.url, "page").unwrap_or(1);
+            Request::get(with_query(page.url, "page", &(page_no + 1).to_string()))
+        });
+        Ok(Listed {
+            next,
+            ..Listed::default()
+        })
     }
 
     fn created(&self, body: &Value) -> Result<Created, String> {
@@ -160,7 +229,7 @@ impl Adapter for Clockify {
     fn examples() -> Examples {
         Examples {
             options: json!({ "workspace_id": "64a687e29ae1f428e7ebe303" }),
-            created: json!({ "status": "created", "provider_status": 201, "provider_client_id": "44a687e29ae1f428e7ebe305", "attempts": 1, "duration_ms": 71, "replayed": false,
+            created: json!({ "status": "created", "provider_status": 201, "provider_client_id": "44a687e29ae1f428e7ebe305", "attempts": 1, "duration_ms": 71, "replayed": false, "reconciled": false,
                 "response": { "id": "44a687e29ae1f428e7ebe305", "name": "Nova Consulting Ltd", "workspaceId": "64a687e29ae1f428e7ebe303", "archived": false } }),
             partial: None,
             planned: None,

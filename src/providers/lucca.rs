@@ -1,6 +1,8 @@
 //! Lucca Project (Timmi Project API v4): `POST {base}/timmi-project/api/v4/clients`,
 //! `Authorization: lucca application={api_key}`, 201 with the Client resource (`id` a number).
-//! Errors are RFC 7807 problems with `errors: {field: [messages]}`.
+//! Errors are RFC 7807 problems with `errors: {field: [messages]}`. Found by its `code` (exact),
+//! in its organization: `GET .../clients?organizationId=&code=`, paged by `page` while `next` is
+//! set.
 
 use std::collections::BTreeMap;
 
@@ -12,7 +14,8 @@ use url::Url;
 use utoipa::ToSchema;
 
 use super::{
-    join_url, provider_settings, read, Adapter, Auth, Created, Examples, Plan, Request,
+    join_url, provider_settings, query_number, read, with_query, Adapter, Auth, Created,
+    Examples, Found, Listed, Page, Planned, Request,
 };
 use crate::domain::NewClient;
 use crate::field_error::FieldError;
@@ -61,6 +64,30 @@ struct LuccaCreateClient<'a> {
 #[derive(Deserialize)]
 struct LuccaClient {
     id: Number,
+}
+
+/// One page of List Clients.
+#[derive(Deserialize)]
+struct LuccaClientList {
+    items: Vec<Value>,
+    /// A link to the next page, or null (its format is not documented: only its presence is
+    /// read).
+    #[serde(default)]
+    next: Option<Value>,
+}
+
+/// A client summary of List Clients (only what the gateway reads).
+#[derive(Deserialize)]
+struct LuccaListedClient {
+    id: Option<Number>,
+    code: Option<String>,
+}
+
+/// Finds a client by its code in its organization.
+#[derive(Debug)]
+pub struct LuccaLookup {
+    organization_id: u64,
+    code: String,
 }
 
 /// An RFC 7807 problem as Lucca answers it.
@@ -114,6 +141,10 @@ fn positive(v: Option<i64>, pointer: String, errors: &mut Vec<FieldError>) -> Op
 impl Adapter for Lucca {
     type Settings = LuccaSettings;
     type Options = LuccaOptions;
+    type Lookup = LuccaLookup;
+
+    /// `code` is unique.
+    const ACCEPTS_DUPLICATES: bool = false;
 
     const SENDS: &'static [(&'static str, &'static str)] = &[
         ("name", "`name`"),
@@ -141,7 +172,7 @@ impl Adapter for Lucca {
         client: &NewClient,
         opts: LuccaOptions,
         at: &str,
-    ) -> Result<Plan, Vec<FieldError>> {
+    ) -> Result<Planned<LuccaLookup>, Vec<FieldError>> {
         let mut errors = Vec::new();
         let organization_id =
             positive(opts.organization_id, format!("{at}/organization_id"), &mut errors)
@@ -173,7 +204,50 @@ impl Adapter for Lucca {
             owner_id,
             organization_id,
         };
-        Ok(Request::post(self.endpoint.clone(), &body).into())
+        Ok(Planned {
+            create: Request::post(self.endpoint.clone(), &body),
+            credentials: None,
+            lookup: Ok(LuccaLookup {
+                organization_id,
+                code: code.to_owned(),
+            }),
+        })
+    }
+
+    fn list(&self, lookup: &LuccaLookup, _since: Option<std::time::SystemTime>) -> Request {
+        let mut url = self.endpoint.clone();
+        url.query_pairs_mut()
+            .append_pair("organizationId", &lookup.organization_id.to_string())
+            .append_pair("code", &lookup.code)
+            .append_pair("page", "1");
+        Request::get(url)
+    }
+
+    fn read_list(&self, lookup: &LuccaLookup, page: &Page) -> Result<Listed, String> {
+        let list: LuccaClientList = read(page.body)?;
+        for item in list.items {
+            let client: LuccaListedClient = read(&item)?;
+            // The `code` filter is documented as strict equality; compared here too, exactly.
+            if client.code.as_deref() == Some(lookup.code.as_str()) {
+                let id = client.id.ok_or("a listed client has no `id`")?;
+                return Ok(Listed {
+                    found: Some(Found {
+                        id: integer(&id)?,
+                        record: item,
+                    }),
+                    ..Listed::default()
+                });
+            }
+        }
+        let more = list.next.is_some_and(|n| !n.is_null());
+        let next = more.then(|| {
+            let page_no = query_number(page.url, "page").unwrap_or(1);
+            Request::get(with_query(page.url, "page", &(page_no + 1).to_string()))
+        });
+        Ok(Listed {
+            next,
+            ..Listed::default()
+        })
     }
 
     fn created(&self, body: &Value) -> Result<Created, String> {
@@ -219,13 +293,13 @@ impl Adapter for Lucca {
     }
 
     fn examples() -> Examples {
-        let created = json!({ "status": "created", "provider_status": 201, "provider_client_id": "123", "attempts": 1, "duration_ms": 84, "replayed": false,
+        let created = json!({ "status": "created", "provider_status": 201, "provider_client_id": "123", "attempts": 1, "duration_ms": 84, "replayed": false, "reconciled": false,
             "response": { "id": 123, "name": "Nova Consulting Ltd", "code": "NOVA", "externalCode": "crm-4711", "owner": null } });
         Examples {
             options: json!({ "organization_id": 12, "owner_id": 7 }),
             partial: Some(created.clone()),
             created,
-            planned: Some(json!({ "status": "planned", "attempts": 0, "duration_ms": 0, "replayed": false,
+            planned: Some(json!({ "status": "planned", "attempts": 0, "duration_ms": 0, "replayed": false, "reconciled": false,
                 "request": { "method": "POST", "url": "https://acme.ilucca.net/timmi-project/api/v4/clients",
                              "headers": { "accept": "application/json", "authorization": "lucca application=[redacted]", "content-type": "application/json" },
                              "body": { "name": "Nova Consulting Ltd", "code": "NOVA", "externalCode": "crm-4711", "ownerId": 7, "organizationId": 12 } } })),

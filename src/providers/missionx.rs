@@ -1,5 +1,8 @@
 //! missionX: `POST {base}/clients` with an OAuth2 bearer token (client-credentials grant, or a
-//! static token); 200 with the client document (`_id`). Errors: `{message, code, data}`.
+//! static token); 200 with the client document (`_id`). Errors: `{message, code, data}`. Found by
+//! its `customId` (our `external_id`, compared exactly): `GET {base}/clients` has no filter on it,
+//! so the list is read newest first (archived clients included), narrowed by `updatedAt` when the
+//! time of the create is known, following `nextLink` on the same host.
 
 use std::sync::Arc;
 
@@ -11,8 +14,8 @@ use url::Url;
 use utoipa::ToSchema;
 
 use super::{
-    http_client, join_url, provider_settings, read, Adapter, Auth, Created, Examples, Plan,
-    Request, TokenSource,
+    http_client, join_url, provider_settings, read, Adapter, Auth, Created, Examples, Found,
+    Listed, Page, Planned, Request, TokenSource,
 };
 use crate::domain::schema::string_schema;
 use crate::domain::NewClient;
@@ -78,6 +81,34 @@ struct MissionxClient {
     id: String,
 }
 
+/// A page of `GET /clients`.
+#[derive(Deserialize)]
+struct MissionxClientList {
+    value: Vec<Value>,
+    #[serde(default, rename = "nextLink")]
+    next_link: Option<String>,
+}
+
+/// A client of the list (only what the gateway reads).
+#[derive(Deserialize)]
+struct MissionxListedClient {
+    #[serde(rename = "_id")]
+    id: Option<String>,
+    #[serde(rename = "customId")]
+    custom_id: Option<String>,
+}
+
+/// Finds a client by its `customId`.
+#[derive(Debug)]
+pub struct MissionxLookup {
+    custom_id: String,
+}
+
+/// Clients per list page (the documented maximum).
+const PAGE_SIZE: &str = "100";
+/// How much earlier than the gateway's clock missionX's may be (the `updatedAt` narrowing).
+const CLOCK_SKEW: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// missionX's error body, `{message, code, data}`.
 #[derive(Deserialize)]
 struct MissionxError {
@@ -91,6 +122,21 @@ pub struct Missionx {
     departments: Vec<String>,
 }
 
+/// The next page's URL from a `nextLink` (absolute, or relative to this page). Its form is not
+/// documented; it is only followed on the same host (the bearer token goes nowhere else).
+fn next_page(current: &Url, link: &str) -> Result<Url, String> {
+    let next = current
+        .join(link)
+        .map_err(|e| format!("`nextLink` is not a link ({e})"))?;
+    if next.origin() != current.origin() {
+        return Err("`nextLink` points to another host; not followed".into());
+    }
+    if next == *current {
+        return Err("`nextLink` points to the same page".into());
+    }
+    Ok(next)
+}
+
 fn is_object_id(s: &str) -> bool {
     s.len() == 24 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
@@ -98,6 +144,10 @@ fn is_object_id(s: &str) -> bool {
 impl Adapter for Missionx {
     type Settings = MissionxSettings;
     type Options = MissionxOptions;
+    type Lookup = MissionxLookup;
+
+    /// Nothing documented stops a second client with the same `customId` or title.
+    const ACCEPTS_DUPLICATES: bool = true;
 
     const SENDS: &'static [(&'static str, &'static str)] = &[
         ("name", "`title`"),
@@ -141,7 +191,7 @@ impl Adapter for Missionx {
         client: &NewClient,
         opts: MissionxOptions,
         at: &str,
-    ) -> Result<Plan, Vec<FieldError>> {
+    ) -> Result<Planned<MissionxLookup>, Vec<FieldError>> {
         let departments = opts.departments.unwrap_or_else(|| self.departments.clone());
         let errors: Vec<FieldError> = departments
             .iter()
@@ -169,7 +219,60 @@ impl Adapter for Missionx {
             email_domains: &client.email_domains,
             departments: &departments,
         };
-        Ok(Request::post(self.endpoint.clone(), &body).into())
+        let lookup = match &client.external_id {
+            Some(id) => Ok(MissionxLookup {
+                custom_id: id.clone(),
+            }),
+            None => Err(FieldError::new(
+                "/client/external_id",
+                "is required to find the client at missionX (if_exists: adopt): missionX clients are matched by their customId, the external_id",
+            )),
+        };
+        Ok(Planned {
+            create: Request::post(self.endpoint.clone(), &body),
+            credentials: None,
+            lookup,
+        })
+    }
+
+    fn list(&self, _lookup: &MissionxLookup, since: Option<std::time::SystemTime>) -> Request {
+        let mut url = self.endpoint.clone();
+        {
+            let mut query = url.query_pairs_mut();
+            query
+                .append_pair("limit", PAGE_SIZE)
+                .append_pair("sortBy", "updatedAt")
+                .append_pair("sortDirection", "desc")
+                .append_pair("withArchived", "true");
+            if let Some(since) = since.and_then(|s| s.checked_sub(CLOCK_SKEW)) {
+                let at = humantime::format_rfc3339_millis(since);
+                query.append_pair("updatedAt", &format!("gte {at}"));
+            }
+        }
+        Request::get(url)
+    }
+
+    fn read_list(&self, lookup: &MissionxLookup, page: &Page) -> Result<Listed, String> {
+        let list: MissionxClientList = read(page.body)?;
+        for item in list.value {
+            let client: MissionxListedClient = read(&item)?;
+            if client.custom_id.as_deref() == Some(lookup.custom_id.as_str()) {
+                let id = client.id.filter(|id| !id.is_empty());
+                let id = id.ok_or("a listed client has no `_id`")?;
+                return Ok(Listed {
+                    found: Some(Found { id, record: item }),
+                    ..Listed::default()
+                });
+            }
+        }
+        let next = match list.next_link.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(link) => Some(Request::get(next_page(page.url, link)?)),
+        };
+        Ok(Listed {
+            next,
+            ..Listed::default()
+        })
     }
 
     fn created(&self, body: &Value) -> Result<Created, String> {
@@ -192,9 +295,9 @@ impl Adapter for Missionx {
     fn examples() -> Examples {
         Examples {
             options: json!({ "departments": ["6650c0ffee0000000000abcd"] }),
-            created: json!({ "status": "created", "provider_status": 200, "provider_client_id": "6650c0ffee00000000000042", "attempts": 1, "duration_ms": 102, "replayed": false,
+            created: json!({ "status": "created", "provider_status": 200, "provider_client_id": "6650c0ffee00000000000042", "attempts": 1, "duration_ms": 102, "replayed": false, "reconciled": false,
                 "response": { "_id": "6650c0ffee00000000000042", "title": "Nova Consulting Ltd", "customId": "crm-4711", "emailDomains": ["nova.example"], "departments": ["6650c0ffee0000000000abcd"] } }),
-            partial: Some(json!({ "status": "unknown", "attempts": 1, "duration_ms": 5000, "replayed": false,
+            partial: Some(json!({ "status": "unknown", "attempts": 1, "duration_ms": 5000, "replayed": false, "reconciled": false,
                 "error": { "kind": "timeout", "message": "no answer within 5000 ms; the client may have been created", "retryable": true } })),
             planned: None,
             single: None,

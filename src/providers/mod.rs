@@ -13,7 +13,8 @@ mod settings;
 mod target;
 
 pub use adapter::{
-    conflict_when, join_url, read, Adapter, Created, DynAdapter, Examples, Plan, Request,
+    conflict_when, join_url, query_number, read, with_query, Adapter, Candidate, Created,
+    DynAdapter, Examples, Found, Listed, LookupKey, Page, Plan, Planned, Request,
 };
 pub use auth::Auth;
 pub use http::{describe_transport, http_client};

@@ -1,5 +1,7 @@
 //! PlusVibe: `POST {base}/client`, `x-api-key: {api_key}`, 200 with `client_id`, `email` and a
-//! generated `password` (shown once). No error shape is documented.
+//! generated `password` (shown once). No error shape is documented. Found by its `client_email`
+//! (compared case-insensitively) in `GET {base}/client/?workspace_id=`, one page with every
+//! client of the workspace.
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -7,7 +9,10 @@ use serde_json::{json, Value};
 use url::Url;
 use utoipa::ToSchema;
 
-use super::{join_url, provider_settings, read, Adapter, Auth, Created, Examples, Plan, Request};
+use super::{
+    join_url, provider_settings, read, Adapter, Auth, Created, Examples, Found, Listed, Page,
+    Planned, Request,
+};
 use crate::domain::schema::Id64;
 use crate::domain::text::is_valid_id;
 use crate::domain::NewClient;
@@ -88,16 +93,42 @@ struct PlusvibeCreated {
     password: Option<Value>,
 }
 
+/// `GET /client/`: every client of the workspace.
+#[derive(Deserialize)]
+struct PlusvibeClientList {
+    clients: Vec<Value>,
+}
+
+/// A client of the list (only what the gateway reads).
+#[derive(Deserialize)]
+struct PlusvibeListedClient {
+    client_id: Option<String>,
+    client_email: Option<String>,
+}
+
+/// Finds a client by its login e-mail among the workspace's clients.
+#[derive(Debug)]
+pub struct PlusvibeLookup {
+    workspace_id: String,
+    email: String,
+}
+
 #[derive(Debug)]
 pub struct Plusvibe {
     /// The create endpoint, built once from the base URL.
     endpoint: Url,
+    /// The list endpoint (`/client/`, with its trailing slash as documented).
+    list: Url,
     workspace_id: Option<String>,
 }
 
 impl Adapter for Plusvibe {
     type Settings = PlusvibeSettings;
     type Options = PlusvibeOptions;
+    type Lookup = PlusvibeLookup;
+
+    /// Nothing documented stops a second client with the same e-mail.
+    const ACCEPTS_DUPLICATES: bool = true;
 
     const SENDS: &'static [(&'static str, &'static str)] = &[
         ("name", "`client_business_name`"),
@@ -108,6 +139,7 @@ impl Adapter for Plusvibe {
     fn new(s: &PlusvibeSettings) -> Result<Self, String> {
         Ok(Self {
             endpoint: join_url(&s.base_url, &["client"]),
+            list: join_url(&s.base_url, &["client", ""]),
             workspace_id: s.workspace_id.clone(),
         })
     }
@@ -124,7 +156,7 @@ impl Adapter for Plusvibe {
         client: &NewClient,
         opts: PlusvibeOptions,
         at: &str,
-    ) -> Result<Plan, Vec<FieldError>> {
+    ) -> Result<Planned<PlusvibeLookup>, Vec<FieldError>> {
         let mut errors = Vec::new();
         let workspace_id = match opts.workspace_id.as_deref() {
             Some(w) if !is_valid_id(w) => {
@@ -215,7 +247,40 @@ impl Adapter for Plusvibe {
             client_business_name: &client.name,
             workspaces,
         };
-        Ok(Request::post(self.endpoint.clone(), &body).into())
+        let lookup = PlusvibeLookup {
+            workspace_id: workspace_id.to_owned(),
+            email: email.to_owned(),
+        };
+        Ok(Planned {
+            create: Request::post(self.endpoint.clone(), &body),
+            credentials: None,
+            lookup: Ok(lookup),
+        })
+    }
+
+    fn list(&self, lookup: &PlusvibeLookup, _since: Option<std::time::SystemTime>) -> Request {
+        let mut url = self.list.clone();
+        url.query_pairs_mut()
+            .append_pair("workspace_id", &lookup.workspace_id);
+        Request::get(url)
+    }
+
+    fn read_list(&self, lookup: &PlusvibeLookup, page: &Page) -> Result<Listed, String> {
+        let list: PlusvibeClientList = read(page.body)?;
+        let email = lookup.email.to_lowercase();
+        for item in list.clients {
+            let client: PlusvibeListedClient = read(&item)?;
+            if client.client_email.map(|e| e.to_lowercase()).as_deref() == Some(email.as_str()) {
+                let id = client.client_id.filter(|id| !id.is_empty());
+                let id = id.ok_or("a listed client has no `client_id`")?;
+                return Ok(Listed {
+                    found: Some(Found { id, record: item }),
+                    ..Listed::default()
+                });
+            }
+        }
+        // No paging is documented: the one page is the whole list.
+        Ok(Listed::default())
     }
 
     fn created(&self, body: &Value) -> Result<Created, String> {
@@ -244,7 +309,7 @@ impl Adapter for Plusvibe {
                 "workspace_id": "65f99a0dd96fae8ab61130c0",
                 "workspaces": [{ "id": "65f99a0dd96fae8ab61130c0", "permission": "FULL_ACCESS", "hide_labels": [] }]
             }),
-            created: json!({ "status": "created", "provider_status": 200, "provider_client_id": "70218d5e05561a3877dcb77f", "attempts": 1, "duration_ms": 95, "replayed": false,
+            created: json!({ "status": "created", "provider_status": 200, "provider_client_id": "70218d5e05561a3877dcb77f", "attempts": 1, "duration_ms": 95, "replayed": false, "reconciled": false,
                 "credentials": { "login": "nova.smith@nova.example", "password": "Xp9#Ld2!ak" },
                 "response": { "client_id": "70218d5e05561a3877dcb77f", "email": "nova.smith@nova.example", "password": "[redacted]" } }),
             partial: None,

@@ -22,6 +22,7 @@ pub struct Common {
     pub max_connections: usize,
     pub circuit_failure_threshold: u32,
     pub circuit_cooldown_ms: u64,
+    pub settle_s: u64,
 }
 
 impl Common {
@@ -38,6 +39,7 @@ impl Common {
             max_connections: 64,
             circuit_failure_threshold: 5,
             circuit_cooldown_ms: 30_000,
+            settle_s: 60,
         }
     }
 
@@ -122,6 +124,9 @@ macro_rules! provider_settings {
             pub circuit_failure_threshold: u32,
             /// How long an open circuit refuses calls before one probe.
             pub circuit_cooldown_ms: u64,
+            /// An unanswered create not found by a lookup is sent again (on a replay with its
+            /// `Idempotency-Key`) only this long after it was first sent.
+            pub settle_s: u64,
             $(
                 $(#[$sdoc])*
                 pub $secret: Option<secrecy::SecretString>,
@@ -145,6 +150,7 @@ macro_rules! provider_settings {
                     max_connections: c.max_connections,
                     circuit_failure_threshold: c.circuit_failure_threshold,
                     circuit_cooldown_ms: c.circuit_cooldown_ms,
+                    settle_s: c.settle_s,
                     $( $secret: None, $secret_file: None, )*
                     $( $field: $default, )*
                 }
@@ -164,6 +170,7 @@ macro_rules! provider_settings {
                     max_connections: self.max_connections,
                     circuit_failure_threshold: self.circuit_failure_threshold,
                     circuit_cooldown_ms: self.circuit_cooldown_ms,
+                    settle_s: self.settle_s,
                 }
             }
 
@@ -178,6 +185,7 @@ macro_rules! provider_settings {
                 self.max_connections = c.max_connections;
                 self.circuit_failure_threshold = c.circuit_failure_threshold;
                 self.circuit_cooldown_ms = c.circuit_cooldown_ms;
+                self.settle_s = c.settle_s;
             }
 
             #[allow(unused_variables)]

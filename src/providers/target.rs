@@ -12,7 +12,7 @@ use super::http::http_client;
 use super::settings::ProviderSettings;
 use super::ProvidersSettings;
 use crate::catalog::ProviderId;
-use crate::resilience::{CircuitBreaker, Quota, RetryPolicy};
+use crate::resilience::{CircuitBreaker, KeyedLocks, Quota, RetryPolicy};
 
 /// An adapter with what it needs to be called: its HTTP clients (keep-alive), its timeout, its
 /// credentials and its protections.
@@ -33,6 +33,10 @@ pub struct Target {
     pub quota: Option<Quota>,
     /// Slots for requests in flight to this provider (`max_connections`).
     pub slots: tokio::sync::Semaphore,
+    /// How long after an unanswered create a replay may send it again (`settle_s`).
+    pub settle: Duration,
+    /// Adoptions under way, by natural key (lookup then create, one at a time per client).
+    pub adopting: KeyedLocks,
 }
 
 impl Target {
@@ -138,5 +142,7 @@ pub fn build<A: Adapter>(
             .and_then(std::num::NonZeroU32::new)
             .map(Quota::per_minute),
         slots: tokio::sync::Semaphore::new(common.max_connections),
+        settle: Duration::from_secs(common.settle_s),
+        adopting: KeyedLocks::default(),
     }))
 }

@@ -43,14 +43,17 @@ impl RetryPolicy {
     /// The decision after `attempts` requests, the last of which gave `attempt`, with
     /// `remaining` time left in the target's budget. A create is sent again only where the
     /// provider cannot have acted: no connection, or a 429/503 answer (after its `Retry-After`
-    /// when it sent one, else a jittered backoff). A pause that would not end within the budget
-    /// is not taken. `jitter` in `[0, 1]` scales the backoff ("full jitter").
+    /// when it sent one, else a jittered backoff). A `safe` request (a lookup, which changes
+    /// nothing) is sent again also after a lost connection, a 408 or a 5xx. A pause that would
+    /// not end within the budget is not taken. `jitter` in `[0, 1]` scales the backoff ("full
+    /// jitter").
     pub fn decide(
         &self,
         attempt: Attempt,
         attempts: u32,
         remaining: Duration,
         jitter: f64,
+        safe: bool,
     ) -> Decision {
         let provider_asked = match attempt {
             Attempt::NotConnected => None,
@@ -58,6 +61,11 @@ impl RetryPolicy {
                 status: 429 | 503,
                 retry_after,
             } => retry_after,
+            Attempt::Lost if safe => None,
+            Attempt::Answered {
+                status: 408 | 500..=599,
+                retry_after,
+            } if safe => retry_after,
             Attempt::Lost | Attempt::Answered { .. } => return Decision::Stop,
         };
         if attempts >= self.max_attempts {
@@ -86,6 +94,12 @@ impl RetryPolicy {
 mod tests {
     use super::*;
 
+    impl RetryPolicy {
+        fn decide_create(&self, a: Attempt, n: u32, remaining: Duration, jitter: f64) -> Decision {
+            self.decide(a, n, remaining, jitter, false)
+        }
+    }
+
     fn policy() -> RetryPolicy {
         RetryPolicy {
             max_attempts: 3,
@@ -108,15 +122,15 @@ mod tests {
     fn only_what_the_provider_cannot_have_acted_on_is_retried() {
         let p = policy();
         assert_eq!(
-            p.decide(Attempt::NotConnected, 1, BUDGET, 1.0),
+            p.decide_create(Attempt::NotConnected, 1, BUDGET, 1.0),
             Decision::RetryAfter(MS(100))
         );
         assert_eq!(
-            p.decide(answered(503, None), 1, BUDGET, 0.5),
+            p.decide_create(answered(503, None), 1, BUDGET, 0.5),
             Decision::RetryAfter(MS(50))
         );
         assert_eq!(
-            p.decide(answered(429, None), 2, BUDGET, 1.0),
+            p.decide_create(answered(429, None), 2, BUDGET, 1.0),
             Decision::RetryAfter(MS(200))
         );
         for stop in [
@@ -127,7 +141,7 @@ mod tests {
             answered(400, None),
             answered(201, None),
         ] {
-            assert_eq!(p.decide(stop, 1, BUDGET, 1.0), Decision::Stop, "{stop:?}");
+            assert_eq!(p.decide_create(stop, 1, BUDGET, 1.0), Decision::Stop, "{stop:?}");
         }
     }
 
@@ -135,35 +149,51 @@ mod tests {
     fn retry_after_is_honoured_within_the_budget_only() {
         let p = policy();
         assert_eq!(
-            p.decide(answered(503, Some(2)), 1, BUDGET, 0.0),
+            p.decide_create(answered(503, Some(2)), 1, BUDGET, 0.0),
             Decision::RetryAfter(Duration::from_secs(2)),
             "the provider's delay, not the backoff"
         );
         assert_eq!(
-            p.decide(answered(429, Some(60)), 1, BUDGET, 1.0),
+            p.decide_create(answered(429, Some(60)), 1, BUDGET, 1.0),
             Decision::Stop
         );
         assert_eq!(
-            p.decide(answered(429, Some(u64::MAX)), 1, BUDGET, 1.0),
+            p.decide_create(answered(429, Some(u64::MAX)), 1, BUDGET, 1.0),
             Decision::Stop,
             "any number a provider sends is only compared"
         );
         assert_eq!(
-            p.decide(Attempt::NotConnected, 1, MS(100), 1.0),
+            p.decide_create(Attempt::NotConnected, 1, MS(100), 1.0),
             Decision::Stop,
             "a pause that would end past the budget"
         );
     }
 
     #[test]
+    fn a_lookup_is_also_sent_again_after_a_lost_connection_or_a_5xx() {
+        let p = policy();
+        for again in [Attempt::Lost, answered(500, None), answered(502, None), answered(408, None)] {
+            assert_eq!(
+                p.decide(again, 1, BUDGET, 1.0, true),
+                Decision::RetryAfter(MS(100)),
+                "{again:?}"
+            );
+        }
+        for stop in [answered(400, None), answered(404, None), answered(200, None)] {
+            assert_eq!(p.decide(stop, 1, BUDGET, 1.0, true), Decision::Stop, "{stop:?}");
+        }
+        assert_eq!(p.decide(Attempt::Lost, 3, BUDGET, 1.0, true), Decision::Stop);
+    }
+
+    #[test]
     fn attempts_are_bounded() {
         let p = policy();
         assert!(matches!(
-            p.decide(Attempt::NotConnected, 2, BUDGET, 1.0),
+            p.decide_create(Attempt::NotConnected, 2, BUDGET, 1.0),
             Decision::RetryAfter(_)
         ));
         assert_eq!(
-            p.decide(Attempt::NotConnected, 3, BUDGET, 1.0),
+            p.decide_create(Attempt::NotConnected, 3, BUDGET, 1.0),
             Decision::Stop
         );
     }

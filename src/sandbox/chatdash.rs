@@ -1,4 +1,6 @@
-//! ChatDash: `{"error": ...}` errors; a member login id is unique across the agency.
+//! ChatDash: `{"error": ...}` errors; a member login id is unique across the agency; the
+//! agency's clients listed by `GET /clients` (no filter, no paging), each client's members by
+//! `GET /clients/{id}/members`.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -9,7 +11,8 @@ use secrecy::SecretString;
 use serde_json::{json, Value};
 use url::Url;
 
-use super::{answer, header, text, Behaviour};
+use super::{answer, header, object_id, text, Behaviour, Stored};
+use crate::catalog::ProviderId;
 use crate::providers::chatdash::ChatdashSettings;
 
 /// The base URL's path under `/chatdash`.
@@ -17,14 +20,46 @@ pub const BASE_PATH: &str = "/v1/public";
 /// The sandbox agency's API key. It opens nothing outside this process.
 pub const API_KEY: &str = "sandbox-chatdash-agency-key";
 
-/// What the simulated agency remembers: the members' lower-cased login ids.
+/// What the simulated agency remembers: its clients, their members, and the members' lower-cased
+/// login ids.
 #[derive(Default)]
 pub struct Tenant {
     logins: Mutex<HashSet<String>>,
+    clients: Stored<Value>,
+    members: Stored<Value>,
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/clients", web::post().to(create));
+    cfg.route("/clients", web::post().to(create))
+        .route("/clients", web::get().to(list))
+        .route("/clients/{client_id}/members", web::get().to(members));
+}
+
+/// Fetch Clients: every client of the agency.
+async fn list(req: HttpRequest, state: web::Data<Behaviour>, tenant: web::Data<Tenant>) -> HttpResponse {
+    if header(&req, "authorization") != Some(API_KEY) {
+        return answer(&state, StatusCode::UNAUTHORIZED, json!({"error": "Invalid API key"})).await;
+    }
+    let clients = tenant.clients.filtered(|_| true);
+    answer(&state, StatusCode::OK, Value::Array(clients)).await
+}
+
+/// Fetch Client Members.
+async fn members(
+    req: HttpRequest,
+    client_id: web::Path<String>,
+    state: web::Data<Behaviour>,
+    tenant: web::Data<Tenant>,
+) -> HttpResponse {
+    if header(&req, "authorization") != Some(API_KEY) {
+        return answer(&state, StatusCode::UNAUTHORIZED, json!({"error": "Invalid API key"})).await;
+    }
+    let known = !tenant.clients.filtered(|c| c["_id"] == client_id.as_str()).is_empty();
+    if !known {
+        return answer(&state, StatusCode::NOT_FOUND, json!({"error": "Client not found"})).await;
+    }
+    let members = tenant.members.filtered(|m| m["clientId"] == client_id.as_str());
+    answer(&state, StatusCode::OK, Value::Array(members)).await
 }
 
 pub fn configure(s: &mut ChatdashSettings, base_url: Url) {
@@ -67,10 +102,23 @@ async fn create(
         let body = json!({"error": "Login ID already in use"});
         return answer(&state, StatusCode::BAD_REQUEST, body).await;
     }
-    answer(
-        &state,
-        StatusCode::OK,
-        json!({"message": "Client created successfully"}),
-    )
-    .await
+    let id = object_id();
+    tenant.clients.push(json!({
+        "_id": id,
+        "name": body["client"]["name"],
+        "language": body["client"]["language"],
+        "isSaasClient": false,
+    }));
+    tenant.members.push(json!({
+        "_id": object_id(),
+        "clientId": id,
+        "isAdmin": true,
+        "name": body["member"]["name"],
+        "loginId": body["member"]["loginId"],
+        "email": body["member"].get("email").cloned().unwrap_or(Value::Null),
+    }));
+    let created = json!({"message": "Client created successfully"});
+    state
+        .created(ProviderId::Chatdash, StatusCode::OK, created)
+        .await
 }

@@ -1,4 +1,6 @@
-//! Lucca Project: RFC 7807 problems with `errors: {field: [messages]}`, a unique `code`.
+//! Lucca Project: RFC 7807 problems with `errors: {field: [messages]}`, a unique `code`; List
+//! Clients by organization, filtered by `code` (strictly equal), paged by `page`/`limit` with a
+//! `next` link.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,7 +13,8 @@ use secrecy::SecretString;
 use serde_json::{json, Map, Value};
 use url::Url;
 
-use super::{answer, header, text, Behaviour};
+use super::{answer, header, page_of, query, text, Behaviour, Stored};
+use crate::catalog::ProviderId;
 use crate::providers::lucca::LuccaSettings;
 
 /// The base URL's path under `/lucca`: the account's host alone.
@@ -21,10 +24,12 @@ pub const API_KEY: &str = "sandbox-lucca-api-key";
 /// The sandbox tenant's organization (DESIGN's example).
 pub const ORGANIZATION_ID: u64 = 12;
 
-/// What the simulated account remembers.
+/// What the simulated account remembers: its clients (with their organization) and their
+/// codes.
 pub struct Tenant {
     codes: Mutex<HashSet<String>>,
     next_id: AtomicU64,
+    clients: Stored<(u64, Value)>,
 }
 
 impl Default for Tenant {
@@ -32,12 +37,66 @@ impl Default for Tenant {
         Self {
             codes: Mutex::default(),
             next_id: AtomicU64::new(1000),
+            clients: Stored::default(),
         }
     }
 }
 
+/// List Clients' page size when `limit` is not given.
+const DEFAULT_LIMIT: usize = 10;
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/timmi-project/api/v4/clients", web::post().to(create));
+    cfg.route("/timmi-project/api/v4/clients", web::post().to(create))
+        .route("/timmi-project/api/v4/clients", web::get().to(list));
+}
+
+fn authorized(req: &HttpRequest) -> bool {
+    header(req, "authorization") == Some(format!("lucca application={API_KEY}").as_str())
+}
+
+/// List Clients: `organizationId` (required), `code` (strictly equal), `page`, `limit`.
+async fn list(req: HttpRequest, state: web::Data<Behaviour>, tenant: web::Data<Tenant>) -> HttpResponse {
+    if !authorized(&req) {
+        let status = StatusCode::UNAUTHORIZED;
+        return answer(&state, status, problem(status, "Unauthorized", None)).await;
+    }
+    let q = query(&req);
+    let number = |k: &str| q.get(k).map(|v| v.parse::<usize>());
+    let (organization, page, limit) = match (
+        q.get("organizationId").map(|v| v.parse::<u64>()),
+        number("page").unwrap_or(Ok(1)),
+        number("limit").unwrap_or(Ok(DEFAULT_LIMIT)),
+    ) {
+        (Some(Ok(o)), Ok(p), Ok(l)) if p >= 1 && l >= 1 => (o, p, l),
+        _ => {
+            let mut errors = Map::new();
+            errors.insert(
+                "organizationId".into(),
+                json!(["organizationId is required; page and limit are positive integers."]),
+            );
+            let status = StatusCode::BAD_REQUEST;
+            let body = problem(status, "One or more validation errors occurred.", Some(errors));
+            return answer(&state, status, body).await;
+        }
+    };
+    let code = q.get("code");
+    let matching: Vec<Value> = tenant
+        .clients
+        .filtered(|(org, c)| *org == organization && code.is_none_or(|code| c["code"] == **code))
+        .into_iter()
+        .map(|(_, c)| c)
+        .collect();
+    let (items, more) = page_of(&matching, page, limit);
+    let link = |p: usize| {
+        format!("/timmi-project/api/v4/clients?organizationId={organization}&page={p}&limit={limit}")
+    };
+    let body = json!({
+        "items": items,
+        "next": more.then(|| link(page + 1)),
+        "prev": (page > 1).then(|| link(page - 1)),
+        "count": null,
+    });
+    answer(&state, StatusCode::OK, body).await
 }
 
 pub fn configure(s: &mut LuccaSettings, base_url: Url) {
@@ -76,8 +135,7 @@ async fn create(
     state: web::Data<Behaviour>,
     tenant: web::Data<Tenant>,
 ) -> HttpResponse {
-    let expected = format!("lucca application={API_KEY}");
-    if header(&req, "authorization") != Some(expected.as_str()) {
+    if !authorized(&req) {
         let status = StatusCode::UNAUTHORIZED;
         return answer(&state, status, problem(status, "Unauthorized", None)).await;
     }
@@ -142,5 +200,9 @@ async fn create(
         "externalCode": body.get("externalCode").cloned().unwrap_or(Value::Null),
         "owner": owner,
     });
-    answer(&state, StatusCode::CREATED, client).await
+    let organization = body["organizationId"].as_u64().unwrap_or_default();
+    tenant.clients.push((organization, client.clone()));
+    state
+        .created(ProviderId::Lucca, StatusCode::CREATED, client)
+        .await
 }

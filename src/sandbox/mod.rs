@@ -1,14 +1,15 @@
 //! The providers simulated in-process on loopback, each at its documented path under a prefix
 //! named after it (`http://127.0.0.1:PORT/lucca/timmi-project/api/v4/clients`, ...), checking its
-//! own auth header, required fields and uniqueness rules, and answering with its documented
-//! bodies and errors. Used by `--sandbox`, by the tests and by the benchmark.
+//! own auth header, required fields and uniqueness rules, answering with its documented bodies
+//! and errors, and listing the clients it holds through its documented list endpoints (paging
+//! included). Used by `--sandbox`, by the tests and by the benchmark.
 //!
 //! One file per provider (`<name>.rs`, generated into this module from [`crate::catalog`]), each
 //! with its `BASE_PATH` (its base URL's path, under `/<name>`), its tenant's state (`Tenant`), its
 //! `routes` (the documented paths, under the base URL) and how it `configure`s the gateway's
 //! settings to use it.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::net::TcpListener;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -75,6 +76,9 @@ pub struct SandboxOptions {
     /// Enforce the providers' uniqueness rules (duplicate Lucca code, Clockify name, ChatDash
     /// login id). Off for load tests that send the same body again and again.
     pub unique: bool,
+    /// This provider creates the client and then never answers (to show how the gateway
+    /// settles an unanswered create).
+    pub unanswered: Option<ProviderId>,
 }
 
 impl Default for SandboxOptions {
@@ -84,6 +88,7 @@ impl Default for SandboxOptions {
             workers: None,
             bind: "127.0.0.1:0".into(),
             unique: true,
+            unanswered: None,
         }
     }
 }
@@ -92,9 +97,19 @@ impl Default for SandboxOptions {
 struct Behaviour {
     delay: Duration,
     unique: bool,
+    unanswered: Option<ProviderId>,
 }
 
 impl Behaviour {
+    /// The answer to a create that stored the client: after the delay, or never (the
+    /// connection is held until the gateway gives up) for the `unanswered` provider.
+    async fn created(&self, provider: ProviderId, status: StatusCode, body: Value) -> HttpResponse {
+        if self.unanswered == Some(provider) {
+            tokio::time::sleep(NEVER).await;
+        }
+        answer(self, status, body).await
+    }
+
     /// Records `key` in `set`; false when it was there already and uniqueness is enforced.
     fn first_use<K: std::hash::Hash + Eq>(&self, set: &Mutex<HashSet<K>>, key: K) -> bool {
         !self.unique || set.lock().expect("sandbox state").insert(key)
@@ -114,6 +129,7 @@ impl Sandbox {
         let behaviour = web::Data::new(Behaviour {
             delay: options.delay,
             unique: options.unique,
+            unanswered: options.unanswered,
         });
         let tenants = Tenants::new();
         let server = HttpServer::new(move || {
@@ -154,6 +170,57 @@ impl Sandbox {
     pub async fn stop(self) {
         self.handle.stop(true).await;
     }
+}
+
+/// How long "never" is for an unanswered create.
+const NEVER: Duration = Duration::from_secs(3600);
+
+/// Most clients a simulated tenant keeps (the oldest go first): the sandbox also serves load
+/// tests.
+const KEPT: usize = 10_000;
+
+/// The clients a simulated tenant holds, newest last, at most [`KEPT`].
+struct Stored<T> {
+    items: Mutex<VecDeque<T>>,
+}
+
+impl<T> Default for Stored<T> {
+    fn default() -> Self {
+        Self {
+            items: Mutex::new(VecDeque::new()),
+        }
+    }
+}
+
+impl<T: Clone> Stored<T> {
+    fn push(&self, item: T) {
+        let mut items = self.items.lock().expect("sandbox state");
+        if items.len() == KEPT {
+            items.pop_front();
+        }
+        items.push_back(item);
+    }
+
+    /// The items that pass `keep`, oldest first.
+    fn filtered(&self, keep: impl Fn(&T) -> bool) -> Vec<T> {
+        let items = self.items.lock().expect("sandbox state");
+        items.iter().filter(|i| keep(i)).cloned().collect()
+    }
+}
+
+/// Page `page` (from 1) of `size` items, and whether another follows.
+fn page_of<T: Clone>(items: &[T], page: usize, size: usize) -> (Vec<T>, bool) {
+    let start = page.saturating_sub(1).saturating_mul(size);
+    let end = start.saturating_add(size).min(items.len());
+    let slice = items.get(start..end).unwrap_or_default().to_vec();
+    (slice, end < items.len())
+}
+
+/// The query parameters of a request.
+fn query(req: &actix_web::HttpRequest) -> std::collections::HashMap<String, String> {
+    url::form_urlencoded::parse(req.query_string().as_bytes())
+        .into_owned()
+        .collect()
 }
 
 /// A JSON answer after the configured delay.

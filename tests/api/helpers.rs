@@ -439,16 +439,16 @@ pub async fn each_creates(mocks: &Mocks, delay: Duration, times: u64) {
     mocks.mount_support().await;
 }
 
-/// The one request a mock received on `path`.
+/// The one create (`POST`) a mock received on `path` (lookups are `GET`s).
 pub async fn only_request(server: &MockServer, path: &str) -> Request {
     let mut requests: Vec<Request> = server
         .received_requests()
         .await
         .unwrap()
         .into_iter()
-        .filter(|r| r.url.path() == path)
+        .filter(|r| r.url.path() == path && r.method.as_str() == "POST")
         .collect();
-    assert_eq!(requests.len(), 1, "expected one request to {path}");
+    assert_eq!(requests.len(), 1, "expected one POST to {path}");
     requests.remove(0)
 }
 

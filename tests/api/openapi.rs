@@ -57,7 +57,7 @@ async fn the_request_examples_work_in_the_sandbox() {
         .as_object()
         .unwrap();
     let names: Vec<&str> = examples.keys().map(String::as_str).collect();
-    assert_eq!(names, ["all_targets", "dry_run", "single_target"]);
+    assert_eq!(names, ["adopt", "all_targets", "dry_run", "single_target"]);
 
     let dry = reqwest::Client::new()
         .post(format!("{address}/clients?dry_run=true"))
@@ -73,6 +73,12 @@ async fn the_request_examples_work_in_the_sandbox() {
     for name in ["all_targets", "single_target"] {
         let answer = crate::sandbox::post(&address, &token, &examples[name]["value"]).await;
         assert_eq!(answer["outcome"], "succeeded", "{name}: {answer}");
+    }
+    // The same client again, adopted: found everywhere, nothing created.
+    let answer = crate::sandbox::post(&address, &token, &examples["adopt"]["value"]).await;
+    assert_eq!(answer["outcome"], "succeeded", "adopt: {answer}");
+    for (provider, result) in answer["results"].as_object().unwrap() {
+        assert_eq!(result["status"], "existing", "{provider}: {result}");
     }
 }
 

@@ -29,6 +29,13 @@ pub fn all_targets_body() -> Value {
     json!({ "client": nova(), "targets": targets })
 }
 
+/// The same client, adopted where it already exists.
+pub fn adopt_body() -> Value {
+    let mut body = all_targets_body();
+    body["if_exists"] = json!("adopt");
+    body
+}
+
 /// One provider (the first that offers an example of it), its options from the gateway's
 /// configured defaults.
 pub fn single_target_body() -> Value {
@@ -58,6 +65,19 @@ fn answer(outcome: &str, dry_run: bool, pick: fn(providers::Examples) -> Option<
 /// Every target created.
 pub fn all_created_answer() -> Value {
     answer("succeeded", false, |e| Some(e.created))
+}
+
+/// `if_exists: adopt`, the client already everywhere: each provider's record, nothing created.
+pub fn adopted_answer() -> Value {
+    answer("succeeded", false, |e| {
+        let mut r = e.created;
+        let fields = r.as_object_mut().expect("an example result is an object");
+        fields.insert("status".into(), json!("existing"));
+        fields.insert("attempts".into(), json!(0));
+        fields.remove("provider_status");
+        fields.remove("credentials");
+        Some(r)
+    })
 }
 
 /// Some created, one refused, one that never answered.

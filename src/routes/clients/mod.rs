@@ -20,8 +20,8 @@ use tokio::time::Instant;
 use crate::auth::Caller;
 use crate::catalog::ProviderId;
 use crate::domain::pointer::field_error;
-use crate::domain::NewClient;
-use crate::fanout::{self, Call};
+use crate::domain::{IfExists, NewClient};
+use crate::fanout::{self, Call, Job};
 use crate::field_error::{push, FieldError};
 use crate::idempotency::{fingerprint, IdempotencyKey, Store};
 use crate::problem::{ApiError, Problem, ProblemBody};
@@ -62,6 +62,7 @@ pub struct ClientsState {
     request_body(content = CreateClientRequest, content_type = "application/json", examples(
         ("all_targets" = (summary = "Every provider", value = json!(examples::all_targets_body()))),
         ("single_target" = (summary = "One provider, with the configured defaults", value = json!(examples::single_target_body()))),
+        ("adopt" = (summary = "Adopt the client where it already exists (if_exists: adopt)", value = json!(examples::adopt_body()))),
         ("dry_run" = (summary = "Dry run: send with ?dry_run=true to see the requests without sending them", value = json!(examples::all_targets_body()))),
     )),
     responses(
@@ -69,6 +70,7 @@ pub struct ClientsState {
             headers(("X-Request-Id" = String, description = "The request id")),
             examples(
                 ("all_created" = (summary = "Created everywhere", value = json!(examples::all_created_answer()))),
+                ("adopted" = (summary = "if_exists: adopt, the client already everywhere: existing, nothing created", value = json!(examples::adopted_answer()))),
                 ("partial" = (summary = "A partial outcome: created, refused, no answer", value = json!(examples::partial_answer()))),
                 ("dry_run" = (summary = "A dry run: the planned requests", value = json!(examples::dry_run_answer()))),
             )),
@@ -111,7 +113,8 @@ pub async fn create_client(
         .await
         .map_err(fail)?;
     let request = parse(&body).map_err(fail)?;
-    let calls = validate(&request, &state.registry).map_err(fail)?;
+    let if_exists = request.if_exists.unwrap_or_default();
+    let calls = validate(&request, if_exists, &state.registry).map_err(fail)?;
     let targets: Vec<&str> = calls.iter().map(|c| c.provider.as_str()).collect();
     let targets = targets.join(",");
 
@@ -124,10 +127,11 @@ pub async fn create_client(
                 .collect();
             (crate::ids::v7(), planned)
         }
-        (false, None) => (
-            crate::ids::v7(),
-            fanout::fan_out(calls, deadline, &request_id).await,
-        ),
+        (false, None) => {
+            let done = fanout::fan_out(calls, if_exists, deadline, &request_id).await;
+            let results = done.into_iter().map(|(p, d)| (p, d.result)).collect();
+            (crate::ids::v7(), results)
+        }
         (false, Some(key)) => {
             let body: serde_json::Value =
                 serde_json::from_slice(&body).expect("the body parsed above");
@@ -138,7 +142,7 @@ pub async fn create_client(
                 lease: state.deadline + LEASE_MARGIN,
                 ttl: state.idempotency_ttl,
             };
-            replay::run(keyed, calls, deadline, request_id.clone())
+            replay::run(keyed, calls, if_exists, deadline, request_id.clone())
                 .await
                 .map_err(|refusal| {
                     fail(match refusal {
@@ -249,7 +253,11 @@ fn parse(body: &[u8]) -> Result<CreateClientRequest, ApiError> {
 }
 
 /// Validates the client and every selected target; builds every provider request or none.
-fn validate(request: &CreateClientRequest, registry: &Registry) -> Result<Vec<Call>, ApiError> {
+fn validate(
+    request: &CreateClientRequest,
+    if_exists: IfExists,
+    registry: &Registry,
+) -> Result<Vec<Call>, ApiError> {
     let mut errors = Vec::new();
     let client = NewClient::parse(request.client.as_ref(), &mut errors);
     let mut calls = Vec::new();
@@ -290,11 +298,15 @@ fn validate(request: &CreateClientRequest, registry: &Registry) -> Result<Vec<Ca
                     continue;
                 }
                 let Some(client) = &client else { continue };
-                match target.adapter.plan(client, options, &target.options_at) {
+                match target
+                    .adapter
+                    .plan(client, options, &target.options_at, if_exists)
+                {
                     Ok(plan) => calls.push(Call {
                         provider,
                         target: target.clone(),
                         plan,
+                        job: Job::Create,
                     }),
                     Err(e) => errors.extend(e),
                 }

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::domain::ClientInput;
+use crate::domain::{ClientInput, IfExists};
 use crate::providers::TargetsSchema;
 
 /// Body of `POST /clients`.
@@ -20,6 +20,13 @@ pub struct CreateClientRequest {
     /// has the defaults.
     #[schema(required = true, value_type = TargetsSchema)]
     pub targets: Option<serde_json::Map<String, serde_json::Value>>,
+    /// When the client already exists at a provider: `fail` (the default: a provider that
+    /// refuses duplicates answers `conflict`, one that accepts them gets a second client) or
+    /// `adopt` (its result is `existing`, with its id, and nothing is created there). With
+    /// `adopt`, each selected provider needs the field it finds clients by (a provider matched
+    /// by `client.external_id` needs it: a 422 with its pointer otherwise).
+    #[schema(value_type = Option<IfExists>, default = "fail")]
+    pub if_exists: Option<IfExists>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -1,0 +1,172 @@
+//! Finding a client at a provider: the adapter's list request, its pages and candidates read
+//! through the same exchange as a create (authentication, quota, connection slots, retries —
+//! a lookup is safe to send again), under the target's circuit breaker and a time budget. The
+//! pages and candidates read are bounded.
+
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+
+use super::exchange::{exchange, Answer, Exchanged, Outbound, Progress};
+use crate::provider_error::{ErrorKind, ProviderError};
+use crate::providers::{Found, LookupKey, Page, Request, Target};
+use crate::resilience::Health;
+
+/// Most list pages read by one lookup.
+pub const MAX_PAGES: usize = 20;
+/// Most candidates whose details one lookup reads.
+pub const MAX_CANDIDATES: usize = 20;
+
+/// What a lookup told.
+#[derive(Debug)]
+pub enum Looked {
+    /// The client is there.
+    Found(Found),
+    /// Every page was read and the client is not there.
+    NotFound,
+    /// The lookup could not tell (an error, an unreadable page, more pages than read).
+    Failed(ProviderError),
+}
+
+/// Looks the client up within `budget`. `since`: a time before the client can have been created.
+pub async fn look_up(
+    target: &Target,
+    key: &LookupKey,
+    since: Option<SystemTime>,
+    budget: Duration,
+) -> Looked {
+    let permit = match target.breaker.acquire() {
+        Ok(permit) => permit,
+        Err(_) => {
+            return Looked::Failed(ProviderError::new(
+                ErrorKind::CircuitOpen,
+                "the provider failed repeatedly; calls are paused (circuit open)",
+            ))
+        }
+    };
+    let until = Instant::now() + budget;
+    let looked = tokio::time::timeout(budget, pages(target, key, since, until))
+        .await
+        .unwrap_or_else(|_| {
+            Looked::Failed(ProviderError::new(
+                ErrorKind::Timeout,
+                format!(
+                    "the lookup did not finish within {} ms",
+                    budget.as_millis()
+                ),
+            ))
+        });
+    let health = match &looked {
+        Looked::Failed(e) if matches!(e.kind, ErrorKind::Unavailable | ErrorKind::Timeout) => {
+            Health::Down
+        }
+        Looked::Failed(e) if e.kind == ErrorKind::CircuitOpen => Health::Unknown,
+        _ => Health::Up,
+    };
+    target.breaker.record(permit, health);
+    looked
+}
+
+async fn pages(
+    target: &Target,
+    key: &LookupKey,
+    since: Option<SystemTime>,
+    until: Instant,
+) -> Looked {
+    let adapter = target.adapter.as_ref();
+    let mut request = adapter.list(key, since);
+    for _ in 0..MAX_PAGES {
+        let (outbound, answer) = match fetch(target, &request, until).await {
+            Ok(fetched) => fetched,
+            Err(e) => return Looked::Failed(e),
+        };
+        let listed = match read(&outbound, &answer, |page| adapter.read_list(key, page)) {
+            Ok(listed) => listed,
+            Err(e) => return Looked::Failed(e),
+        };
+        if let Some(found) = listed.found {
+            return Looked::Found(found);
+        }
+        if listed.candidates.len() > MAX_CANDIDATES {
+            return Looked::Failed(ProviderError::new(
+                ErrorKind::InvalidResponse,
+                format!(
+                    "more than {MAX_CANDIDATES} clients could be this one; not all were read"
+                ),
+            ));
+        }
+        for candidate in &listed.candidates {
+            let (outbound, answer) = match fetch(target, &candidate.request, until).await {
+                Ok(fetched) => fetched,
+                Err(e) => return Looked::Failed(e),
+            };
+            let found = read(&outbound, &answer, |page| {
+                adapter.read_candidate(key, &candidate.record, page)
+            });
+            match found {
+                Ok(Some(found)) => return Looked::Found(found),
+                Ok(None) => {}
+                Err(e) => return Looked::Failed(e),
+            }
+        }
+        match listed.next {
+            Some(next) => request = next,
+            None => return Looked::NotFound,
+        }
+    }
+    Looked::Failed(ProviderError::new(
+        ErrorKind::InvalidResponse,
+        format!("the list has more than {MAX_PAGES} pages; not all were read"),
+    ))
+}
+
+/// Sends one lookup request; a non-2xx answer is the provider's error.
+async fn fetch(
+    target: &Target,
+    request: &Request,
+    until: Instant,
+) -> Result<(Outbound, Answer), ProviderError> {
+    let outbound = Outbound::from(request);
+    let mut progress = Progress::default();
+    match exchange(target, &outbound, until, &mut progress, true).await {
+        Exchanged::Answered(answer) if answer.status.is_success() => Ok((outbound, answer)),
+        Exchanged::Answered(answer) => {
+            let json = serde_json::from_slice(&answer.body).ok();
+            let mut err = target.adapter.error(answer.status, json.as_ref());
+            err.provider_status = Some(answer.status.as_u16());
+            Err(err)
+        }
+        Exchanged::NotSent(err) => Err(err),
+        Exchanged::Lost(cause) => Err(ProviderError::new(
+            ErrorKind::Unavailable,
+            format!("connection lost during the lookup ({cause})"),
+        )),
+    }
+}
+
+/// Reads a 2xx answer as JSON and hands it to the adapter.
+fn read<T>(
+    outbound: &Outbound,
+    answer: &Answer,
+    adapter: impl FnOnce(&Page) -> Result<T, String>,
+) -> Result<T, ProviderError> {
+    let unreadable = |why: String| {
+        let mut err = ProviderError::new(
+            ErrorKind::InvalidResponse,
+            format!("the lookup's answer cannot be read: {why}"),
+        );
+        err.provider_status = Some(answer.status.as_u16());
+        err
+    };
+    if let Some(cut) = &answer.cut {
+        return Err(unreadable(format!("the body was {cut}")));
+    }
+    let body: serde_json::Value =
+        serde_json::from_slice(&answer.body).map_err(|e| unreadable(e.to_string()))?;
+    adapter(&Page {
+        url: outbound.url(),
+        headers: &answer.headers,
+        body: &body,
+    })
+    .map_err(unreadable)
+}
