@@ -236,7 +236,8 @@ async fn healthcheck(url: &str) -> Result<(), StartError> {
 }
 
 fn provider_name(name: &str) -> Result<ProviderId, String> {
-    ProviderId::parse(name).ok_or_else(|| format!("unknown provider; known: {}", ProviderId::known()))
+    ProviderId::parse(name)
+        .ok_or_else(|| format!("unknown provider; known: {}", ProviderId::known()))
 }
 
 /// A random 256-bit development signing key, new at every sandbox start.

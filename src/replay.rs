@@ -86,7 +86,9 @@ pub async fn run(
         Claim::New => (crate::ids::v7(), None, None),
         Claim::Finished(record) => (record.operation_id, Some(record), None),
         Claim::Abandoned(record, since) => {
-            let id = record.as_ref().map_or_else(crate::ids::v7, |r| r.operation_id);
+            let id = record
+                .as_ref()
+                .map_or_else(crate::ids::v7, |r| r.operation_id);
             // Its start is when its targets may have been sent; unknown: from now on, which is
             // later than any of them, so waits at least as long.
             let since = since.map_or_else(SystemTime::now, from_ms);

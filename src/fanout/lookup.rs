@@ -50,10 +50,7 @@ pub async fn look_up(
         .unwrap_or_else(|_| {
             Looked::Failed(ProviderError::new(
                 ErrorKind::Timeout,
-                format!(
-                    "the lookup did not finish within {} ms",
-                    budget.as_millis()
-                ),
+                format!("the lookup did not finish within {} ms", budget.as_millis()),
             ))
         });
     let health = match &looked {
@@ -90,9 +87,7 @@ async fn pages(
         if listed.candidates.len() > MAX_CANDIDATES {
             return Looked::Failed(ProviderError::new(
                 ErrorKind::InvalidResponse,
-                format!(
-                    "more than {MAX_CANDIDATES} clients could be this one; not all were read"
-                ),
+                format!("more than {MAX_CANDIDATES} clients could be this one; not all were read"),
             ));
         }
         for candidate in &listed.candidates {

@@ -251,7 +251,10 @@ impl Work {
     async fn create(&self) -> Done {
         let sent = SystemTime::now();
         let mut result = self.send_create().await;
-        let conflict = result.error.as_ref().is_some_and(|e| e.kind == ErrorKind::Conflict);
+        let conflict = result
+            .error
+            .as_ref()
+            .is_some_and(|e| e.kind == ErrorKind::Conflict);
         if conflict && self.adopt() {
             result = self.adopt_on_conflict(result, TargetStatus::Existing).await;
         } else if result.status == TargetStatus::Unknown {
@@ -334,7 +337,10 @@ impl Work {
     async fn create_again(&self) -> Done {
         let sent = SystemTime::now();
         let mut result = self.send_create().await;
-        let conflict = result.error.as_ref().is_some_and(|e| e.kind == ErrorKind::Conflict);
+        let conflict = result
+            .error
+            .as_ref()
+            .is_some_and(|e| e.kind == ErrorKind::Conflict);
         if conflict {
             result = self.adopt_on_conflict(result, TargetStatus::Created).await;
         } else if result.status == TargetStatus::Unknown {
@@ -373,7 +379,11 @@ impl Work {
     }
 
     /// After a conflict: the client is there; found → `as_status` with its id.
-    async fn adopt_on_conflict(&self, conflict: TargetResult, as_status: TargetStatus) -> TargetResult {
+    async fn adopt_on_conflict(
+        &self,
+        conflict: TargetResult,
+        as_status: TargetStatus,
+    ) -> TargetResult {
         let Some(key) = &self.lookup else {
             return conflict;
         };

@@ -41,7 +41,10 @@ impl KeyedLocks {
     /// Names currently held or waited for.
     pub fn len(&self) -> usize {
         let locks = self.locks.lock().expect("keyed locks");
-        locks.values().filter(|held| held.strong_count() > 0).count()
+        locks
+            .values()
+            .filter(|held| held.strong_count() > 0)
+            .count()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -72,6 +75,10 @@ mod tests {
         drop(other);
         assert!(locks.is_empty());
         let _again = locks.lock("c").await;
-        assert_eq!(locks.locks.lock().unwrap().len(), 1, "forgotten names are gone");
+        assert_eq!(
+            locks.locks.lock().unwrap().len(),
+            1,
+            "forgotten names are gone"
+        );
     }
 }

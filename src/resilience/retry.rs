@@ -141,7 +141,11 @@ mod tests {
             answered(400, None),
             answered(201, None),
         ] {
-            assert_eq!(p.decide_create(stop, 1, BUDGET, 1.0), Decision::Stop, "{stop:?}");
+            assert_eq!(
+                p.decide_create(stop, 1, BUDGET, 1.0),
+                Decision::Stop,
+                "{stop:?}"
+            );
         }
     }
 
@@ -172,17 +176,33 @@ mod tests {
     #[test]
     fn a_lookup_is_also_sent_again_after_a_lost_connection_or_a_5xx() {
         let p = policy();
-        for again in [Attempt::Lost, answered(500, None), answered(502, None), answered(408, None)] {
+        for again in [
+            Attempt::Lost,
+            answered(500, None),
+            answered(502, None),
+            answered(408, None),
+        ] {
             assert_eq!(
                 p.decide(again, 1, BUDGET, 1.0, true),
                 Decision::RetryAfter(MS(100)),
                 "{again:?}"
             );
         }
-        for stop in [answered(400, None), answered(404, None), answered(200, None)] {
-            assert_eq!(p.decide(stop, 1, BUDGET, 1.0, true), Decision::Stop, "{stop:?}");
+        for stop in [
+            answered(400, None),
+            answered(404, None),
+            answered(200, None),
+        ] {
+            assert_eq!(
+                p.decide(stop, 1, BUDGET, 1.0, true),
+                Decision::Stop,
+                "{stop:?}"
+            );
         }
-        assert_eq!(p.decide(Attempt::Lost, 3, BUDGET, 1.0, true), Decision::Stop);
+        assert_eq!(
+            p.decide(Attempt::Lost, 3, BUDGET, 1.0, true),
+            Decision::Stop
+        );
     }
 
     #[test]

@@ -73,7 +73,7 @@ async fn list(req: HttpRequest, state: web::Data<Behaviour>, tenant: web::Data<T
     let value = matching.get(cursor..end).unwrap_or_default().to_vec();
     let mut body = json!({ "value": value });
     if end < matching.len() {
-        let mut next = url::Url::parse(&req.full_url().to_string()).expect("a request URL");
+        let mut next = req.full_url();
         let kept: Vec<(String, String)> = q.into_iter().filter(|(k, _)| k != "cursor").collect();
         next.query_pairs_mut()
             .clear()

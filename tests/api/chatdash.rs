@@ -138,3 +138,114 @@ async fn other_documented_errors() {
     assert_eq!(r["error"]["retryable"], true);
     assert_eq!(r["error"]["message"], "An unexpected error occurred");
 }
+
+fn clients(list: Value) -> Mock {
+    Mock::given(method("GET"))
+        .and(path(PATH))
+        .and(header("authorization", CHATDASH_KEY))
+        .respond_with(ResponseTemplate::new(200).set_body_json(list))
+}
+
+fn members(client: &str, logins: &[&str]) -> Mock {
+    let members: Vec<Value> = logins
+        .iter()
+        .map(|l| json!({"_id": format!("m-{l}"), "clientId": client, "isAdmin": true, "name": "N", "loginId": l}))
+        .collect();
+    Mock::given(method("GET"))
+        .and(path(format!("{PATH}/{client}/members")))
+        .and(header("authorization", CHATDASH_KEY))
+        .respond_with(ResponseTemplate::new(200).set_body_json(members))
+}
+
+/// ChatDash's create answers no id: the clients of the same name are listed, then their members,
+/// and the one with the member's login id (case-insensitive) is the client.
+#[tokio::test]
+async fn the_id_is_read_by_a_lookup_after_the_create() {
+    let app = spawn_app().await;
+    Mock::given(method("POST"))
+        .and(path(PATH))
+        .respond_with(created())
+        .expect(1)
+        .mount(&app.mocks.chatdash)
+        .await;
+    clients(json!([
+        {"_id": "a", "name": "Nova Consulting Ltd", "language": "en"},
+        {"_id": "b", "name": "Nova Consulting Ltd", "language": "en"},
+        {"_id": "c", "name": "Nova Consulting", "language": "en"}
+    ]))
+    .expect(1)
+    .mount(&app.mocks.chatdash)
+    .await;
+    members("a", &["nova2", "nov"]).expect(1).mount(&app.mocks.chatdash).await;
+    members("b", &["NOVA"]).expect(1).mount(&app.mocks.chatdash).await;
+    members("c", &["nova"])
+        .expect(0)
+        .named("a client of another name is not read")
+        .mount(&app.mocks.chatdash)
+        .await;
+
+    let body = one_target("chatdash", json!({"member": {"login_id": "nova"}}));
+    let r = &app.create(&body).await["results"]["chatdash"];
+
+    assert_eq!(r["status"], "created", "{r}");
+    assert_eq!(r["provider_client_id"], "b");
+    assert_eq!(r["response"]["message"], "Client created successfully");
+}
+
+#[tokio::test]
+async fn an_older_list_with_login_ids_is_matched_directly() {
+    let app = spawn_app().await;
+    Mock::given(method("POST"))
+        .respond_with(created())
+        .mount(&app.mocks.chatdash)
+        .await;
+    clients(json!([
+        {"_id": "x", "name": "Nova Consulting Ltd", "loginId": "nova-old", "email": "a@b.example", "language": "en", "type": "member"},
+        {"_id": "y", "name": "Another name", "loginId": "Nova", "email": "a@b.example", "language": "en", "type": "member"}
+    ]))
+    .mount(&app.mocks.chatdash)
+    .await;
+    let body = one_target("chatdash", json!({"member": {"login_id": "nova"}}));
+    let r = &app.create(&body).await["results"]["chatdash"];
+    assert_eq!(r["provider_client_id"], "y");
+}
+
+#[tokio::test]
+async fn a_failed_lookup_leaves_the_client_created_without_an_id() {
+    let app = spawn_app().await;
+    Mock::given(method("POST"))
+        .respond_with(created())
+        .expect(1)
+        .mount(&app.mocks.chatdash)
+        .await;
+    clients(json!([{"_id": "a", "name": "Nova Consulting Ltd"}]))
+        .mount(&app.mocks.chatdash)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("{PATH}/a/members")))
+        .respond_with(ResponseTemplate::new(500).set_body_json(json!({"error": "db down"})))
+        .mount(&app.mocks.chatdash)
+        .await;
+    let body = one_target("chatdash", json!({"member": {"login_id": "nova"}}));
+    let r = &app.create(&body).await["results"]["chatdash"];
+    assert_eq!(r["status"], "created", "{r}");
+    assert!(r.get("provider_client_id").is_none());
+    assert!(r.get("error").is_none());
+}
+
+#[tokio::test]
+async fn resolve_id_can_be_turned_off() {
+    let app = spawn_app_with(|s| s.providers.chatdash.resolve_id = false).await;
+    Mock::given(method("POST"))
+        .respond_with(created())
+        .expect(1)
+        .mount(&app.mocks.chatdash)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .expect(0)
+        .mount(&app.mocks.chatdash)
+        .await;
+    let body = one_target("chatdash", json!({"member": {"login_id": "nova"}}));
+    assert_eq!(app.create(&body).await["results"]["chatdash"]["status"], "created");
+}

@@ -1,7 +1,7 @@
 //! Clockify adapter, against a mock of its documented API.
 
 use serde_json::{json, Value};
-use wiremock::matchers::{body_json, header, method, path};
+use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, ResponseTemplate};
 
 use crate::helpers::*;
@@ -186,4 +186,107 @@ async fn answer_with_on(app: &TestApp, response: ResponseTemplate) -> Value {
         .await;
     let answer = app.create(&one_target("clockify", json!({}))).await;
     answer["results"]["clockify"].clone()
+}
+
+fn adopt_nova() -> Value {
+    let mut body = full_body();
+    body["targets"] = json!({ "clockify": {} });
+    body["if_exists"] = json!("adopt");
+    body
+}
+
+async fn duplicate_name(app: &TestApp) {
+    Mock::given(method("POST"))
+        .and(path(path_of(CLOCKIFY_WORKSPACE)))
+        .respond_with(
+            ResponseTemplate::new(400).set_body_json(
+                json!({"message": "Client with that name already exists on workspace", "code": 501}),
+            ),
+        )
+        .expect(1)
+        .mount(&app.mocks.clockify)
+        .await;
+}
+
+#[tokio::test]
+async fn adopt_looks_the_name_up_exactly_page_by_page() {
+    let app = spawn_app().await;
+    duplicate_name(&app).await;
+    let list = |page: &str| {
+        Mock::given(method("GET"))
+            .and(path(path_of(CLOCKIFY_WORKSPACE)))
+            .and(header("x-api-key", CLOCKIFY_KEY))
+            .and(query_param("name", "Nova Consulting Ltd"))
+            .and(query_param("page", page))
+            .and(query_param("page-size", "50"))
+    };
+    // The filter's match mode is not documented: near misses come back, and are not taken.
+    list("1")
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("Last-Page", "false")
+                .set_body_json(json!([
+                    {"id": "a1", "name": "Nova Consulting Ltd.", "workspaceId": CLOCKIFY_WORKSPACE},
+                    {"id": "a2", "name": "nova consulting ltd", "workspaceId": CLOCKIFY_WORKSPACE}
+                ])),
+        )
+        .expect(1)
+        .mount(&app.mocks.clockify)
+        .await;
+    list("2")
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("Last-Page", "true")
+                .set_body_json(json!([
+                    {"id": "a3", "name": "Nova Consulting Ltd", "workspaceId": CLOCKIFY_WORKSPACE}
+                ])),
+        )
+        .expect(1)
+        .mount(&app.mocks.clockify)
+        .await;
+
+    let r = &app.create(&adopt_nova()).await["results"]["clockify"];
+
+    assert_eq!(r["status"], "existing", "{r}");
+    assert_eq!(r["provider_client_id"], "a3");
+}
+
+#[tokio::test]
+async fn the_last_page_ends_the_lookup_and_a_near_miss_is_not_taken() {
+    let app = spawn_app().await;
+    duplicate_name(&app).await;
+    Mock::given(method("GET"))
+        .and(path(path_of(CLOCKIFY_WORKSPACE)))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("Last-Page", "true")
+                .set_body_json(json!([{"id": "a1", "name": "Nova Consulting Ltd 2"}])),
+        )
+        .expect(1)
+        .mount(&app.mocks.clockify)
+        .await;
+    let r = &app.create(&adopt_nova()).await["results"]["clockify"];
+    assert_eq!(r["status"], "failed", "{r}");
+    assert_eq!(r["error"]["kind"], "conflict");
+}
+
+#[tokio::test]
+async fn an_error_during_the_lookup_keeps_the_conflict() {
+    let app = spawn_app().await;
+    duplicate_name(&app).await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_json(json!({"message": "Api key does not exist", "code": 4003})),
+        )
+        .expect(1)
+        .mount(&app.mocks.clockify)
+        .await;
+    let r = &app.create(&adopt_nova()).await["results"]["clockify"];
+    assert_eq!(r["status"], "failed", "{r}");
+    assert_eq!(r["error"]["kind"], "conflict");
+    assert!(r["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Api key does not exist"));
 }

@@ -62,6 +62,13 @@ pub struct Fixture {
     pub support: fn() -> Vec<Mock>,
     /// Secrets its `support` hands out (tokens): never to be shown either.
     pub issued: &'static [&'static str],
+    /// Its lookup of [`full_body`]'s client on its mock: the list (and details) answering that
+    /// the client is there, or not.
+    pub lookup: fn(found: bool) -> Vec<Mock>,
+    /// The id its lookup finds.
+    pub found_id: &'static str,
+    /// Its answer to a create of a client it already has, if it refuses duplicates.
+    pub duplicate: Option<fn() -> ResponseTemplate>,
 }
 
 impl Fixture {
@@ -78,6 +85,13 @@ impl Fixture {
 
 fn no_support() -> Vec<Mock> {
     Vec::new()
+}
+
+/// `GET path` answering `body` (JSON).
+pub fn listing(at: &str, body: Value) -> Mock {
+    Mock::given(method("GET"))
+        .and(path(at))
+        .respond_with(ResponseTemplate::new(200).set_body_json(body))
 }
 
 /// The providers, each exactly once (the `match` fails to compile when one is missing).
@@ -103,6 +117,23 @@ pub fn fixture(id: ProviderId) -> Fixture {
             break_credentials: |p| p.lucca.api_key = Some("wrong".to_owned().into()),
             support: no_support,
             issued: &[],
+            lookup: |found| {
+                let items = if found {
+                    json!([{"id": 123, "name": "Nova Consulting Ltd", "code": "NOVA", "externalCode": "crm-4711", "owner": null}])
+                } else {
+                    json!([])
+                };
+                vec![listing(
+                    "/timmi-project/api/v4/clients",
+                    json!({"items": items, "next": null, "prev": null}),
+                )]
+            },
+            found_id: "123",
+            duplicate: Some(|| {
+                ResponseTemplate::new(400).set_body_json(json!({"type": "https://tools.ietf.org/html/rfc7231#section-6.5.1",
+                    "title": "One or more validation errors occurred.", "status": 400,
+                    "errors": {"code": ["The code 'NOVA' is already used by another client: client codes must be unique."]}}))
+            }),
         },
         ProviderId::Clockify => Fixture {
             id,
@@ -126,6 +157,23 @@ pub fn fixture(id: ProviderId) -> Fixture {
             break_credentials: |p| p.clockify.api_key = Some("wrong".to_owned().into()),
             support: no_support,
             issued: &[],
+            lookup: |found| {
+                let items = if found {
+                    json!([{"id": "44a687e29ae1f428e7ebe305", "name": "Nova Consulting Ltd", "workspaceId": CLOCKIFY_WORKSPACE, "archived": false}])
+                } else {
+                    json!([])
+                };
+                vec![listing(
+                    "/api/v1/workspaces/64a687e29ae1f428e7ebe303/clients",
+                    items,
+                )]
+            },
+            found_id: "44a687e29ae1f428e7ebe305",
+            duplicate: Some(|| {
+                ResponseTemplate::new(400).set_body_json(
+                    json!({"message": "Client with that name already exists on workspace", "code": 501}),
+                )
+            }),
         },
         ProviderId::Plusvibe => Fixture {
             id,
@@ -149,6 +197,17 @@ pub fn fixture(id: ProviderId) -> Fixture {
             break_credentials: |p| p.plusvibe.api_key = Some("wrong".to_owned().into()),
             support: no_support,
             issued: &[],
+            lookup: |found| {
+                let clients = if found {
+                    json!([{"client_id": "70218d5e05561a3877dcb77f", "first_name": "Nova", "last_name": "Smith",
+                            "client_email": "nova.smith@nova.example", "client_business_name": "Nova Consulting Ltd", "status": "ACTIVE"}])
+                } else {
+                    json!([])
+                };
+                vec![listing("/api/v1/client/", json!({"clients": clients}))]
+            },
+            found_id: "70218d5e05561a3877dcb77f",
+            duplicate: None,
         },
         ProviderId::Chatdash => Fixture {
             id,
@@ -169,6 +228,25 @@ pub fn fixture(id: ProviderId) -> Fixture {
             break_credentials: |p| p.chatdash.api_key = Some("wrong".to_owned().into()),
             support: no_support,
             issued: &[],
+            lookup: |found| {
+                let clients = if found {
+                    json!([{"_id": "6650c0ffee00000000000077", "name": "Nova Consulting Ltd", "language": "en", "isSaasClient": false}])
+                } else {
+                    json!([])
+                };
+                vec![
+                    listing("/v1/public/clients", clients),
+                    listing(
+                        "/v1/public/clients/6650c0ffee00000000000077/members",
+                        json!([{"_id": "m1", "clientId": "6650c0ffee00000000000077", "isAdmin": true, "name": "Nova Smith", "loginId": "nova"}]),
+                    ),
+                ]
+            },
+            found_id: "6650c0ffee00000000000077",
+            duplicate: Some(|| {
+                ResponseTemplate::new(400)
+                    .set_body_json(json!({"error": "Login ID already in use"}))
+            }),
         },
         ProviderId::Missionx => Fixture {
             id,
@@ -198,6 +276,17 @@ pub fn fixture(id: ProviderId) -> Fixture {
             break_credentials: |p| p.missionx.client_secret = Some("wrong".to_owned().into()),
             support: || vec![missionx_token()],
             issued: &[MISSIONX_TOKEN],
+            lookup: |found| {
+                let clients = if found {
+                    json!([{"_id": "6650c0ffee00000000000042", "customId": "crm-4711", "title": "Nova Consulting Ltd",
+                            "emailDomains": ["nova.example"], "departments": [DEPARTMENT]}])
+                } else {
+                    json!([])
+                };
+                vec![listing("/v2/clients", json!({"value": clients}))]
+            },
+            found_id: "6650c0ffee00000000000042",
+            duplicate: None,
         },
     }
 }

@@ -1,7 +1,8 @@
 //! Lucca Project adapter, against a mock of its documented API.
 
 use serde_json::{json, Value};
-use wiremock::matchers::{body_json, header, method, path};
+use clients_gateway::catalog::ProviderId;
+use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, ResponseTemplate};
 
 use crate::helpers::*;
@@ -164,4 +165,101 @@ async fn a_non_numeric_id_is_an_invalid_response_not_a_creation() {
         "a 201 means it was probably created"
     );
     assert_eq!(r["error"]["kind"], "invalid_response");
+}
+
+/// `if_exists: adopt` on Lucca's duplicate-code answer: the code looked up in the organization.
+fn adopt_nova() -> Value {
+    let mut body = full_body();
+    body["targets"] = json!({ "lucca": { "organization_id": 12 } });
+    body["if_exists"] = json!("adopt");
+    body
+}
+
+async fn duplicate_code(app: &TestApp) {
+    Mock::given(method("POST"))
+        .and(path(PATH))
+        .respond_with((fixture(ProviderId::Lucca).duplicate.unwrap())())
+        .expect(1)
+        .mount(&app.mocks.lucca)
+        .await;
+}
+
+#[tokio::test]
+async fn adopt_looks_the_code_up_exactly_page_by_page() {
+    let app = spawn_app().await;
+    duplicate_code(&app).await;
+    let list = |page: &str| {
+        Mock::given(method("GET"))
+            .and(path(PATH))
+            .and(header("authorization", AUTH))
+            .and(query_param("organizationId", "12"))
+            .and(query_param("code", "NOVA"))
+            .and(query_param("page", page))
+    };
+    // A near miss (the code in another case) on page 1, then the client on page 2.
+    list("1")
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "items": [{"id": 5, "name": "Nova", "code": "nova", "externalCode": null, "owner": null}],
+            "next": "/timmi-project/api/v4/clients?organizationId=12&code=NOVA&page=2", "prev": null
+        })))
+        .expect(1)
+        .mount(&app.mocks.lucca)
+        .await;
+    list("2")
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "items": [{"id": 123, "name": "Nova Consulting Ltd", "code": "NOVA", "externalCode": "crm-4711", "owner": null}],
+            "next": null, "prev": "/timmi-project/api/v4/clients?page=1"
+        })))
+        .expect(1)
+        .mount(&app.mocks.lucca)
+        .await;
+
+    let answer = app.create(&adopt_nova()).await;
+
+    let r = &answer["results"]["lucca"];
+    assert_eq!(r["status"], "existing", "{r}");
+    assert_eq!(r["provider_client_id"], "123");
+    assert_eq!(r["response"]["code"], "NOVA");
+    assert_eq!(answer["outcome"], "succeeded");
+}
+
+#[tokio::test]
+async fn adopt_takes_no_near_miss() {
+    let app = spawn_app().await;
+    duplicate_code(&app).await;
+    Mock::given(method("GET"))
+        .and(path(PATH))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "items": [{"id": 5, "code": "nova"}, {"id": 6, "code": "NOVA-2"}, {"id": 7, "code": " NOVA"}],
+            "next": null
+        })))
+        .expect(1)
+        .mount(&app.mocks.lucca)
+        .await;
+    let r = &app.create(&adopt_nova()).await["results"]["lucca"];
+    assert_eq!(r["status"], "failed", "{r}");
+    assert_eq!(r["error"]["kind"], "conflict");
+    assert!(r["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("no client with this key was found"));
+}
+
+#[tokio::test]
+async fn an_error_during_the_lookup_keeps_the_conflict() {
+    let app = spawn_app().await;
+    duplicate_code(&app).await;
+    Mock::given(method("GET"))
+        .and(path(PATH))
+        .respond_with(ResponseTemplate::new(403).set_body_json(problem(403, "Forbidden", json!({}))))
+        .expect(1)
+        .mount(&app.mocks.lucca)
+        .await;
+    let r = &app.create(&adopt_nova()).await["results"]["lucca"];
+    assert_eq!(r["status"], "failed", "{r}");
+    assert_eq!(r["error"]["kind"], "conflict");
+    assert!(r["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("a lookup could not find the existing client: Forbidden"));
 }

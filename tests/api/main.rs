@@ -6,6 +6,7 @@ mod clients;
 mod contract;
 mod helpers;
 mod idempotency;
+mod lookups;
 mod metrics;
 mod openapi;
 mod problems;

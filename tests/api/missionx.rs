@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use serde_json::{json, Value};
-use wiremock::matchers::{body_json, body_string_contains, header, method, path};
+use wiremock::matchers::{
+    body_json, body_string_contains, header, method, path, query_param, query_param_is_missing,
+};
 use wiremock::{Mock, ResponseTemplate};
 
 use crate::helpers::*;
@@ -279,4 +281,149 @@ async fn a_dry_run_shows_the_bearer_scheme_and_fetches_no_token() {
     let request = &answer["results"]["missionx"]["request"];
     assert_eq!(request["headers"]["authorization"], "Bearer [redacted]");
     assert_eq!(request["url"], format!("{}{PATH}", app.mocks.missionx.uri()));
+}
+
+fn adopt_nova() -> Value {
+    let mut body = full_body();
+    body["targets"] = json!({ "missionx": {} });
+    body["if_exists"] = json!("adopt");
+    body
+}
+
+fn client(id: &str, custom_id: &str) -> Value {
+    json!({"_id": id, "customId": custom_id, "title": "Nova Consulting Ltd", "emailDomains": ["nova.example"], "departments": [DEPARTMENT]})
+}
+
+fn listing() -> wiremock::MockBuilder {
+    Mock::given(method("GET"))
+        .and(path(PATH))
+        .and(header("authorization", BEARER))
+        .and(query_param("limit", "100"))
+        .and(query_param("sortBy", "updatedAt"))
+        .and(query_param("sortDirection", "desc"))
+        .and(query_param("withArchived", "true"))
+}
+
+/// missionX accepts duplicates and cannot filter by customId: with adopt, the list is read
+/// (newest first, following nextLink) before any create.
+#[tokio::test]
+async fn adopt_reads_the_list_for_the_custom_id_before_creating() {
+    let app = spawn_app().await;
+    mount_missionx_token(&app.mocks.missionx).await;
+    let page_two = format!("{}/v2/clients?page-token=2", app.mocks.missionx.uri());
+    listing()
+        .and(query_param_is_missing("page-token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "value": [client("n1", "CRM-4711"), client("n2", "crm-47110")], "nextLink": page_two
+        })))
+        .expect(1)
+        .mount(&app.mocks.missionx)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(PATH))
+        .and(header("authorization", BEARER))
+        .and(query_param("page-token", "2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"value": [client("n3", "crm-4711")]})))
+        .expect(1)
+        .mount(&app.mocks.missionx)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(PATH))
+        .respond_with(created())
+        .expect(0)
+        .mount(&app.mocks.missionx)
+        .await;
+
+    let r = &app.create(&adopt_nova()).await["results"]["missionx"];
+
+    assert_eq!(r["status"], "existing", "{r}");
+    assert_eq!(r["provider_client_id"], "n3");
+}
+
+#[tokio::test]
+async fn a_next_link_to_another_host_is_not_followed_and_nothing_is_created() {
+    let app = spawn_app().await;
+    mount_missionx_token(&app.mocks.missionx).await;
+    listing()
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "value": [client("n1", "other")], "nextLink": "https://elsewhere.example/v2/clients?page=2"
+        })))
+        .expect(1)
+        .mount(&app.mocks.missionx)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(PATH))
+        .respond_with(created())
+        .expect(0)
+        .mount(&app.mocks.missionx)
+        .await;
+    let r = &app.create(&adopt_nova()).await["results"]["missionx"];
+    assert_eq!(r["status"], "failed", "{r}");
+    assert_eq!(r["error"]["kind"], "invalid_response");
+    assert!(r["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("another host"));
+}
+
+#[tokio::test]
+async fn an_unanswered_create_is_looked_up_from_just_before_it_was_sent() {
+    let app = spawn_app_with(|s| s.providers.missionx.timeout_ms = 300).await;
+    mount_missionx_token(&app.mocks.missionx).await;
+    Mock::given(method("POST"))
+        .and(path(PATH))
+        .respond_with(created().set_delay(std::time::Duration::from_secs(2)))
+        .expect(1)
+        .mount(&app.mocks.missionx)
+        .await;
+    listing()
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"value": [client("n9", "crm-4711")]})))
+        .expect(1)
+        .mount(&app.mocks.missionx)
+        .await;
+    let mut body = full_body();
+    body["targets"] = json!({ "missionx": {} });
+    let before = std::time::SystemTime::now();
+
+    let r = &app.create(&body).await["results"]["missionx"];
+
+    assert_eq!(r["status"], "created", "{r}");
+    assert_eq!(r["reconciled"], true);
+    assert_eq!(r["provider_client_id"], "n9");
+    let requests = app.mocks.missionx.received_requests().await.unwrap();
+    let list = requests.iter().find(|r| r.method.as_str() == "GET").unwrap();
+    let since = list
+        .url
+        .query_pairs()
+        .find(|(k, _)| k == "updatedAt")
+        .map(|(_, v)| v.into_owned())
+        .expect("the lookup is narrowed by updatedAt");
+    let at = humantime::parse_rfc3339_weak(since.strip_prefix("gte ").unwrap()).unwrap();
+    assert!(at < before, "from before the create was sent: {since}");
+    assert!(
+        before.duration_since(at).unwrap() <= Duration::from_secs(301),
+        "allowing for clock skew only: {since}"
+    );
+}
+
+/// The sandbox lists what it holds, paged as the provider documents: adopting the oldest of
+/// many missionX clients follows `nextLink` (100 a page) to find it.
+#[tokio::test]
+async fn the_sandbox_lists_its_clients_with_paging() {
+    let (address, token, _sandbox) = crate::sandbox::sandbox_app(|_| {}).await;
+    let body = |i: usize| {
+        json!({"client": {"name": format!("Client {i}"), "external_id": format!("crm-{i}")},
+               "targets": {"missionx": {}}})
+    };
+    let first = crate::sandbox::post(&address, &token, &body(0)).await;
+    let id = first["results"]["missionx"]["provider_client_id"].clone();
+    for i in 1..=104 {
+        crate::sandbox::post(&address, &token, &body(i)).await;
+    }
+    let mut again = body(0);
+    again["if_exists"] = json!("adopt");
+    let answer = crate::sandbox::post(&address, &token, &again).await;
+    let r = &answer["results"]["missionx"];
+    assert_eq!(r["status"], "existing", "{r}");
+    assert_eq!(r["provider_client_id"], id);
 }

@@ -1,7 +1,7 @@
 //! PlusVibe adapter, against a mock of its documented API.
 
 use serde_json::{json, Value};
-use wiremock::matchers::{body_json, header, method, path};
+use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, ResponseTemplate};
 
 use crate::helpers::*;
@@ -131,4 +131,93 @@ async fn a_success_without_client_id_is_unknown() {
     assert_eq!(r["status"], "unknown");
     assert_eq!(r["error"]["kind"], "invalid_response");
     assert_eq!(r["provider_status"], 200);
+}
+
+const LIST: &str = "/api/v1/client/";
+
+fn adopt_nova() -> Value {
+    let mut body = full_body();
+    body["targets"] = json!({ "plusvibe": {} });
+    body["if_exists"] = json!("adopt");
+    body
+}
+
+fn listed(emails: &[&str]) -> ResponseTemplate {
+    let clients: Vec<Value> = emails
+        .iter()
+        .enumerate()
+        .map(|(i, e)| json!({"client_id": format!("c{i}"), "first_name": "N", "last_name": "S", "client_email": e,
+                             "client_business_name": "Nova Consulting Ltd", "status": "ACTIVE"}))
+        .collect();
+    ResponseTemplate::new(200).set_body_json(json!({ "clients": clients }))
+}
+
+/// PlusVibe accepts duplicates: with adopt, the workspace's clients are listed before any create.
+#[tokio::test]
+async fn adopt_looks_the_email_up_before_creating_case_insensitively() {
+    let app = spawn_app().await;
+    Mock::given(method("GET"))
+        .and(path(LIST))
+        .and(header("x-api-key", PLUSVIBE_KEY))
+        .and(query_param("workspace_id", PLUSVIBE_WORKSPACE))
+        .respond_with(listed(&["nova.smith@nova.example.org", "Nova.Smith@NOVA.example"]))
+        .expect(1)
+        .mount(&app.mocks.plusvibe)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(created())
+        .expect(0)
+        .named("nothing is created")
+        .mount(&app.mocks.plusvibe)
+        .await;
+
+    let answer = app.create(&adopt_nova()).await;
+
+    let r = &answer["results"]["plusvibe"];
+    assert_eq!(r["status"], "existing", "{r}");
+    assert_eq!(r["provider_client_id"], "c1");
+    assert_eq!(r["attempts"], 0, "no create sent");
+    assert!(r.get("credentials").is_none());
+}
+
+#[tokio::test]
+async fn a_near_miss_is_not_taken_and_the_client_is_created_once() {
+    let app = spawn_app().await;
+    Mock::given(method("GET"))
+        .and(path(LIST))
+        .respond_with(listed(&["nova.smith@nova.example.org", "smith@nova.example"]))
+        .mount(&app.mocks.plusvibe)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(PATH))
+        .respond_with(created())
+        .expect(1)
+        .mount(&app.mocks.plusvibe)
+        .await;
+    let r = &app.create(&adopt_nova()).await["results"]["plusvibe"];
+    assert_eq!(r["status"], "created", "{r}");
+    assert_eq!(r["provider_client_id"], "70218d5e05561a3877dcb77f");
+}
+
+#[tokio::test]
+async fn a_failed_lookup_creates_nothing_and_says_why() {
+    let app = spawn_app().await;
+    Mock::given(method("GET"))
+        .and(path(LIST))
+        .respond_with(ResponseTemplate::new(200).set_body_raw("<html>maintenance</html>", "text/html"))
+        .mount(&app.mocks.plusvibe)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(created())
+        .expect(0)
+        .mount(&app.mocks.plusvibe)
+        .await;
+    let r = &app.create(&adopt_nova()).await["results"]["plusvibe"];
+    assert_eq!(r["status"], "failed", "{r}");
+    assert_eq!(r["error"]["kind"], "invalid_response");
+    assert!(r["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("nothing was created"));
+    assert_eq!(r["attempts"], 0);
 }
