@@ -364,6 +364,11 @@ impl FromRequest for Caller {
     }
 }
 
+/// Largest JWKS answer read.
+const MAX_JWKS_BYTES: usize = 256 * 1024;
+/// Most keys kept from one JWKS.
+const MAX_JWKS_KEYS: usize = 64;
+
 /// Signing keys published at a JWKS URL, cached. An unknown `kid` (a key rotation) triggers a
 /// refetch, at most once per `min_refresh` however many tokens name unknown keys; the set is
 /// also refetched when older than `max_age` (so a withdrawn key stops being accepted).
@@ -457,9 +462,13 @@ impl JwksCache {
         if !response.status().is_success() {
             return Err(format!("HTTP {}", response.status().as_u16()));
         }
-        let set: JwkSet = response.json().await.map_err(|e| e.to_string())?;
+        let (body, cut) = crate::net::read_limited(response, MAX_JWKS_BYTES).await;
+        if let Some(cut) = cut {
+            return Err(format!("the JWKS answer was {cut}"));
+        }
+        let set: JwkSet = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
         let mut keys = HashMap::new();
-        for jwk in &set.keys {
+        for jwk in set.keys.iter().take(MAX_JWKS_KEYS) {
             let Some(kid) = jwk.common.key_id.clone() else {
                 continue;
             };

@@ -58,6 +58,12 @@ pub struct ServerSettings {
     pub shutdown_grace_s: u64,
     /// Largest accepted request head (all header names and values); larger gets 431.
     pub header_limit_bytes: usize,
+    /// A request body must arrive within this long once the headers are read; else 408 and the
+    /// connection is closed.
+    pub body_timeout_ms: u64,
+    /// Connections served at once at most (all workers together); more wait to be accepted.
+    /// Keep it under the process's open-file limit (raised to its hard limit at start).
+    pub max_connections: usize,
 }
 
 impl Default for ServerSettings {
@@ -69,6 +75,8 @@ impl Default for ServerSettings {
             workers: None,
             shutdown_grace_s: 30,
             header_limit_bytes: 16 * 1024,
+            body_timeout_ms: 10_000,
+            max_connections: 10_000,
         }
     }
 }
@@ -131,6 +139,13 @@ pub struct IdempotencySettings {
     pub redis_url_file: Option<PathBuf>,
     /// How long a key's record is kept.
     pub ttl_s: u64,
+    /// In-process store only: keys kept at most. When it is full, the record least recently
+    /// used is forgotten, but never one used within `retain_s` (its request may still run or be
+    /// retried): a new key is then refused with 503 until one ages out.
+    pub max_keys: usize,
+    /// In-process store only: a record used (claimed or finished) within this long is never
+    /// forgotten to make room.
+    pub retain_s: u64,
 }
 
 impl Default for IdempotencySettings {
@@ -139,6 +154,8 @@ impl Default for IdempotencySettings {
             redis_url: None,
             redis_url_file: None,
             ttl_s: 86_400,
+            max_keys: 50_000,
+            retain_s: 3_600,
         }
     }
 }
@@ -221,31 +238,62 @@ impl Settings {
         Ok(())
     }
 
+    /// Every number within its bounds: no setting can overflow a clock or exhaust memory.
     fn check(&self) -> Result<(), ConfigError> {
-        if self.server.header_limit_bytes < 1024 {
-            return Err(ConfigError::Invalid(
-                "server.header_limit_bytes must be at least 1024".into(),
-            ));
+        const DAY_S: u64 = 86_400;
+        let s = &self.server;
+        let a = &self.auth;
+        let i = &self.idempotency;
+        let bounds: [(&str, u64, u64, u64); 14] = [
+            (
+                "server.header_limit_bytes",
+                s.header_limit_bytes as u64,
+                1024,
+                1 << 20,
+            ),
+            (
+                "server.body_limit_bytes",
+                s.body_limit_bytes as u64,
+                1024,
+                16 << 20,
+            ),
+            ("server.deadline_ms", s.deadline_ms, 1, 600_000),
+            ("server.shutdown_grace_s", s.shutdown_grace_s, 0, 3_600),
+            ("server.body_timeout_ms", s.body_timeout_ms, 1, 600_000),
+            (
+                "server.max_connections",
+                s.max_connections as u64,
+                1,
+                1_000_000,
+            ),
+            ("server.workers", s.workers.unwrap_or(1) as u64, 1, 1_024),
+            ("auth.leeway_s", a.leeway_s, 0, 3_600),
+            ("auth.cache_ttl_s", a.cache_ttl_s, 0, DAY_S),
+            ("auth.jwks_min_refresh_s", a.jwks_min_refresh_s, 0, DAY_S),
+            ("auth.jwks_max_age_s", a.jwks_max_age_s, 1, 7 * DAY_S),
+            ("idempotency.ttl_s", i.ttl_s, 1, 30 * DAY_S),
+            ("idempotency.max_keys", i.max_keys as u64, 1, 10_000_000),
+            ("idempotency.retain_s", i.retain_s, 1, 30 * DAY_S),
+        ];
+        for (key, value, min, max) in bounds {
+            if !(min..=max).contains(&value) {
+                return Err(ConfigError::Invalid(format!(
+                    "{key} must be between {min} and {max}, got {value}"
+                )));
+            }
         }
-        if self.server.body_limit_bytes < 1024 {
-            return Err(ConfigError::Invalid(
-                "server.body_limit_bytes must be at least 1024".into(),
-            ));
-        }
-        if self.server.deadline_ms == 0 {
-            return Err(ConfigError::Invalid(
-                "server.deadline_ms must be positive".into(),
-            ));
+        // A running request's record must not be forgotten: it is kept at least as long as a
+        // claim holds (the deadline and its margin).
+        let lease_s = s.deadline_ms.div_ceil(1000) + 30;
+        if i.retain_s < lease_s {
+            return Err(ConfigError::Invalid(format!(
+                "idempotency.retain_s must be at least server.deadline_ms + 30 s ({lease_s} s)"
+            )));
         }
         for (id, common) in self.providers.commons() {
             if let Some(problem) = common.problem() {
                 return Err(ConfigError::Invalid(format!("providers.{id}.{problem}")));
             }
-        }
-        if self.idempotency.ttl_s == 0 {
-            return Err(ConfigError::Invalid(
-                "idempotency.ttl_s must be positive".into(),
-            ));
         }
         Ok(())
     }

@@ -7,8 +7,10 @@
 //! | `clients_gateway_provider_results_total` | counter | `provider`, `status`, `kind` |
 //! | `clients_gateway_provider_duration_seconds` | histogram | `provider`, `status` |
 //! | `clients_gateway_fanouts_in_flight` | gauge | – |
+//! | `clients_gateway_idempotency_keys` | gauge | – |
 //!
-//! Labels carry no caller input except the matched route pattern, so their cardinality is fixed.
+//! Labels come from closed sets: route patterns (or `unmatched`), standard methods (or `OTHER`),
+//! status codes, providers, result statuses and error kinds.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -24,6 +26,7 @@ pub const HTTP_DURATION: &str = "http_request_duration_seconds";
 pub const PROVIDER_RESULTS: &str = "clients_gateway_provider_results_total";
 pub const PROVIDER_DURATION: &str = "clients_gateway_provider_duration_seconds";
 pub const FANOUTS_IN_FLIGHT: &str = "clients_gateway_fanouts_in_flight";
+pub const IDEMPOTENCY_KEYS: &str = "clients_gateway_idempotency_keys";
 
 const BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -81,11 +84,29 @@ fn describe() {
         "Time spent on one provider for one request"
     );
     metrics::describe_gauge!(FANOUTS_IN_FLIGHT, "Fan-outs under way");
+    metrics::describe_gauge!(
+        IDEMPOTENCY_KEYS,
+        "Idempotency keys held by the in-process store (idempotency.max_keys at most)"
+    );
 }
 
+/// The `method` label: the standard methods, any other folded into `OTHER` (a method is any token
+/// a caller sends, authenticated or not).
+pub fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    KNOWN
+        .into_iter()
+        .find(|known| *known == method)
+        .unwrap_or("OTHER")
+}
+
+/// Counts an answered HTTP request. `route` is the matched route pattern or `unmatched`; the
+/// method is folded by [`method_label`]: every label comes from a closed set.
 pub fn http_request(route: &str, method: &str, status: u16, duration: Duration) {
-    let (route, method) = (route.to_owned(), method.to_owned());
-    metrics::counter!(HTTP_REQUESTS, "route" => route.clone(), "method" => method.clone(), "status" => status.to_string())
+    let (route, method) = (route.to_owned(), method_label(method));
+    metrics::counter!(HTTP_REQUESTS, "route" => route.clone(), "method" => method, "status" => status.to_string())
         .increment(1);
     metrics::histogram!(HTTP_DURATION, "route" => route, "method" => method)
         .record(duration.as_secs_f64());
@@ -98,6 +119,11 @@ pub fn provider_result(provider: ProviderId, result: &TargetResult) {
         .increment(1);
     metrics::histogram!(PROVIDER_DURATION, "provider" => provider.as_str(), "status" => status)
         .record(Duration::from_millis(result.duration_ms).as_secs_f64());
+}
+
+/// The in-process store's key count.
+pub fn idempotency_keys(count: usize) {
+    metrics::gauge!(IDEMPOTENCY_KEYS).set(count as f64);
 }
 
 /// Counts a fan-out as under way until dropped.
@@ -124,4 +150,17 @@ pub async fn render(handle: web::Data<PrometheusHandle>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(handle.render())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_fold_into_a_closed_set() {
+        assert_eq!(method_label("POST"), "POST");
+        assert_eq!(method_label("post"), "OTHER");
+        assert_eq!(method_label("BREW"), "OTHER");
+        assert_eq!(method_label(&"X".repeat(8000)), "OTHER");
+    }
 }

@@ -29,6 +29,8 @@ pub enum ApiError {
     Forbidden { detail: String, challenge: String },
     #[error("the request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("the request body did not arrive within {ms} ms; nothing was sent")]
+    BodyTimeout { ms: u128 },
     #[error("the request headers are larger than the limit of {limit} bytes")]
     HeadersTooLarge { limit: usize },
     #[error("the request body must be JSON: send `Content-Type: application/json`")]
@@ -43,6 +45,8 @@ pub enum ApiError {
     IdempotencyMismatch,
     #[error("the idempotency store is unavailable; nothing was sent (retry later)")]
     StoreUnavailable,
+    #[error("the idempotency store holds as many recent keys as it may (idempotency.max_keys); nothing was sent (retry later)")]
+    StoreFull,
     #[error("no route for this method and path")]
     NotFound,
     #[error("method not allowed on this path; allowed: {allow}")]
@@ -59,6 +63,7 @@ impl ApiError {
             ApiError::Unauthorized { .. } => ("unauthorized", "Unauthorized"),
             ApiError::Forbidden { .. } => ("forbidden", "Insufficient scope"),
             ApiError::PayloadTooLarge { .. } => ("payload-too-large", "Request body too large"),
+            ApiError::BodyTimeout { .. } => ("request-timeout", "Request body too slow"),
             ApiError::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
             ApiError::HeadersTooLarge { .. } => {
                 ("headers-too-large", "Request header fields too large")
@@ -67,6 +72,7 @@ impl ApiError {
             ApiError::IdempotencyInFlight => ("idempotency-key-in-flight", "Request in progress"),
             ApiError::IdempotencyMismatch => ("idempotency-key-reused", "Idempotency-Key reused"),
             ApiError::StoreUnavailable => ("store-unavailable", "Service unavailable"),
+            ApiError::StoreFull => ("store-full", "Service unavailable"),
             ApiError::NotFound => ("not-found", "Not found"),
             ApiError::MethodNotAllowed { .. } => ("method-not-allowed", "Method not allowed"),
             ApiError::Internal => ("internal", "Internal error"),
@@ -79,12 +85,13 @@ impl ApiError {
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::IdempotencyInFlight => StatusCode::CONFLICT,
             ApiError::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::StoreUnavailable | ApiError::StoreFull => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -162,6 +169,10 @@ impl ResponseError for Problem {
             }
             ApiError::MethodNotAllowed { allow } => {
                 response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
+            }
+            // The rest of the body may still be trickling in: the connection is not kept.
+            ApiError::BodyTimeout { .. } | ApiError::PayloadTooLarge { .. } => {
+                response.force_close();
             }
             _ => {}
         }

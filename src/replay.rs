@@ -20,6 +20,7 @@ use crate::results::{TargetResult, TargetStatus};
 pub enum Refusal {
     InFlight,
     Mismatch,
+    Full,
     Store(StoreError),
 }
 
@@ -41,10 +42,30 @@ fn replayed(previous: &TargetResult) -> TargetResult {
     }
 }
 
-/// What a record keeps of a result: everything but the password.
+/// How long a claim that failed is given to be given up before the 503.
+const RELEASE_WITHIN: Duration = Duration::from_secs(2);
+
+/// Longest error message a record keeps.
+const MAX_RECORDED_MESSAGE: usize = 512;
+
+/// What a record keeps of a result: small, and no password. The provider's bodies (`response`,
+/// `provider_error`) are not kept — a replay answers the status, the id, the error kind and
+/// message, not the bodies.
 fn to_record(result: &TargetResult) -> TargetResult {
     let mut r = result.clone();
     r.credentials = r.credentials.as_ref().map(|c| c.redacted());
+    r.response = None;
+    if let Some(e) = r.error.as_mut() {
+        e.provider_error = None;
+        if e.message.len() > MAX_RECORDED_MESSAGE {
+            let mut end = MAX_RECORDED_MESSAGE;
+            while !e.message.is_char_boundary(end) {
+                end -= 1;
+            }
+            e.message.truncate(end);
+            e.message.push('…');
+        }
+    }
     r
 }
 
@@ -69,7 +90,7 @@ pub async fn run(
     request_id: RequestId,
 ) -> Result<(uuid::Uuid, BTreeMap<ProviderId, TargetResult>), Refusal> {
     let holder = Lease::new();
-    let claim = keyed
+    let claim = match keyed
         .store
         .claim(
             &keyed.key,
@@ -79,10 +100,27 @@ pub async fn run(
             keyed.ttl,
         )
         .await
-        .map_err(Refusal::Store)?;
+    {
+        Ok(claim) => claim,
+        Err(e) => {
+            // The claim may have landed after all (a slow store): nothing was sent under it, so
+            // it is given up before answering, for a retry to run at once rather than find it
+            // in flight.
+            let released =
+                tokio::time::timeout(RELEASE_WITHIN, keyed.store.release(&keyed.key, &holder))
+                    .await;
+            if !matches!(released, Ok(Ok(()))) {
+                tracing::warn!(
+                    "could not give up an unanswered idempotency claim; it expires with its lease"
+                );
+            }
+            return Err(Refusal::Store(e));
+        }
+    };
     let (operation_id, record, interrupted_at) = match claim {
         Claim::InFlight => return Err(Refusal::InFlight),
         Claim::Mismatch => return Err(Refusal::Mismatch),
+        Claim::Full => return Err(Refusal::Full),
         Claim::New => (crate::ids::v7(), None, None),
         Claim::Finished(record) => (record.operation_id, Some(record), None),
         Claim::Abandoned(record, since) => {

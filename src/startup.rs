@@ -34,6 +34,7 @@ pub struct Application {
 
 impl Application {
     pub fn build(settings: &Settings) -> Result<Self, StartError> {
+        raise_open_files_limit();
         // First: what is built next (the circuit breakers) exports its state.
         let metrics = web::Data::new(crate::metrics::handle());
         let registry = Registry::from_settings(&settings.providers)?;
@@ -54,7 +55,10 @@ impl Application {
             }
             None => {
                 tracing::info!("idempotency records in process (one replica only)");
-                Arc::new(MemoryStore::new())
+                Arc::new(MemoryStore::new(
+                    settings.idempotency.max_keys,
+                    Duration::from_secs(settings.idempotency.retain_s),
+                ))
             }
         };
         let draining = Arc::new(AtomicBool::new(false));
@@ -65,6 +69,7 @@ impl Application {
         let state = web::Data::new(ClientsState {
             registry,
             body_limit: settings.server.body_limit_bytes,
+            body_timeout: Duration::from_millis(settings.server.body_timeout_ms),
             deadline: Duration::from_millis(settings.server.deadline_ms),
             store,
             idempotency_ttl: Duration::from_secs(settings.idempotency.ttl_s),
@@ -86,10 +91,17 @@ impl Application {
         })
         .listen(listener)?
         .disable_signals()
-        .shutdown_timeout(settings.server.shutdown_grace_s);
-        if let Some(workers) = settings.server.workers {
-            server = server.workers(workers);
-        }
+        .shutdown_timeout(settings.server.shutdown_grace_s)
+        // The request head must arrive within this long (the body: server.body_timeout_ms).
+        .client_request_timeout(Duration::from_secs(5))
+        .client_disconnect_timeout(Duration::from_secs(1));
+        let workers = settings
+            .server
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        server = server
+            .workers(workers)
+            .max_connections(settings.server.max_connections.div_ceil(workers));
         Ok(Self {
             server: server.run(),
             port,
@@ -130,5 +142,13 @@ async fn shutdown_signal() {
             tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops gracefully");
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+/// Raises the soft limit on open files to the hard one: each connection, in and out, is one.
+fn raise_open_files_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open files limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open files limit"),
     }
 }

@@ -19,6 +19,24 @@ const LINES_IN_FLIGHT: usize = 1024;
 /// Set when the writer thread stops: later lines bypass the queue.
 static WRITER_STOPPED: AtomicBool = AtomicBool::new(false);
 
+/// A caller-supplied text as a log field: control characters (a newline, an ANSI escape) written
+/// as `\u{..}` escapes, so it cannot forge a line or recolour a terminal.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
 /// Keeps the writer thread; dropping it writes out the queued lines and stops the thread.
 pub struct LogGuard(Option<WorkerGuard>);
 
@@ -65,4 +83,16 @@ pub fn init(settings: &TelemetrySettings) -> Result<LogGuard, String> {
     };
     installed.map_err(|e| format!("cannot install the log subscriber: {e}"))?;
     Ok(LogGuard(Some(guard)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(printable("alice"), "alice");
+        assert_eq!(printable("a\nb"), "a\\u{a}b");
+        assert_eq!(printable("\u{1b}[31mred"), "\\u{1b}[31mred");
+    }
 }

@@ -13,8 +13,9 @@ use tokio::sync::SemaphorePermit;
 use tokio::time::Instant;
 use url::Url;
 
+use crate::net::{describe_transport, read_limited, Cut};
 use crate::provider_error::{ErrorKind, ProviderError};
-use crate::providers::{describe_transport, Auth, Request, Target};
+use crate::providers::{Auth, Request, Target};
 use crate::resilience::{Attempt, Decision};
 
 /// Largest provider answer read; a larger one is cut (and reported as such).
@@ -56,7 +57,7 @@ pub struct Answer {
     pub content_type: String,
     pub body: Vec<u8>,
     /// Why the body is incomplete, if it is (too large, connection cut).
-    pub cut: Option<String>,
+    pub cut: Option<Cut>,
 }
 
 /// How an exchange ended.
@@ -229,32 +230,16 @@ fn not_connected(e: &reqwest::Error) -> ProviderError {
 
 /// Reads the answer's body, at most [`MAX_ANSWER_BYTES`]; a cut or an oversized body is noted,
 /// not an error.
-async fn read_answer(mut response: reqwest::Response) -> Answer {
+async fn read_answer(response: reqwest::Response) -> Answer {
     let status = response.status();
     let headers = response.headers().clone();
     let retry_after = retry_after(&headers);
-    let content_type = response
-        .headers()
+    let content_type = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    let mut body = Vec::new();
-    let mut cut = None;
-    loop {
-        match Box::pin(response.chunk()).await {
-            Ok(Some(chunk)) if body.len() + chunk.len() > MAX_ANSWER_BYTES => {
-                cut = Some(format!("over {MAX_ANSWER_BYTES} bytes"));
-                break;
-            }
-            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-            Ok(None) => break,
-            Err(e) => {
-                cut = Some(format!("cut: {}", describe_transport(&e)));
-                break;
-            }
-        }
-    }
+    let (body, cut) = read_limited(response, MAX_ANSWER_BYTES).await;
     Answer {
         status,
         headers,
@@ -265,17 +250,23 @@ async fn read_answer(mut response: reqwest::Response) -> Answer {
     }
 }
 
-/// `Retry-After` as a duration from now: delta-seconds or an HTTP date.
+/// Longest `Retry-After` believed (a provider's number goes into the answer and into
+/// comparisons, never unbounded).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// `Retry-After` as a duration from now: delta-seconds or an HTTP date, at most
+/// [`MAX_RETRY_AFTER`].
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(
-        at.duration_since(std::time::SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
+    let after = match value.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => {
+            let at = httpdate::parse_http_date(value).ok()?;
+            at.duration_since(std::time::SystemTime::now())
+                .unwrap_or(Duration::ZERO)
+        }
+    };
+    Some(after.min(MAX_RETRY_AFTER))
 }
 
 #[cfg(test)]
@@ -303,5 +294,15 @@ mod tests {
         assert_eq!(secs(&h), Some(0));
         h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(secs(&h), None);
+        h.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("18446744073709551615"),
+        );
+        assert_eq!(secs(&h), Some(86_400), "bounded");
+        h.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Fri, 31 Dec 9999 23:59:59 GMT"),
+        );
+        assert_eq!(secs(&h), Some(86_400), "bounded");
     }
 }

@@ -60,7 +60,7 @@ pub async fn look_up(
         Looked::Failed(e) if e.kind == ErrorKind::CircuitOpen => Health::Unknown,
         _ => Health::Up,
     };
-    target.breaker.record(permit, health);
+    permit.record(health);
     looked
 }
 

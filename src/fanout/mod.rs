@@ -374,7 +374,7 @@ impl Work {
             Err(_) => timed_out(budget, progress.in_flight),
         };
         result.attempts = progress.attempts;
-        target.breaker.record(permit, Health::of(&result));
+        permit.record(Health::of(&result));
         result
     }
 

@@ -144,6 +144,8 @@ pub enum Claim {
     Abandoned(Option<Record>, Option<u64>),
     /// A request with this key is running now.
     InFlight,
+    /// The store has no room for a new key (every record it holds is recent).
+    Full,
     /// The key was used with another body.
     Mismatch,
 }
@@ -174,6 +176,14 @@ pub trait Store: Send + Sync {
         record: &'a Record,
         ttl: Duration,
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// Gives up a claim that never started anything (its request stopped before sending), so
+    /// that a retry runs at once; a no-op if `holder` does not hold it.
+    fn release<'a>(
+        &'a self,
+        key: &'a str,
+        holder: &'a Lease,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
 
     /// Whether the store answers (readiness).
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>>;

@@ -34,10 +34,21 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 ";
 
+const RELEASE: &str = r"
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'record') == 1 then
+  redis.call('HSET', KEYS[1], 'state', 'finished', 'lease', '0')
+else
+  redis.call('DEL', KEYS[1])
+end
+return 1
+";
+
 pub struct RedisStore {
     connection: ConnectionManager,
     claim: Script,
     finish: Script,
+    release: Script,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -71,6 +82,7 @@ impl RedisStore {
             connection,
             claim: Script::new(CLAIM),
             finish: Script::new(FINISH),
+            release: Script::new(RELEASE),
         })
     }
 }
@@ -143,6 +155,24 @@ impl Store for RedisStore {
                 .await
                 .map_err(unavailable)?;
             Ok(done == 1)
+        })
+    }
+
+    fn release<'a>(
+        &'a self,
+        key: &'a str,
+        holder: &'a Lease,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut conn = self.connection.clone();
+            let _: i64 = self
+                .release
+                .key(key)
+                .arg(&holder.owner)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            Ok(())
         })
     }
 

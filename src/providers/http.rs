@@ -16,15 +16,3 @@ pub fn http_client(max_idle: usize) -> Result<reqwest::Client, String> {
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }
-
-/// A transport error in words, without the URL: the innermost cause says what went wrong
-/// ("Connection refused", "connection reset").
-pub fn describe_transport(e: &reqwest::Error) -> String {
-    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
-    let mut last = None;
-    while let Some(s) = source {
-        last = Some(s.to_string());
-        source = s.source();
-    }
-    last.unwrap_or_else(|| e.to_string())
-}

@@ -17,7 +17,7 @@ pub use adapter::{
     DynAdapter, Examples, Found, Listed, LookupKey, Page, Plan, Planned, Request,
 };
 pub use auth::Auth;
-pub use http::{describe_transport, http_client};
+pub use http::http_client;
 pub use oauth::TokenSource;
 pub(crate) use settings::provider_settings;
 pub use settings::{Common, ProviderSettings};

@@ -12,11 +12,16 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 use url::Url;
 
-use super::http::describe_transport;
+use crate::net::{describe_transport, read_limited, Cut};
 use crate::provider_error::{message_of, ErrorKind, ProviderError};
 
 /// Lifetime assumed when the token endpoint gives no `expires_in`.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
+/// Longest lifetime believed: a token is fetched again after a day whatever `expires_in` says
+/// (and no number from the endpoint can overflow a clock).
+const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+/// Largest token endpoint answer read.
+const MAX_TOKEN_ANSWER_BYTES: usize = 64 * 1024;
 /// A token is renewed this long before it expires (at most a tenth of its lifetime).
 const RENEW_MARGIN: Duration = Duration::from_secs(60);
 
@@ -113,12 +118,17 @@ impl TokenSource {
             err
         })?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| {
-            ProviderError::new(
-                ErrorKind::Unavailable,
-                format!("token endpoint answer cut: {}", describe_transport(&e)),
-            )
-        })?;
+        let (bytes, cut) = read_limited(response, MAX_TOKEN_ANSWER_BYTES).await;
+        if let Some(cut) = cut {
+            let kind = match cut {
+                Cut::TooLarge(_) => ErrorKind::InvalidResponse,
+                Cut::Broken(_) => ErrorKind::Unavailable,
+            };
+            return Err(ProviderError::new(
+                kind,
+                format!("token endpoint answer {cut}"),
+            ));
+        }
         let body: Option<Value> = serde_json::from_slice(&bytes).ok();
         if !status.is_success() {
             let mut err = ProviderError::from_status(status, body.as_ref());
@@ -158,7 +168,8 @@ impl TokenSource {
             .as_ref()
             .and_then(Value::as_u64)
             .map(Duration::from_secs)
-            .unwrap_or(DEFAULT_LIFETIME);
+            .unwrap_or(DEFAULT_LIFETIME)
+            .min(MAX_LIFETIME);
         let margin = RENEW_MARGIN.min(lifetime / 10);
         Ok(Cached {
             header,

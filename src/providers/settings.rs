@@ -43,23 +43,38 @@ impl Common {
         }
     }
 
-    /// What is wrong with these values, if anything (named by the key alone).
+    /// What is wrong with these values, if anything (named by the key alone). Every number has
+    /// an upper bound too: none can overflow a clock.
     pub fn problem(&self) -> Option<String> {
-        if self.timeout_ms == 0 {
-            Some("timeout_ms must be positive".to_owned())
-        } else if !matches!(self.base_url.scheme(), "http" | "https")
-            || self.base_url.cannot_be_a_base()
-        {
+        const MAX_MS: u64 = 600_000;
+        let bounds: [(&str, u64, u64, u64); 7] = [
+            ("timeout_ms", self.timeout_ms, 1, MAX_MS),
+            ("max_attempts", u64::from(self.max_attempts), 1, 20),
+            ("retry_base_delay_ms", self.retry_base_delay_ms, 0, MAX_MS),
+            ("retry_max_delay_ms", self.retry_max_delay_ms, 0, MAX_MS),
+            ("max_connections", self.max_connections as u64, 1, 100_000),
+            (
+                "circuit_cooldown_ms",
+                self.circuit_cooldown_ms,
+                0,
+                86_400_000,
+            ),
+            ("settle_s", self.settle_s, 0, 86_400),
+        ];
+        for (key, value, min, max) in bounds {
+            if !(min..=max).contains(&value) {
+                return Some(format!(
+                    "{key} must be between {min} and {max}, got {value}"
+                ));
+            }
+        }
+        if !matches!(self.base_url.scheme(), "http" | "https") || self.base_url.cannot_be_a_base() {
             Some(format!(
                 "base_url must be an http(s) URL, got {}",
                 self.base_url
             ))
-        } else if self.max_attempts == 0 {
-            Some("max_attempts must be at least 1".to_owned())
         } else if self.max_per_minute == Some(0) {
             Some("max_per_minute must be positive (omit it for no limit)".to_owned())
-        } else if self.max_connections == 0 {
-            Some("max_connections must be at least 1".to_owned())
         } else if self.circuit_failure_threshold == 0 {
             Some("circuit_failure_threshold must be at least 1".to_owned())
         } else {

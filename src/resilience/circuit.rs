@@ -54,11 +54,42 @@ pub struct CircuitBreaker {
     state: Mutex<State>,
 }
 
-/// Leave to call the provider.
+/// Which leave a permit is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Permit {
+pub enum Leave {
     Call,
     Probe,
+}
+
+/// Leave to call the provider. It settles on every path: [`Permit::record`] says what the call
+/// told; dropped unrecorded (an early return, a cancelled future, a panic unwinding), it records
+/// that nothing was learnt, so a probe that never finished lets the next call probe again.
+#[derive(Debug)]
+#[must_use = "a permit records what the call told"]
+pub struct Permit<'a> {
+    breaker: &'a CircuitBreaker,
+    leave: Leave,
+    settled: bool,
+}
+
+impl Permit<'_> {
+    pub fn leave(&self) -> Leave {
+        self.leave
+    }
+
+    /// Records what the call told about the provider.
+    pub fn record(mut self, health: Health) {
+        self.settled = true;
+        self.breaker.record(self.leave, health);
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.breaker.record(self.leave, Health::Unknown);
+        }
+    }
 }
 
 impl CircuitBreaker {
@@ -74,10 +105,20 @@ impl CircuitBreaker {
     }
 
     /// A permit, or how long until a call may be tried again.
-    pub fn acquire(&self) -> Result<Permit, Duration> {
-        let mut state = self.state.lock().expect("breaker lock");
+    pub fn acquire(&self) -> Result<Permit<'_>, Duration> {
+        let leave = self.leave()?;
+        Ok(Permit {
+            breaker: self,
+            leave,
+            settled: false,
+        })
+    }
+
+    fn leave(&self) -> Result<Leave, Duration> {
+        // A panic elsewhere while the lock was held leaves a state that is still whole.
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         match *state {
-            State::Closed { .. } => Ok(Permit::Call),
+            State::Closed { .. } => Ok(Leave::Call),
             State::Open { until } => {
                 let now = Instant::now();
                 if now < until {
@@ -89,21 +130,21 @@ impl CircuitBreaker {
                     provider = self.provider.as_str(),
                     "circuit half-open: probing"
                 );
-                Ok(Permit::Probe)
+                Ok(Leave::Probe)
             }
             State::HalfOpen { probing: true } => Err(Duration::from_secs(1)),
             State::HalfOpen { probing: false } => {
                 *state = State::HalfOpen { probing: true };
-                Ok(Permit::Probe)
+                Ok(Leave::Probe)
             }
         }
     }
 
-    pub fn record(&self, permit: Permit, health: Health) {
-        let mut state = self.state.lock().expect("breaker lock");
-        let next = match (*state, permit, health) {
+    fn record(&self, leave: Leave, health: Health) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let next = match (*state, leave, health) {
             (_, _, Health::Up) => State::Closed { failures: 0 },
-            (State::Closed { failures }, Permit::Call, Health::Down) => {
+            (State::Closed { failures }, Leave::Call, Health::Down) => {
                 if failures + 1 >= self.threshold {
                     tracing::warn!(
                         provider = self.provider.as_str(),
@@ -120,7 +161,7 @@ impl CircuitBreaker {
                     }
                 }
             }
-            (State::HalfOpen { .. }, Permit::Probe, Health::Down) => {
+            (State::HalfOpen { .. }, Leave::Probe, Health::Down) => {
                 tracing::warn!(
                     provider = self.provider.as_str(),
                     "probe failed: circuit open again"
@@ -129,7 +170,7 @@ impl CircuitBreaker {
                     until: Instant::now() + self.cooldown,
                 }
             }
-            (State::HalfOpen { .. }, Permit::Probe, Health::Unknown) => {
+            (State::HalfOpen { .. }, Leave::Probe, Health::Unknown) => {
                 State::HalfOpen { probing: false }
             }
             (current, _, _) => current,
@@ -162,28 +203,70 @@ impl CircuitBreaker {
 mod tests {
     use super::*;
 
+    fn leave(b: &CircuitBreaker) -> Result<Leave, Duration> {
+        b.acquire().map(|p| {
+            let leave = p.leave();
+            // Settled by the caller below; this one says nothing.
+            std::mem::forget(p);
+            leave
+        })
+    }
+
     #[tokio::test(start_paused = true)]
     async fn the_circuit_opens_then_probes_then_closes() {
         let b = CircuitBreaker::new(ProviderId::Lucca, 3, Duration::from_secs(10));
         for _ in 0..2 {
-            let p = b.acquire().unwrap();
-            b.record(p, Health::Down);
+            b.acquire().unwrap().record(Health::Down);
         }
-        assert_eq!(b.acquire(), Ok(Permit::Call), "two failures: still closed");
-        b.record(Permit::Call, Health::Down);
+        let p = b.acquire().unwrap();
+        assert_eq!(p.leave(), Leave::Call, "two failures: still closed");
+        p.record(Health::Down);
         let wait = b.acquire().unwrap_err();
         assert!(wait <= Duration::from_secs(10) && wait > Duration::from_secs(9));
 
         tokio::time::advance(Duration::from_secs(11)).await;
-        assert_eq!(b.acquire(), Ok(Permit::Probe));
+        let probe = b.acquire().unwrap();
+        assert_eq!(probe.leave(), Leave::Probe);
         assert!(b.acquire().is_err(), "one probe at a time");
-        b.record(Permit::Probe, Health::Down);
+        probe.record(Health::Down);
         assert!(b.acquire().is_err(), "a failed probe opens it again");
 
         tokio::time::advance(Duration::from_secs(11)).await;
-        assert_eq!(b.acquire(), Ok(Permit::Probe));
-        b.record(Permit::Probe, Health::Up);
-        assert_eq!(b.acquire(), Ok(Permit::Call), "a good probe closes it");
+        let probe = b.acquire().unwrap();
+        assert_eq!(probe.leave(), Leave::Probe);
+        probe.record(Health::Up);
+        assert_eq!(leave(&b), Ok(Leave::Call), "a good probe closes it");
+    }
+
+    /// Opened, cooled down: the next permit is the probe.
+    async fn half_open(b: &CircuitBreaker) {
+        b.acquire().unwrap().record(Health::Down);
+        tokio::time::advance(Duration::from_secs(11)).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_dropped_unrecorded_lets_the_next_call_probe() {
+        let b = CircuitBreaker::new(ProviderId::Lucca, 1, Duration::from_secs(10));
+        half_open(&b).await;
+        let probe = b.acquire().unwrap();
+        assert_eq!(probe.leave(), Leave::Probe);
+        drop(probe);
+        assert_eq!(leave(&b), Ok(Leave::Probe), "not jammed");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_whose_call_panics_lets_the_next_call_probe() {
+        let b = CircuitBreaker::new(ProviderId::Lucca, 1, Duration::from_secs(10));
+        half_open(&b).await;
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _probe = b.acquire().unwrap();
+            panic!("the call panicked");
+        }));
+        assert!(panicked.is_err());
+        let probe = b.acquire().unwrap();
+        assert_eq!(probe.leave(), Leave::Probe, "not jammed");
+        probe.record(Health::Up);
+        assert_eq!(leave(&b), Ok(Leave::Call));
     }
 
     #[test]
@@ -215,9 +298,9 @@ mod tests {
     #[test]
     fn an_answer_resets_the_failure_count() {
         let b = CircuitBreaker::new(ProviderId::Lucca, 2, Duration::from_secs(10));
-        b.record(Permit::Call, Health::Down);
-        b.record(Permit::Call, Health::Up);
-        b.record(Permit::Call, Health::Down);
-        assert_eq!(b.acquire(), Ok(Permit::Call));
+        b.acquire().unwrap().record(Health::Down);
+        b.acquire().unwrap().record(Health::Up);
+        b.acquire().unwrap().record(Health::Down);
+        assert_eq!(leave(&b), Ok(Leave::Call));
     }
 }

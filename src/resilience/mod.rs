@@ -6,7 +6,7 @@ mod keyed;
 mod quota;
 mod retry;
 
-pub use circuit::{CircuitBreaker, Health, Permit, CIRCUIT_STATE};
+pub use circuit::{CircuitBreaker, Health, Leave, Permit, CIRCUIT_STATE};
 pub use keyed::KeyedLocks;
 pub use quota::Quota;
 pub use retry::{Attempt, Decision, RetryPolicy};

@@ -37,6 +37,8 @@ const LEASE_MARGIN: Duration = Duration::from_secs(30);
 pub struct ClientsState {
     pub registry: Registry,
     pub body_limit: usize,
+    /// How long the body may take to arrive (`server.body_timeout_ms`).
+    pub body_timeout: Duration,
     pub deadline: Duration,
     pub store: Arc<dyn Store>,
     /// How long a record is kept.
@@ -79,6 +81,7 @@ pub struct ClientsState {
             headers(("WWW-Authenticate" = String, description = "RFC 6750 challenge"))),
         (status = 403, description = "The token lacks the required scope", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "A request with the same Idempotency-Key is still running", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 408, description = "The body did not arrive within server.body_timeout_ms; nothing was sent", body = ProblemBody, content_type = "application/problem+json"),
         (status = 413, description = "Body over the limit", body = ProblemBody, content_type = "application/problem+json"),
         (status = 431, description = "Request headers over the limit", body = ProblemBody, content_type = "application/problem+json"),
         (status = 415, description = "Body not sent as JSON", body = ProblemBody, content_type = "application/problem+json"),
@@ -109,9 +112,17 @@ pub async fn create_client(
     if !is_json(&req) {
         return Err(fail(ApiError::UnsupportedMediaType));
     }
-    let body = read_body(&req, payload, state.body_limit)
-        .await
-        .map_err(fail)?;
+    let body = tokio::time::timeout(
+        state.body_timeout,
+        read_body(&req, payload, state.body_limit),
+    )
+    .await
+    .map_err(|_| {
+        fail(ApiError::BodyTimeout {
+            ms: state.body_timeout.as_millis(),
+        })
+    })?
+    .map_err(fail)?;
     let request = parse(&body).map_err(fail)?;
     let if_exists = request.if_exists.unwrap_or_default();
     let calls = validate(&request, if_exists, &state.registry).map_err(fail)?;
@@ -148,6 +159,7 @@ pub async fn create_client(
                     fail(match refusal {
                         Refusal::InFlight => ApiError::IdempotencyInFlight,
                         Refusal::Mismatch => ApiError::IdempotencyMismatch,
+                        Refusal::Full => ApiError::StoreFull,
                         Refusal::Store(e) => {
                             tracing::error!(request_id = %request_id, error = %e, "idempotency store unavailable");
                             ApiError::StoreUnavailable
@@ -178,7 +190,7 @@ pub async fn create_client(
     };
     tracing::info!(
         request_id = %request_id,
-        caller = %caller.subject,
+        caller = %crate::telemetry::printable(&caller.subject),
         operation_id = %answer.operation_id,
         targets = %targets,
         outcome = outcome.as_str(),

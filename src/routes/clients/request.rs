@@ -29,8 +29,11 @@ pub struct CreateClientRequest {
     pub if_exists: Option<IfExists>,
 }
 
+/// The query: `dry_run` only. An unknown or repeated parameter is a 400 (a typo such as
+/// `?dryrun=true` must not send for real).
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct CreateQuery {
     /// `true`: validate and answer what would be sent to each provider, without sending
     /// anything (every target `planned`, credentials redacted).

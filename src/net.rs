@@ -1,0 +1,54 @@
+//! What every outbound HTTP read shares (provider calls, token endpoints, the JWKS): a body read
+//! within a size limit, and transport errors in words.
+
+/// Why a body was not read whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cut {
+    /// Over the limit (in bytes); the rest was not read.
+    TooLarge(usize),
+    /// The connection failed while reading.
+    Broken(String),
+}
+
+impl std::fmt::Display for Cut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cut::TooLarge(limit) => write!(f, "over {limit} bytes"),
+            Cut::Broken(cause) => write!(f, "cut: {cause}"),
+        }
+    }
+}
+
+/// Reads a response body, at most `limit` bytes: what was read, and why it stopped early if it
+/// did. A larger body is never held whole in memory.
+pub async fn read_limited(mut response: reqwest::Response, limit: usize) -> (Vec<u8>, Option<Cut>) {
+    if response
+        .content_length()
+        .is_some_and(|declared| declared > limit as u64)
+    {
+        return (Vec::new(), Some(Cut::TooLarge(limit)));
+    }
+    let mut body = Vec::new();
+    loop {
+        match Box::pin(response.chunk()).await {
+            Ok(Some(chunk)) if body.len() + chunk.len() > limit => {
+                return (body, Some(Cut::TooLarge(limit)));
+            }
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) => return (body, None),
+            Err(e) => return (body, Some(Cut::Broken(describe_transport(&e)))),
+        }
+    }
+}
+
+/// A transport error in words, without the URL: the innermost cause says what went wrong
+/// ("Connection refused", "connection reset").
+pub fn describe_transport(e: &reqwest::Error) -> String {
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    let mut last = None;
+    while let Some(s) = source {
+        last = Some(s.to_string());
+        source = s.source();
+    }
+    last.unwrap_or_else(|| e.to_string())
+}
