@@ -74,8 +74,11 @@ fn to_ms(at: SystemTime) -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// A time from a record (a corrupt one cannot overflow the clock: it reads as now).
 fn from_ms(ms: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(ms)
+    UNIX_EPOCH
+        .checked_add(Duration::from_millis(ms))
+        .unwrap_or_else(SystemTime::now)
 }
 
 /// Runs `calls` under the key. Targets the record already settled are answered from it; the
@@ -154,10 +157,18 @@ pub async fn run(
                 };
             }
             _ => {
+                let answered_5xx = previous
+                    .and_then(|r| r.provider_status)
+                    .is_some_and(|s| (500..=599).contains(&s));
                 if let Some(since) = interrupted_at {
                     call.job = Job::Settle {
                         started: previous_sent.map_or(since, from_ms),
                         interrupted: true,
+                    };
+                } else if answered_5xx {
+                    // A 5xx does not prove nothing was created: look before creating again.
+                    call.job = Job::Recheck {
+                        started: previous_sent.map_or_else(SystemTime::now, from_ms),
                     };
                 }
             }

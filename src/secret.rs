@@ -81,6 +81,47 @@ pub fn redact(mut value: Value, pointers: &[&str]) -> Value {
     value
 }
 
+/// Shortest secret scrubbed from text relayed from a provider (a shorter one would mangle
+/// ordinary words; no real credential is that short).
+const MIN_SCRUBBED: usize = 6;
+
+/// Replaces every occurrence of each secret in `text` by [`REDACTED`].
+pub fn scrub_text(text: &mut String, secrets: &[&str]) {
+    for secret in secrets.iter().filter(|s| s.len() >= MIN_SCRUBBED) {
+        if text.contains(secret) {
+            *text = text.replace(secret, REDACTED);
+        }
+    }
+}
+
+/// Replaces every occurrence of each secret in the strings (and object keys) of `value`.
+pub fn scrub_value(value: &mut Value, secrets: &[&str]) {
+    match value {
+        Value::String(s) => scrub_text(s, secrets),
+        Value::Array(items) => items.iter_mut().for_each(|v| scrub_value(v, secrets)),
+        Value::Object(map) => {
+            let dirty: Vec<String> = map
+                .keys()
+                .filter(|k| {
+                    secrets
+                        .iter()
+                        .any(|s| s.len() >= MIN_SCRUBBED && k.contains(s))
+                })
+                .cloned()
+                .collect();
+            for key in dirty {
+                if let Some(v) = map.remove(&key) {
+                    let mut clean = key;
+                    scrub_text(&mut clean, secrets);
+                    map.insert(clean, v);
+                }
+            }
+            map.values_mut().for_each(|v| scrub_value(v, secrets));
+        }
+        _ => {}
+    }
+}
+
 /// A 20-character password with upper and lower case letters, digits and symbols.
 pub fn generate_password() -> SecretString {
     const LOWER: &[u8] = b"abcdefghijkmnopqrstuvwxyz";
@@ -156,6 +197,24 @@ mod tests {
         assert!(a.bytes().any(|c| c.is_ascii_uppercase()));
         assert!(a.bytes().any(|c| c.is_ascii_digit()));
         assert!(a.bytes().any(|c| !c.is_ascii_alphanumeric()));
+    }
+
+    #[test]
+    fn secrets_are_scrubbed_from_text_and_json() {
+        let secrets = ["key-123456", "tok"];
+        let mut text = "invalid key key-123456 (tok)".to_owned();
+        scrub_text(&mut text, &secrets);
+        assert_eq!(
+            text, "invalid key [redacted] (tok)",
+            "a 3-letter secret is not one"
+        );
+        let mut v =
+            serde_json::json!({"error": "bad key-123456", "key-123456": [1, "key-123456x"]});
+        scrub_value(&mut v, &secrets);
+        assert_eq!(
+            v,
+            serde_json::json!({"error": "bad [redacted]", "[redacted]": [1, "[redacted]x"]})
+        );
     }
 
     #[test]

@@ -25,12 +25,17 @@ pub fn field_error(base: &str, path: &Path, message: &str) -> FieldError {
     let message = message
         .rfind(" at line ")
         .map_or(message, |i| &message[..i]);
-    if let Some(rest) = message.strip_prefix("unknown field `") {
-        if let Some((name, _)) = rest.split_once('`') {
-            if !pointer.ends_with(&push("", name)) {
-                pointer = push(&pointer, name);
+    for (prefix, detail) in [
+        ("unknown field `", "unknown field"),
+        ("duplicate field `", "given twice: a key may appear once"),
+    ] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            if let Some((name, _)) = rest.split_once('`') {
+                if !pointer.ends_with(&push("", name)) {
+                    pointer = push(&pointer, name);
+                }
+                return FieldError::new(pointer, detail);
             }
-            return FieldError::new(pointer, "unknown field");
         }
     }
     FieldError::new(pointer, plain(message))

@@ -10,14 +10,40 @@ const CONTROL: &str = r"\u0000-\u001f\u007f-\u009f";
 /// Control characters except tab, line feed and carriage return (multi-line fields).
 const CONTROL_MULTILINE: &str = r"\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f";
 
-/// One line of text with at least one non-space character.
-pub fn single_line_pattern() -> String {
-    format!("^[^{CONTROL}]*[^\\s{CONTROL}][^{CONTROL}]*$")
+/// Character ranges as the inside of a regular-expression class (`\u200b-\u200f`).
+fn class(ranges: &[(char, char)]) -> String {
+    ranges
+        .iter()
+        .map(|(from, to)| {
+            let code = |c: &char| format!("\\u{:04x}", u32::from(*c));
+            if from == to {
+                code(from)
+            } else {
+                format!("{}-{}", code(from), code(to))
+            }
+        })
+        .collect()
 }
 
-/// Lines of text with at least one non-space character.
+/// Refused characters, and characters that show something, for lines or for multi-line text.
+fn classes(control: &str) -> (String, String) {
+    let refused = format!("{control}{}", class(super::text::BIDI_CONTROLS));
+    let blank = format!("\\s{CONTROL}{}", class(super::text::INVISIBLE));
+    (refused, blank)
+}
+
+/// One line of text with at least one visible character; no control characters, no
+/// bidirectional-text controls.
+pub fn single_line_pattern() -> String {
+    let (refused, blank) = classes(CONTROL);
+    format!("^[^{refused}]*[^{blank}{refused}][^{refused}]*$")
+}
+
+/// Lines of text with at least one visible character; no control characters but line breaks
+/// and tabs, no bidirectional-text controls.
 pub fn multi_line_pattern() -> String {
-    format!("^[^{CONTROL_MULTILINE}]*[^\\s{CONTROL}][^{CONTROL_MULTILINE}]*$")
+    let (refused, blank) = classes(CONTROL_MULTILINE);
+    format!("^[^{refused}]*[^{blank}{refused}][^{refused}]*$")
 }
 
 /// A DNS label: letters, digits, inner hyphens, at most 63 characters.
@@ -117,4 +143,11 @@ string_schema!(
     "^[a-z]{2}$".to_owned(),
     2,
     2
+);
+string_schema!(
+    ObjectId,
+    "A 24-hexadecimal-character id (a MongoDB ObjectId).",
+    "^[0-9a-fA-F]{24}$".to_owned(),
+    24,
+    24
 );

@@ -2,6 +2,41 @@
 
 use crate::field_error::FieldError;
 
+/// Bidirectional-text controls: they reorder what is displayed (a name could read as another);
+/// refused in every text field, as control characters are.
+pub const BIDI_CONTROLS: &[(char, char)] = &[
+    ('\u{061C}', '\u{061C}'),
+    ('\u{200E}', '\u{200F}'),
+    ('\u{202A}', '\u{202E}'),
+    ('\u{2066}', '\u{2069}'),
+];
+
+/// Characters that display nothing (format characters, joiners, fillers, variation selectors):
+/// a text made only of them and spaces is blank.
+pub const INVISIBLE: &[(char, char)] = &[
+    ('\u{00AD}', '\u{00AD}'),
+    ('\u{034F}', '\u{034F}'),
+    ('\u{115F}', '\u{1160}'),
+    ('\u{17B4}', '\u{17B5}'),
+    ('\u{180B}', '\u{180F}'),
+    ('\u{200B}', '\u{200F}'),
+    ('\u{202A}', '\u{202E}'),
+    ('\u{2060}', '\u{206F}'),
+    ('\u{3164}', '\u{3164}'),
+    ('\u{FE00}', '\u{FE0F}'),
+    ('\u{FEFF}', '\u{FEFF}'),
+    ('\u{FFA0}', '\u{FFA0}'),
+];
+
+fn within(c: char, ranges: &[(char, char)]) -> bool {
+    ranges.iter().any(|(from, to)| (*from..=*to).contains(&c))
+}
+
+/// Whether `c` displays something.
+pub fn is_visible(c: char) -> bool {
+    !c.is_whitespace() && !c.is_control() && !within(c, INVISIBLE)
+}
+
 /// Checks an optional text field and returns it trimmed. The length (in characters) and the
 /// characters are checked on the value as sent, as the OpenAPI document states them
 /// ([`super::schema`]). `multiline` admits line breaks and tabs (notes, addresses).
@@ -21,22 +56,25 @@ pub fn text(
         ));
         return None;
     }
-    let bad = value
-        .chars()
-        .any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t')));
+    let bad = value.chars().any(|c| {
+        (c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t')))
+            || within(c, BIDI_CONTROLS)
+    });
     if bad {
         let allowed = if multiline { "" } else { " or line breaks" };
         errors.push(FieldError::new(
             pointer,
-            format!("must not contain control characters{allowed}"),
+            format!(
+                "must not contain control characters{allowed}, nor bidirectional-text controls"
+            ),
         ));
         return None;
     }
     let trimmed = value.trim();
-    if trimmed.is_empty() {
+    if !trimmed.chars().any(is_visible) {
         errors.push(FieldError::new(
             pointer,
-            "must not be empty or blank (omit the field instead)",
+            "must not be empty or blank, nor made only of invisible characters (omit the field instead)",
         ));
         return None;
     }
@@ -46,6 +84,20 @@ pub fn text(
 /// An identifier such as a workspace id: 1–64 characters as sent, no control characters, not blank.
 pub fn is_valid_id(id: &str) -> bool {
     !id.trim().is_empty() && id.chars().count() <= 64 && !id.chars().any(char::is_control)
+}
+
+/// A MongoDB ObjectId as the providers that use them write it: 24 hexadecimal characters.
+pub fn is_object_id(id: &str) -> bool {
+    id.len() == 24 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// An id that may go into a URL path as one segment: 1–64 letters, digits, `-` or `_` (no `.`,
+/// `..`, `;`, `/`, `%`: nothing a server could read as more than the id).
+pub fn is_path_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// A DNS name of at least two labels, letters, digits and hyphens (punycode for IDN).
@@ -162,10 +214,20 @@ mod tests {
         );
         assert_eq!(text(Some("a\u{0}"), "/z", 3, false, &mut errors), None);
         assert_eq!(
+            text(Some("\u{200B}\u{FEFF} "), "/v", 9, false, &mut errors),
+            None
+        );
+        assert_eq!(text(Some("ab\u{202E}c"), "/b", 9, false, &mut errors), None);
+        assert_eq!(
+            text(Some("a\u{200D}b"), "/j", 9, false, &mut errors).as_deref(),
+            Some("a\u{200D}b"),
+            "a joiner between visible characters is fine"
+        );
+        assert_eq!(
             text(Some("a\nb"), "/w", 3, true, &mut errors).as_deref(),
             Some("a\nb")
         );
         let pointers: Vec<_> = errors.iter().map(|e| e.pointer.as_str()).collect();
-        assert_eq!(pointers, ["/x", "/y", "/z"]);
+        assert_eq!(pointers, ["/x", "/y", "/z", "/v", "/b"]);
     }
 }

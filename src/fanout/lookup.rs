@@ -53,12 +53,13 @@ pub async fn look_up(
                 format!("the lookup did not finish within {} ms", budget.as_millis()),
             ))
         });
+    // A provider that cannot answer a list is down; one that can still says nothing about its
+    // creates (they may be what fails): a lookup never closes the circuit.
     let health = match &looked {
         Looked::Failed(e) if matches!(e.kind, ErrorKind::Unavailable | ErrorKind::Timeout) => {
             Health::Down
         }
-        Looked::Failed(e) if e.kind == ErrorKind::CircuitOpen => Health::Unknown,
-        _ => Health::Up,
+        _ => Health::Unknown,
     };
     permit.record(health);
     looked

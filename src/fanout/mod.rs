@@ -25,7 +25,7 @@ use crate::domain::IfExists;
 use crate::provider_error::{ErrorKind, ProviderError};
 use crate::providers::{Found, Plan, Request, Target};
 use crate::request_id::RequestId;
-use crate::resilience::Health;
+use crate::resilience::{Attempt, Decision, Health};
 use crate::results::{PlannedRequest, TargetResult, TargetStatus};
 use crate::secret::{redact, Credentials};
 
@@ -55,6 +55,9 @@ pub enum Job {
         started: SystemTime,
         interrupted: bool,
     },
+    /// An earlier request with the same `Idempotency-Key` got a 5xx at `started` (and a lookup
+    /// then did not find the client): look again before creating it.
+    Recheck { started: SystemTime },
 }
 
 /// A target's result, and when the create it is about was first sent (what a later lookup
@@ -178,7 +181,9 @@ impl Work {
                 started,
                 interrupted,
             } => self.settle(started, interrupted).await,
+            Job::Recheck { started } => self.recheck(started).await,
         };
+        self.target.scrub(&mut done.result).await;
         let result = &mut done.result;
         result.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         if result.status == TargetStatus::Unknown && result.credentials.is_none() {
@@ -250,7 +255,7 @@ impl Work {
     /// up if time is left, a created client whose id the create does not answer is looked up.
     async fn create(&self) -> Done {
         let sent = SystemTime::now();
-        let mut result = self.send_create().await;
+        let mut result = self.send_checked(sent).await;
         let conflict = result
             .error
             .as_ref()
@@ -332,11 +337,39 @@ impl Work {
         }
     }
 
+    /// Before sending a create again after a 5xx: found → `created` (`reconciled`); not found →
+    /// created now; the lookup failing → not sent.
+    async fn recheck(&self, started: SystemTime) -> Done {
+        let Some(key) = &self.lookup else {
+            return self.create().await;
+        };
+        let mut result = match look_up(&self.target, key, Some(started), self.budget()).await {
+            Looked::Found(found) => reconciled(found),
+            Looked::NotFound => return self.create().await,
+            Looked::Failed(e) => TargetResult::failed(
+                TargetStatus::Failed,
+                ProviderError {
+                    message: format!(
+                        "not sent again: a lookup could not tell whether an earlier attempt (answered with a 5xx) created the client ({}); retry later",
+                        e.message
+                    ),
+                    retryable: true,
+                    ..e
+                },
+            ),
+        };
+        result.replayed = true;
+        Done {
+            result,
+            sent: Some(started),
+        }
+    }
+
     /// The create of a settled, not found client, sent again. A conflict now means the
     /// earlier create did land after all: the lookup then finds it (`created`, `reconciled`).
     async fn create_again(&self) -> Done {
         let sent = SystemTime::now();
-        let mut result = self.send_create().await;
+        let mut result = self.send_checked(sent).await;
         let conflict = result
             .error
             .as_ref()
@@ -349,6 +382,61 @@ impl Work {
         Done {
             result,
             sent: Some(sent),
+        }
+    }
+
+    /// Sends the create. A 5xx answer does not prove that nothing was created: the client is
+    /// looked up — found, it is `created` (`reconciled`); not found, the target failed, and a
+    /// 503 is sent again (after its `Retry-After` or a backoff, within the attempts and the
+    /// budget); when no lookup can tell, it is `unknown`.
+    async fn send_checked(&self, sent: SystemTime) -> TargetResult {
+        let mut attempts = 0;
+        loop {
+            let mut result = self.send_create().await;
+            attempts += result.attempts;
+            result.attempts = attempts;
+            let Some(code) = answered_5xx(&result) else {
+                return result;
+            };
+            let Some(key) = &self.lookup else {
+                return may_exist(result, "it cannot be looked up without its natural key");
+            };
+            let budget = self.budget();
+            if budget < MIN_LOOKUP_TIME {
+                return may_exist(result, "no time was left to look it up");
+            }
+            match look_up(&self.target, key, Some(sent), budget).await {
+                Looked::Found(found) => {
+                    return TargetResult {
+                        attempts,
+                        credentials: self.credentials.clone(),
+                        ..reconciled(found)
+                    }
+                }
+                Looked::Failed(e) => {
+                    return may_exist(result, &format!("a lookup could not tell ({})", e.message))
+                }
+                Looked::NotFound => {}
+            }
+            // Not created: a lookup says so. Now a 503 may be sent again like any safe request.
+            let retry_after = result
+                .error
+                .as_ref()
+                .and_then(|e| e.retry_after_s)
+                .map(Duration::from_secs);
+            let attempt = Attempt::Answered {
+                status: code,
+                retry_after,
+            };
+            let remaining = self.budget();
+            let decision =
+                self.target
+                    .retry
+                    .decide(attempt, attempts, remaining, rand::random(), true);
+            match (code, decision) {
+                (503, Decision::RetryAfter(pause)) => tokio::time::sleep(pause).await,
+                _ => return result,
+            }
         }
     }
 
@@ -471,6 +559,26 @@ fn reconciled(found: Found) -> TargetResult {
         reconciled: true,
         ..existing(found, TargetStatus::Created)
     }
+}
+
+/// The HTTP status of a 5xx answer to a create, if the result is one.
+fn answered_5xx(result: &TargetResult) -> Option<u16> {
+    if result.status != TargetStatus::Failed {
+        return None;
+    }
+    result.provider_status.filter(|s| (500..=599).contains(s))
+}
+
+/// A 5xx answer no lookup could settle: the client may exist.
+fn may_exist(mut result: TargetResult, why: &str) -> TargetResult {
+    result.status = TargetStatus::Unknown;
+    if let Some(e) = result.error.as_mut() {
+        e.message = format!(
+            "{}; the client may have been created ({why}): not sent again",
+            e.message
+        );
+    }
+    result
 }
 
 /// The same result, its error message completed.

@@ -17,7 +17,7 @@ use super::{
     Examples, Found, Listed, Page, Planned, Request,
 };
 use crate::domain::schema::{Email, Line255};
-use crate::domain::text::{email, text};
+use crate::domain::text::{email, is_path_id, text};
 use crate::domain::NewClient;
 use crate::field_error::FieldError;
 use crate::provider_error::ProviderError;
@@ -262,6 +262,10 @@ impl Adapter for Chatdash {
             let Some(id) = client.id.filter(|id| !id.is_empty()) else {
                 continue;
             };
+            // The id goes into a URL path: only one that looks like an id.
+            if !is_path_id(&id) {
+                return Err("a listed client has an `_id` that cannot be a path segment".into());
+            }
             if let Some(login) = &client.login_id {
                 if same_login(login, &lookup.login_id) {
                     listed.found = Some(Found { id, record: item });

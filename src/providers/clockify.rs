@@ -14,8 +14,8 @@ use super::{
     conflict_when, join_url, provider_settings, query_number, read, with_query, Adapter, Auth,
     Created, Examples, Found, Listed, Page, Planned, Request,
 };
-use crate::domain::schema::Id64;
-use crate::domain::text::is_valid_id;
+use crate::domain::schema::ObjectId;
+use crate::domain::text::is_object_id;
 use crate::domain::NewClient;
 use crate::field_error::FieldError;
 use crate::provider_error::ProviderError;
@@ -36,9 +36,9 @@ provider_settings! {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClockifyOptions {
-    /// The workspace to create the client in. Required here or in
-    /// `providers.clockify.workspace_id`.
-    #[schema(value_type = Option<Id64>, example = "64a687e29ae1f428e7ebe303")]
+    /// The workspace to create the client in (a Clockify id: 24 hexadecimal characters; it goes
+    /// into the URL path). Required here or in `providers.clockify.workspace_id`.
+    #[schema(value_type = Option<ObjectId>, example = "64a687e29ae1f428e7ebe303")]
     pub workspace_id: Option<String>,
 }
 
@@ -114,6 +114,11 @@ impl Adapter for Clockify {
     ];
 
     fn new(s: &ClockifySettings) -> Result<Self, String> {
+        if let Some(w) = s.workspace_id.as_deref().filter(|w| !is_object_id(w)) {
+            return Err(format!(
+                "workspace_id: `{w}` is not a Clockify workspace id (24 hexadecimal characters)"
+            ));
+        }
         Ok(Self {
             default_endpoint: s.workspace_id.as_deref().map(|w| endpoint(&s.base_url, w)),
             base_url: s.base_url.clone(),
@@ -136,13 +141,13 @@ impl Adapter for Clockify {
     ) -> Result<Planned<ClockifyLookup>, Vec<FieldError>> {
         let pointer = format!("{at}/workspace_id");
         let workspace = match opts.workspace_id.as_deref() {
-            Some(w) if !is_valid_id(w) => {
+            Some(w) if !is_object_id(w) => {
                 return Err(vec![FieldError::new(
                     pointer,
-                    "must be a workspace id of 1–64 characters",
+                    "must be a Clockify workspace id: 24 hexadecimal characters",
                 )])
             }
-            Some(w) => w.trim().to_owned(),
+            Some(w) => w.to_owned(),
             None => self.workspace_id.clone().ok_or_else(|| {
                 vec![FieldError::new(
                     pointer,
@@ -268,24 +273,34 @@ mod tests {
 
     #[test]
     fn the_workspace_is_a_path_segment_from_the_request_or_the_config() {
-        let plan = Adapter::plan(&clockify(Some("w1")), &client(), Default::default(), "/t")
+        let w1 = "64a687e29ae1f428e7ebe301";
+        let plan = Adapter::plan(&clockify(Some(w1)), &client(), Default::default(), "/t")
             .unwrap();
         assert_eq!(
             plan.create.url.as_str(),
-            "https://api.clockify.me/api/v1/workspaces/w1/clients"
+            format!("https://api.clockify.me/api/v1/workspaces/{w1}/clients")
         );
         assert_eq!(
             plan.create.body,
             Some(json!({"name": "Nova", "email": "billing@nova.example", "note": "n"}))
         );
         let opts = ClockifyOptions {
-            workspace_id: Some("w 2".into()),
+            workspace_id: Some("64a687e29ae1f428e7ebe302".into()),
         };
-        let plan = Adapter::plan(&clockify(Some("w1")), &client(), opts, "/t").unwrap();
-        assert_eq!(
-            plan.create.url.as_str(),
-            "https://api.clockify.me/api/v1/workspaces/w%202/clients"
-        );
+        let plan = Adapter::plan(&clockify(Some(w1)), &client(), opts, "/t").unwrap();
+        assert!(plan.create.url.path().contains("/64a687e29ae1f428e7ebe302/"));
+        for bad in [".", "..", "..;", "a/b", "64a687e29ae1f428e7ebe30", "64a687e29ae1f428e7ebe30g"] {
+            let opts = ClockifyOptions {
+                workspace_id: Some(bad.into()),
+            };
+            let errors = Adapter::plan(&clockify(Some(w1)), &client(), opts, "/t").unwrap_err();
+            assert_eq!(errors[0].pointer, "/t/workspace_id", "{bad}");
+        }
+        assert!(Clockify::new(&ClockifySettings {
+            workspace_id: Some("..".into()),
+            ..Default::default()
+        })
+        .is_err());
         let errors =
             Adapter::plan(&clockify(None), &client(), Default::default(), "/t").unwrap_err();
         assert_eq!(errors[0].pointer, "/t/workspace_id");

@@ -18,6 +18,7 @@ use super::{
     Listed, Page, Planned, Request, TokenSource,
 };
 use crate::domain::schema::string_schema;
+use crate::domain::text::is_object_id;
 use crate::domain::NewClient;
 use crate::field_error::FieldError;
 use crate::provider_error::ProviderError;
@@ -137,9 +138,7 @@ fn next_page(current: &Url, link: &str) -> Result<Url, String> {
     Ok(next)
 }
 
-fn is_object_id(s: &str) -> bool {
-    s.len() == 24 && s.bytes().all(|b| b.is_ascii_hexdigit())
-}
+
 
 impl Adapter for Missionx {
     type Settings = MissionxSettings;

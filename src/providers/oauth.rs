@@ -47,6 +47,7 @@ struct TokenAnswer {
 
 struct Cached {
     header: HeaderValue,
+    token: SecretString,
     renew_at: Instant,
 }
 
@@ -82,6 +83,12 @@ impl TokenSource {
         let header = fresh.header.clone();
         *cache = Some(fresh);
         Ok(header)
+    }
+
+    /// The token cached now, if any (to scrub it from what the provider relays).
+    pub async fn current_token(&self) -> Option<SecretString> {
+        let cache = self.cache.lock().await;
+        cache.as_ref().map(|c| c.token.clone())
     }
 
     /// Forgets `rejected` (the provider answered 401 to it), unless a newer token replaced it.
@@ -173,6 +180,7 @@ impl TokenSource {
         let margin = RENEW_MARGIN.min(lifetime / 10);
         Ok(Cached {
             header,
+            token: SecretString::from(token),
             renew_at: Instant::now() + lifetime - margin,
         })
     }

@@ -11,8 +11,12 @@ use super::auth::Auth;
 use super::http::http_client;
 use super::settings::ProviderSettings;
 use super::ProvidersSettings;
+use secrecy::{ExposeSecret, SecretString};
+
 use crate::catalog::ProviderId;
 use crate::resilience::{CircuitBreaker, KeyedLocks, Quota, RetryPolicy};
+use crate::results::TargetResult;
+use crate::secret::{scrub_text, scrub_value};
 
 /// An adapter with what it needs to be called: its HTTP clients (keep-alive), its timeout, its
 /// credentials and its protections.
@@ -37,9 +41,31 @@ pub struct Target {
     pub settle: Duration,
     /// Adoptions under way, by natural key (lookup then create, one at a time per client).
     pub adopting: KeyedLocks,
+    /// The configured secrets, scrubbed from anything relayed from the provider.
+    secrets: Vec<SecretString>,
 }
 
 impl Target {
+    /// Removes the provider's credentials (configured, or a token it issued) from what is relayed
+    /// from it: its error messages and bodies, its records.
+    pub async fn scrub(&self, result: &mut TargetResult) {
+        let token = match &self.auth {
+            Auth::OAuth2(source) => source.current_token().await,
+            Auth::Header(..) => None,
+        };
+        let mut secrets: Vec<&str> = self.secrets.iter().map(|s| s.expose_secret()).collect();
+        secrets.extend(token.as_ref().map(|t| t.expose_secret()));
+        if let Some(e) = result.error.as_mut() {
+            scrub_text(&mut e.message, &secrets);
+            if let Some(body) = e.provider_error.as_mut() {
+                scrub_value(body, &secrets);
+            }
+        }
+        if let Some(body) = result.response.as_mut() {
+            scrub_value(body, &secrets);
+        }
+    }
+
     /// This thread's outbound client for the provider.
     pub fn http(&self) -> &reqwest::Client {
         self.http
@@ -144,5 +170,6 @@ pub fn build<A: Adapter>(
         slots: tokio::sync::Semaphore::new(common.max_connections),
         settle: Duration::from_secs(common.settle_s),
         adopting: KeyedLocks::default(),
+        secrets: settings.secrets().into_iter().cloned().collect(),
     }))
 }

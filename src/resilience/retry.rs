@@ -41,12 +41,13 @@ pub enum Decision {
 
 impl RetryPolicy {
     /// The decision after `attempts` requests, the last of which gave `attempt`, with
-    /// `remaining` time left in the target's budget. A create is sent again only where the
-    /// provider cannot have acted: no connection, or a 429/503 answer (after its `Retry-After`
-    /// when it sent one, else a jittered backoff). A `safe` request (a lookup, which changes
-    /// nothing) is sent again also after a lost connection, a 408 or a 5xx. A pause that would
-    /// not end within the budget is not taken. `jitter` in `[0, 1]` scales the backoff ("full
-    /// jitter").
+    /// `remaining` time left in the target's budget. A create is sent again blindly only where
+    /// the provider cannot have acted: no connection, or a 429 (after its `Retry-After` when it
+    /// sent one, else a jittered backoff). A 5xx does not prove that nothing was created: a
+    /// create is sent again after one only once a lookup showed the client is not there (then it
+    /// is as `safe` as a lookup). A `safe` request (a lookup, which changes nothing) is sent
+    /// again also after a lost connection, a 408 or a 5xx. A pause that would not end within the
+    /// budget is not taken. `jitter` in `[0, 1]` scales the backoff ("full jitter").
     pub fn decide(
         &self,
         attempt: Attempt,
@@ -58,7 +59,7 @@ impl RetryPolicy {
         let provider_asked = match attempt {
             Attempt::NotConnected => None,
             Attempt::Answered {
-                status: 429 | 503,
+                status: 429,
                 retry_after,
             } => retry_after,
             Attempt::Lost if safe => None,
@@ -126,7 +127,7 @@ mod tests {
             Decision::RetryAfter(MS(100))
         );
         assert_eq!(
-            p.decide_create(answered(503, None), 1, BUDGET, 0.5),
+            p.decide_create(answered(429, None), 1, BUDGET, 0.5),
             Decision::RetryAfter(MS(50))
         );
         assert_eq!(
@@ -137,6 +138,7 @@ mod tests {
             Attempt::Lost,
             answered(500, None),
             answered(502, None),
+            answered(503, None),
             answered(504, None),
             answered(400, None),
             answered(201, None),
@@ -153,7 +155,7 @@ mod tests {
     fn retry_after_is_honoured_within_the_budget_only() {
         let p = policy();
         assert_eq!(
-            p.decide_create(answered(503, Some(2)), 1, BUDGET, 0.0),
+            p.decide_create(answered(429, Some(2)), 1, BUDGET, 0.0),
             Decision::RetryAfter(Duration::from_secs(2)),
             "the provider's delay, not the backoff"
         );
@@ -180,6 +182,7 @@ mod tests {
             Attempt::Lost,
             answered(500, None),
             answered(502, None),
+            answered(503, None),
             answered(408, None),
         ] {
             assert_eq!(

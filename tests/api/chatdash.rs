@@ -1,5 +1,6 @@
 //! ChatDash adapter, against a mock of its documented API.
 
+use clients_gateway::catalog::ProviderId;
 use serde_json::{json, Value};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, ResponseTemplate};
@@ -94,6 +95,8 @@ async fn answer_with(response: ResponseTemplate) -> Value {
         .expect(1)
         .mount(&app.mocks.chatdash)
         .await;
+    // A 5xx is read as `failed` once a lookup shows nothing was created.
+    fixture(ProviderId::Chatdash).mount_not_found(&app.mocks).await;
     let answer = app
         .create(&one_target(
             "chatdash",

@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use clients_gateway::catalog::ProviderId;
 use serde_json::{json, Value};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -87,6 +88,10 @@ async fn a_partial_outcome_keeps_every_target_result() {
         ResponseTemplate::new(502).set_body_raw("<html>Bad Gateway</html>", "text/html"),
     )
     .await;
+    // The 502 is read as `failed` once a lookup shows nothing was created.
+    fixture(ProviderId::Chatdash)
+        .mount_not_found(&app.mocks)
+        .await;
     // The other providers create it.
     let named = ["lucca", "clockify", "plusvibe", "chatdash"];
     let others: Vec<Fixture> = fixtures()

@@ -1,5 +1,6 @@
 //! Clockify adapter, against a mock of its documented API.
 
+use clients_gateway::catalog::ProviderId;
 use serde_json::{json, Value};
 use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, ResponseTemplate};
@@ -75,19 +76,19 @@ async fn minimal_request_uses_the_configured_workspace() {
     assert_eq!(answer["results"]["clockify"]["status"], "created");
 }
 
+/// A workspace id goes into the URL path: only one that looks like a Clockify id is sent (`.`,
+/// `..` or `..;` would change the path the provider sees).
 #[tokio::test]
-async fn a_workspace_id_is_one_path_segment() {
+async fn a_workspace_id_that_is_not_an_id_is_refused_and_nothing_is_sent() {
     let app = spawn_app().await;
-    Mock::given(method("POST"))
-        .and(path("/api/v1/workspaces/a%2Fb/clients"))
-        .respond_with(created())
-        .expect(1)
-        .mount(&app.mocks.clockify)
-        .await;
-    let answer = app
-        .create(&one_target("clockify", json!({"workspace_id": "a/b"})))
-        .await;
-    assert_eq!(answer["results"]["clockify"]["status"], "created");
+    app.mocks.expect_no_calls().await;
+    for bad in [".", "..", "..;", "a/b", "%2e%2e", "64a687e29ae1f428e7ebe30", " 64a687e29ae1f428e7ebe303"] {
+        let response = app
+            .post_clients(&one_target("clockify", json!({"workspace_id": bad})))
+            .await;
+        let problem = assert_problem(response, 422).await;
+        assert_eq!(pointers(&problem), ["/targets/clockify/workspace_id"], "{bad:?}");
+    }
 }
 
 async fn answer_with(response: ResponseTemplate) -> Value {
@@ -184,6 +185,8 @@ async fn answer_with_on(app: &TestApp, response: ResponseTemplate) -> Value {
         .expect(1)
         .mount(&app.mocks.clockify)
         .await;
+    // A 5xx is read as `failed` once a lookup shows nothing was created.
+    fixture(ProviderId::Clockify).mount_not_found(&app.mocks).await;
     let answer = app.create(&one_target("clockify", json!({}))).await;
     answer["results"]["clockify"].clone()
 }

@@ -81,6 +81,22 @@ impl Fixture {
     pub fn minimal_request(&self) -> Value {
         one_target(self.name, (self.minimal_options)())
     }
+
+    /// [`full_body`] for this provider alone: a client its lookup can find (`lookup`).
+    pub fn findable_request(&self) -> Value {
+        let mut body = full_body();
+        let options = body["targets"][self.name].take();
+        body["targets"] = json!({ self.name: options });
+        body
+    }
+
+    /// Mounts its lookup on `mocks`, answering that the client is not there (what proves a 5xx
+    /// created nothing).
+    pub async fn mount_not_found(&self, mocks: &Mocks) {
+        for mock in (self.lookup)(false) {
+            mock.mount(mocks.of(self.id)).await;
+        }
+    }
 }
 
 fn no_support() -> Vec<Mock> {

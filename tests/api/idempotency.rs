@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use clients_gateway::catalog::ProviderId;
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 use wiremock::matchers::{method, path};
@@ -107,6 +108,11 @@ async fn a_replay_sends_only_the_failed_targets_again() {
         1,
     )
     .await;
+    // The 500 does not prove nothing was created: a lookup shows it, before the replay sends
+    // the create again.
+    fixture(ProviderId::Clockify)
+        .mount_not_found(&app.mocks)
+        .await;
     let body = json!({"client": minimal_client(), "targets": {"lucca": {}, "clockify": {}}});
 
     let send = || {

@@ -86,6 +86,8 @@ async fn answer_with(status: u16, body: Value) -> Value {
         .expect(1)
         .mount(&app.mocks.lucca)
         .await;
+    // A 5xx is read as `failed` once a lookup shows nothing was created.
+    fixture(ProviderId::Lucca).mount_not_found(&app.mocks).await;
     let answer = app.create(&one_target("lucca", json!({}))).await;
     answer["results"]["lucca"].clone()
 }

@@ -1,5 +1,6 @@
 //! `/metrics` in the Prometheus text format, with the per-provider series after a request.
 
+use clients_gateway::catalog::ProviderId;
 use serde_json::json;
 use wiremock::matchers::method;
 use wiremock::{Mock, ResponseTemplate};
@@ -16,6 +17,10 @@ async fn per_provider_series_appear_after_a_request() {
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(503))
         .mount(&app.mocks.clockify)
+        .await;
+    // Its 503s are read as `failed` once a lookup shows nothing was created.
+    fixture(ProviderId::Clockify)
+        .mount_not_found(&app.mocks)
         .await;
     let body = json!({"client": {"name": "Metrics Co"}, "targets": {"lucca": {}, "clockify": {}}});
     app.create(&body).await;

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use clients_gateway::catalog::ProviderId;
+
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 use wiremock::matchers::{
@@ -195,7 +197,10 @@ async fn answer_with(response: ResponseTemplate) -> Value {
         .expect(1)
         .mount(&app.mocks.missionx)
         .await;
-    let answer = app.create(&one_target("missionx", json!({}))).await;
+    // A 5xx is read as `failed` once a lookup (by `external_id`) shows nothing was created.
+    let f = fixture(ProviderId::Missionx);
+    f.mount_not_found(&app.mocks).await;
+    let answer = app.create(&f.findable_request()).await;
     answer["results"]["missionx"].clone()
 }
 

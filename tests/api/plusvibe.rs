@@ -1,5 +1,6 @@
 //! PlusVibe adapter, against a mock of its documented API.
 
+use clients_gateway::catalog::ProviderId;
 use serde_json::{json, Value};
 use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, ResponseTemplate};
@@ -102,6 +103,8 @@ async fn answer_with(response: ResponseTemplate) -> Value {
         .expect(1)
         .mount(&app.mocks.plusvibe)
         .await;
+    // A 5xx is read as `failed` once a lookup shows nothing was created.
+    fixture(ProviderId::Plusvibe).mount_not_found(&app.mocks).await;
     let answer = app.create(&one_target("plusvibe", json!({}))).await;
     answer["results"]["plusvibe"].clone()
 }

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use clients_gateway::catalog::ProviderId;
 use futures_util::future::join_all;
 use serde_json::json;
 use url::Url;
@@ -54,6 +55,10 @@ async fn a_refused_connection_is_retried_and_then_succeeds() {
 #[tokio::test]
 async fn a_503_with_retry_after_is_retried_after_the_delay() {
     let app = spawn_app().await;
+    // Sent again once a lookup shows the 503 created nothing.
+    fixture(ProviderId::Clockify)
+        .mount_not_found(&app.mocks)
+        .await;
     answer_first_then(
         &app.mocks.clockify,
         Some(CLOCKIFY),
@@ -132,8 +137,12 @@ async fn the_circuit_opens_after_the_threshold_and_closes_after_a_good_probe() {
         let c = &mut s.providers.clockify;
         c.circuit_failure_threshold = 2;
         c.circuit_cooldown_ms = 500;
+        c.max_attempts = 1;
     })
     .await;
+    fixture(ProviderId::Clockify)
+        .mount_not_found(&app.mocks)
+        .await;
     answer_first_then(
         &app.mocks.clockify,
         None,

@@ -21,7 +21,10 @@ async fn each_answering(response: ResponseTemplate, timeout_ms: u64) -> Vec<(&'s
             .expect(1)
             .mount(app.mocks.of(f.id))
             .await;
-        let answer = app.create(&f.minimal_request()).await;
+        // A client its lookup can look for; the lookup finds nothing (a 5xx then created
+        // nothing).
+        f.mount_not_found(&app.mocks).await;
+        let answer = app.create(&f.findable_request()).await;
         out.push((f.name, answer["results"][f.name].clone()));
     }
     out

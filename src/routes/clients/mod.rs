@@ -273,7 +273,7 @@ fn validate(
     let mut errors = Vec::new();
     let client = NewClient::parse(request.client.as_ref(), &mut errors);
     let mut calls = Vec::new();
-    match &request.targets {
+    match request.targets.as_ref().map(|t| &t.0) {
         None => errors.push(FieldError::new(
             "/targets",
             format!(

@@ -1,7 +1,9 @@
 //! What `POST /clients` accepts: the body, the query and the headers, as the OpenAPI document
 //! shows them.
 
-use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::{ClientInput, IfExists};
@@ -19,7 +21,7 @@ pub struct CreateClientRequest {
     /// Each value holds that provider's options and may be `{}` when the gateway's configuration
     /// has the defaults.
     #[schema(required = true, value_type = TargetsSchema)]
-    pub targets: Option<serde_json::Map<String, serde_json::Value>>,
+    pub targets: Option<Targets>,
     /// When the client already exists at a provider: `fail` (the default: a provider that
     /// refuses duplicates answers `conflict`, one that accepts them gets a second client) or
     /// `adopt` (its result is `existing`, with its id, and nothing is created there). With
@@ -55,4 +57,95 @@ pub struct CreateHeaders {
     /// characters is replaced by a generated id.
     #[param(rename = "X-Request-Id", value_type = String, required = false)]
     x_request_id: Option<String>,
+}
+
+/// `targets` as received: each provider's options, read strictly — a key given twice, at any
+/// depth, is refused, as it is everywhere else in the body (never "the last one wins").
+#[derive(Debug)]
+pub struct Targets(pub Map<String, Value>);
+
+impl<'de> Deserialize<'de> for Targets {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match d.deserialize_any(StrictJson)? {
+            Value::Object(map) => Ok(Targets(map)),
+            _ => Err(de::Error::custom(
+                "invalid type: expected an object of targets",
+            )),
+        }
+    }
+}
+
+/// A JSON value whose objects may not repeat a key.
+struct StrictJson;
+
+impl<'de> DeserializeSeed<'de> for StrictJson {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(StrictJson)
+    }
+}
+
+impl<'de> Visitor<'de> for StrictJson {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(StrictJson)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(StrictJson)? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(de::Error::custom(format_args!("duplicate field `{key}`")));
+            }
+            let value = map.next_value_seed(StrictJson)?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
 }
