@@ -71,6 +71,8 @@ pub fn init(settings: &TelemetrySettings) -> Result<LogGuard, String> {
         .or_else(std::io::stdout);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colours only for a terminal: a log file or a collector gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_writer(writer);
     let installed = match settings.log_format {
         LogFormat::Json => builder

@@ -434,3 +434,25 @@ async fn a_cached_token_is_still_refused_after_its_exp() {
     tokio::time::sleep(Duration::from_millis(3200)).await;
     assert_eq!(attempt(&app, Some(&format!("Bearer {token}"))).await.0, 401);
 }
+
+/// A JWKS answer is read within a bound: an oversized set is refused, not held in memory, and
+/// tokens are then refused.
+#[tokio::test]
+async fn an_oversized_jwks_is_not_read_whole() {
+    let idp = MockServer::start().await;
+    let mut set = jwks(&[("key-a", "rs256-a.key.pem")]);
+    set["padding"] = json!("x".repeat(4 << 20));
+    Mock::given(method("GET"))
+        .and(path("/jwks.json"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(set))
+        .mount(&idp)
+        .await;
+    let url = Url::parse(&format!("{}/jwks.json", idp.uri())).unwrap();
+    let app = spawn_app_with(|s| {
+        s.auth.hs256_secret = None;
+        s.auth.jwks_url = Some(url);
+    })
+    .await;
+    let a = rs(&claims(), "rs256-a.key.pem", Some("key-a"));
+    assert_eq!(attempt(&app, Some(&format!("Bearer {a}"))).await.0, 401);
+}

@@ -252,3 +252,29 @@ async fn resolve_id_can_be_turned_off() {
     let body = one_target("chatdash", json!({"member": {"login_id": "nova"}}));
     assert_eq!(app.create(&body).await["results"]["chatdash"]["status"], "created");
 }
+
+/// An `_id` from ChatDash's list goes into a path only if it looks like an id: `..` would turn
+/// `/clients/../members` into another path.
+#[tokio::test]
+async fn a_listed_id_that_is_not_an_id_is_never_put_in_a_path() {
+    let app = spawn_app().await;
+    Mock::given(method("POST"))
+        .respond_with(created())
+        .expect(1)
+        .mount(&app.mocks.chatdash)
+        .await;
+    clients(json!([{"_id": "..", "name": "Nova Consulting Ltd"}]))
+        .expect(1)
+        .mount(&app.mocks.chatdash)
+        .await;
+    Mock::given(method("GET"))
+        .and(wiremock::matchers::path_regex("members"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{"loginId": "nova"}])))
+        .expect(0)
+        .mount(&app.mocks.chatdash)
+        .await;
+    let body = one_target("chatdash", json!({"member": {"login_id": "nova"}}));
+    let r = &app.create(&body).await["results"]["chatdash"];
+    assert_eq!(r["status"], "created", "{r}");
+    assert!(r.get("provider_client_id").is_none());
+}

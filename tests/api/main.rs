@@ -5,6 +5,7 @@ mod auth;
 mod clients;
 mod contract;
 mod helpers;
+mod hostile;
 mod idempotency;
 mod lookups;
 mod metrics;

@@ -432,3 +432,124 @@ async fn the_sandbox_lists_its_clients_with_paging() {
     assert_eq!(r["status"], "existing", "{r}");
     assert_eq!(r["provider_client_id"], id);
 }
+
+fn token_with(body: Value) -> Mock {
+    Mock::given(method("POST"))
+        .and(path("/v2/auth/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(body))
+}
+
+/// `expires_in` = u64::MAX: bounded (a day at most), never added to a clock as is.
+#[tokio::test]
+async fn a_token_lifetime_of_any_size_is_bounded() {
+    let app = spawn_app().await;
+    token_with(json!({"access_token": MISSIONX_TOKEN, "expires_in": u64::MAX}))
+        .expect(1)
+        .mount(&app.mocks.missionx)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(PATH))
+        .respond_with(created())
+        .expect(2)
+        .mount(&app.mocks.missionx)
+        .await;
+    let body = one_target("missionx", json!({}));
+    for _ in 0..2 {
+        let r = &app.create(&body).await["results"]["missionx"];
+        assert_eq!(r["status"], "created", "{r}");
+    }
+}
+
+/// The half-open probe whose token answer once made the call panic: it goes through, and the
+/// circuit closes (it used to stay open until restart).
+#[tokio::test]
+async fn a_probe_with_a_hostile_token_answer_closes_the_circuit() {
+    let app = spawn_app_with(|s| {
+        let m = &mut s.providers.missionx;
+        m.timeout_ms = 300;
+        m.circuit_failure_threshold = 1;
+        m.circuit_cooldown_ms = 200;
+    })
+    .await;
+    // The first token expires at once; the one fetched by the probe says it lives u64::MAX s.
+    token_with(json!({"access_token": MISSIONX_TOKEN, "expires_in": 0}))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&app.mocks.missionx)
+        .await;
+    token_with(json!({"access_token": MISSIONX_TOKEN, "expires_in": u64::MAX}))
+        .with_priority(2)
+        .mount(&app.mocks.missionx)
+        .await;
+    answer_first_then(
+        &app.mocks.missionx,
+        Some(PATH),
+        created().set_delay(Duration::from_secs(2)),
+        1,
+        created(),
+        2,
+    )
+    .await;
+    let body = one_target("missionx", json!({}));
+    let first = &app.create(&body).await["results"]["missionx"];
+    assert_eq!(first["error"]["kind"], "timeout", "{first}");
+    let open = &app.create(&body).await["results"]["missionx"];
+    assert_eq!(open["error"]["kind"], "circuit_open", "{open}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let probe = &app.create(&body).await["results"]["missionx"];
+    assert_eq!(probe["status"], "created", "the probe: {probe}");
+    let closed = &app.create(&body).await["results"]["missionx"];
+    assert_eq!(closed["status"], "created", "the circuit closed: {closed}");
+}
+
+/// A token endpoint answering 8 MB: read up to its bound, refused, and the client not sent.
+#[tokio::test]
+async fn an_oversized_token_answer_is_not_read_whole() {
+    let app = spawn_app().await;
+    token_with(json!({"access_token": MISSIONX_TOKEN, "padding": "x".repeat(8 << 20)}))
+        .mount(&app.mocks.missionx)
+        .await;
+    Mock::given(path(PATH))
+        .respond_with(created())
+        .expect(0)
+        .mount(&app.mocks.missionx)
+        .await;
+    let r = &app.create(&one_target("missionx", json!({}))).await["results"]["missionx"];
+    assert_eq!(r["status"], "failed", "{r}");
+    assert_eq!(r["error"]["kind"], "invalid_response");
+    assert!(r["error"]["message"].as_str().unwrap().contains("over 65536 bytes"), "{r}");
+}
+
+/// Without `external_id`, missionX cannot be looked up: a 5xx may have created the client, so
+/// it is `unknown`, never `failed` (which would be sent again).
+#[tokio::test]
+async fn a_5xx_that_cannot_be_looked_up_is_unknown() {
+    let app = spawn_app().await;
+    mount_missionx_token(&app.mocks.missionx).await;
+    Mock::given(method("POST"))
+        .and(path(PATH))
+        .respond_with(ResponseTemplate::new(500).set_body_json(json!({"message": "Internal", "code": "INTERNAL", "data": {}})))
+        .expect(1)
+        .mount(&app.mocks.missionx)
+        .await;
+    let r = &app.create(&one_target("missionx", json!({}))).await["results"]["missionx"];
+    assert_eq!(r["status"], "unknown", "{r}");
+    assert_eq!(r["error"]["kind"], "unavailable");
+    assert!(r["error"]["message"].as_str().unwrap().contains("may have been created"));
+}
+
+/// The bearer token echoed in an error is relayed redacted.
+#[tokio::test]
+async fn an_echoed_token_is_not_relayed() {
+    let app = spawn_app().await;
+    mount_missionx_token(&app.mocks.missionx).await;
+    let echo = format!("token {MISSIONX_TOKEN} is not allowed here");
+    Mock::given(method("POST"))
+        .and(path(PATH))
+        .respond_with(ResponseTemplate::new(403).set_body_json(json!({"message": echo, "code": "FORBIDDEN", "data": {"token": MISSIONX_TOKEN}})))
+        .mount(&app.mocks.missionx)
+        .await;
+    let answer = app.create(&one_target("missionx", json!({}))).await;
+    assert!(!answer.to_string().contains(MISSIONX_TOKEN), "{answer}");
+    assert_eq!(answer["results"]["missionx"]["error"]["kind"], "forbidden");
+}
