@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark: builds the gateway in release mode, installs the load generator (oha) and nginx
 # if missing, then runs bench/bench.py, which starts its own upstreams, gateways (JWT auth on) and
-# nginx on loopback, drives them with oha in a separate process, and writes BENCHMARKS.md.
+# nginx on loopback, drives them with oha in a separate process, and writes BENCHMARKS.md; then
+# bench/store.py measures the in-process idempotency store's memory per key.
 #   BENCH_DURATION  seconds per measurement (default 10)
 #   BENCH_RUNS      runs per figure; medians are reported (default 3)
 set -euo pipefail
@@ -17,3 +18,10 @@ fi
 cargo build --release --locked --bin clients-gateway
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 python3 bench/bench.py "$@"
+# The idempotency store's memory: its own section, appended.
+{
+  echo
+  echo "## 6. The in-process idempotency store (\`python3 bench/store.py 20000\`)"
+  echo
+  python3 bench/store.py 20000 | sed 's/^/    /'
+} >> BENCHMARKS.md

@@ -154,7 +154,7 @@ impl Default for IdempotencySettings {
             redis_url: None,
             redis_url_file: None,
             ttl_s: 86_400,
-            max_keys: 50_000,
+            max_keys: 20_000,
             retain_s: 3_600,
         }
     }

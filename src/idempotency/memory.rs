@@ -28,12 +28,23 @@ struct Entries {
 }
 
 struct Entry {
-    fingerprint: String,
+    fingerprint: Box<str>,
     /// The holder of the running claim, until when, and since when (unix ms).
-    running: Option<(String, Instant, u64)>,
-    record: Option<Record>,
+    running: Option<(Box<str>, Instant, u64)>,
+    /// The record, serialized (a few hundred bytes; read back only on a replay).
+    record: Option<Box<[u8]>>,
     expires: Instant,
     used: Instant,
+}
+
+fn stored(record: &Record) -> Box<[u8]> {
+    serde_json::to_vec(record)
+        .expect("a record serializes")
+        .into_boxed_slice()
+}
+
+fn read(bytes: &[u8]) -> Option<Record> {
+    serde_json::from_slice(bytes).ok()
 }
 
 fn unix_ms() -> u64 {
@@ -115,7 +126,7 @@ impl MemoryStore {
     ) -> Claim {
         let now = Instant::now();
         let mut entries = self.entries.lock().expect("store lock");
-        let running = Some((holder.owner.clone(), now + lease, unix_ms()));
+        let running = Some((holder.owner.as_str().into(), now + lease, unix_ms()));
         let live = entries.map.get(key).is_some_and(|e| e.expires > now);
         if !live {
             entries.map.remove(key);
@@ -125,7 +136,7 @@ impl MemoryStore {
             entries.map.insert(
                 key.to_owned(),
                 Entry {
-                    fingerprint: fingerprint.to_owned(),
+                    fingerprint: fingerprint.into(),
                     running,
                     record: None,
                     expires: now + ttl,
@@ -137,7 +148,7 @@ impl MemoryStore {
             return Claim::New;
         }
         let entry = entries.map.get_mut(key).expect("checked live");
-        if entry.fingerprint != fingerprint {
+        if &*entry.fingerprint != fingerprint {
             return Claim::Mismatch;
         }
         let abandoned = match &entry.running {
@@ -147,7 +158,7 @@ impl MemoryStore {
         };
         entry.running = running;
         entry.expires = now + ttl;
-        let record = entry.record.clone();
+        let record = entry.record.as_deref().and_then(read);
         entries.touch(key, now);
         match (abandoned, record) {
             (None, Some(record)) => Claim::Finished(record),
@@ -159,9 +170,9 @@ impl MemoryStore {
         let now = Instant::now();
         let mut entries = self.entries.lock().expect("store lock");
         match entries.map.get_mut(key) {
-            Some(e) if matches!(&e.running, Some((owner, _, _)) if *owner == holder.owner) => {
+            Some(e) if matches!(&e.running, Some((owner, _, _)) if **owner == *holder.owner) => {
                 e.running = None;
-                e.record = Some(record.clone());
+                e.record = Some(stored(record));
                 e.expires = now + ttl;
                 entries.touch(key, now);
                 true
@@ -175,7 +186,7 @@ impl MemoryStore {
         let Some(e) = entries.map.get_mut(key) else {
             return;
         };
-        if !matches!(&e.running, Some((owner, _, _)) if *owner == holder.owner) {
+        if !matches!(&e.running, Some((owner, _, _)) if **owner == *holder.owner) {
             return;
         }
         if e.record.is_some() {
