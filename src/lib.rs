@@ -5,6 +5,7 @@
 pub mod catalog;
 pub mod field_error;
 pub mod ids;
+pub mod json_number;
 pub mod net;
 pub mod provider_error;
 pub mod results;

@@ -65,6 +65,22 @@ impl Modify for Providers {
              and answers one 207 Multi-Status body with a result per provider.",
             in_words(ProviderId::ALL.iter().map(|p| p.display_name()))
         ));
+        // What the selected providers require of the whole body.
+        if let Some(RefOr::T(Schema::Object(request))) = openapi
+            .components
+            .as_mut()
+            .and_then(|c| c.schemas.get_mut("CreateClientRequest"))
+        {
+            let rules = providers::request_rules();
+            if !rules.is_empty() {
+                let mut extensions = utoipa::openapi::extensions::Extensions::default();
+                extensions.insert("allOf".into(), serde_json::Value::Array(rules));
+                request
+                    .extensions
+                    .get_or_insert_with(Default::default)
+                    .merge(extensions);
+            }
+        }
         let client = openapi
             .components
             .as_mut()

@@ -1,3 +1,5 @@
+use sha2::Digest;
+
 use super::text::{self, email, slug_upper};
 use super::{ClientInput, ContactInput};
 use crate::field_error::FieldError;
@@ -10,7 +12,7 @@ pub const MAX_EMAIL_DOMAINS: usize = 20;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewClient {
     pub name: String,
-    /// Given, or the upper-case slug of `name`; `None` only when `name` has no letter or digit.
+    /// Given, or derived from `name` ([`derived_code`]); `None` only when `name` is invalid.
     pub code: Option<String>,
     pub external_id: Option<String>,
     pub email: Option<String>,
@@ -97,7 +99,7 @@ impl NewClient {
                 .unwrap_or_default(),
         };
         let name = name.unwrap_or_default();
-        let code = code.or_else(|| Some(slug_upper(&name)).filter(|s| !s.is_empty()));
+        let code = code.or_else(|| derived_code(&name));
         Some(NewClient {
             name,
             code,
@@ -110,6 +112,22 @@ impl NewClient {
             contact,
         })
     }
+}
+
+/// The code of a client that gives none: the upper-case slug of its name (`NOVA-CONSULTING-LTD`),
+/// or, for a name without a letter or a digit, `CLIENT-` and 8 hexadecimal characters of the
+/// name's SHA-256 (the same name, the same code).
+pub fn derived_code(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return None;
+    }
+    let slug = slug_upper(name);
+    if !slug.is_empty() {
+        return Some(slug);
+    }
+    let digest = sha2::Sha256::digest(name.as_bytes());
+    let hex: String = digest[..4].iter().map(|b| format!("{b:02X}")).collect();
+    Some(format!("CLIENT-{hex}"))
 }
 
 fn parse_contact(input: Option<&ContactInput>, errors: &mut Vec<FieldError>) -> Contact {
@@ -188,6 +206,15 @@ mod tests {
         let c = NewClient::parse(Some(&i), &mut errors).unwrap();
         assert_eq!(c.email_domains, ["contact.example"], "contact e-mail first");
         assert!(errors.is_empty());
+    }
+
+    #[test]
+    fn a_name_without_letters_or_digits_still_gets_a_code() {
+        let code = derived_code("!!!").unwrap();
+        assert!(code.starts_with("CLIENT-") && code.len() == 15, "{code}");
+        assert_eq!(derived_code("!!!"), Some(code));
+        assert_ne!(derived_code("???"), derived_code("!!!"));
+        assert_eq!(derived_code(""), None);
     }
 
     #[test]

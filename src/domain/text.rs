@@ -81,9 +81,14 @@ pub fn text(
     Some(trimmed.to_owned())
 }
 
-/// An identifier such as a workspace id: 1–64 characters as sent, no control characters, not blank.
+/// An identifier such as a workspace id: 1–64 characters as sent, no control characters nor
+/// bidirectional-text controls, at least one visible character (the `Id64` schema).
 pub fn is_valid_id(id: &str) -> bool {
-    !id.trim().is_empty() && id.chars().count() <= 64 && !id.chars().any(char::is_control)
+    id.chars().count() <= 64
+        && !id
+            .chars()
+            .any(|c| c.is_control() || within(c, BIDI_CONTROLS))
+        && id.chars().any(is_visible)
 }
 
 /// A MongoDB ObjectId as the providers that use them write it: 24 hexadecimal characters.

@@ -108,6 +108,22 @@ pub trait Adapter: Sized + Send + Sync + 'static {
 
     /// How the provider appears in the OpenAPI document's examples.
     fn examples() -> Examples;
+
+    /// What the provider requires of the whole request beyond its own options, as JSON Schema
+    /// rules on the request body (`{"if": ..., "then": ...}`; [`when_selected`] makes the usual
+    /// one). The OpenAPI document lists them, so that a body it calls valid is one the gateway
+    /// accepts; `plan` enforces the same.
+    fn request_rules(_name: &str) -> Vec<Value> {
+        Vec::new()
+    }
+}
+
+/// A JSON Schema rule: when the request selects provider `name`, the body must also be `then`.
+pub fn when_selected(name: &str, then: Value) -> Value {
+    serde_json::json!({
+        "if": { "required": ["targets"], "properties": { "targets": { "required": [name] } } },
+        "then": then
+    })
 }
 
 /// What an adapter plans for one target: the create, and what finds the client.

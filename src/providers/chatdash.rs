@@ -13,8 +13,8 @@ use url::Url;
 use utoipa::ToSchema;
 
 use super::{
-    conflict_when, join_url, provider_settings, read, Adapter, Auth, Candidate, Created,
-    Examples, Found, Listed, Page, Planned, Request,
+    conflict_when, join_url, provider_settings, read, when_selected, Adapter, Auth, Candidate,
+    Created, Examples, Found, Listed, Page, Planned, Request,
 };
 use crate::domain::schema::{Email, Line255};
 use crate::domain::text::{email, is_path_id, text};
@@ -304,6 +304,26 @@ impl Adapter for Chatdash {
 
     fn resolves_id(&self) -> bool {
         self.resolve_id
+    }
+
+    /// The member's name: given, or the contact's first or last name.
+    fn request_rules(name: &str) -> Vec<Value> {
+        let text = json!({ "type": "string" });
+        vec![when_selected(
+            name,
+            json!({ "anyOf": [
+                { "properties": { "targets": { "properties": { name: { "properties": { "member": {
+                    "required": ["name"], "properties": { "name": text }
+                } } } } } } },
+                { "required": ["client"], "properties": { "client": {
+                    "required": ["contact"],
+                    "properties": { "contact": { "type": "object", "anyOf": [
+                        { "required": ["first_name"], "properties": { "first_name": text } },
+                        { "required": ["last_name"], "properties": { "last_name": text } }
+                    ] } }
+                } } }
+            ] }),
+        )]
     }
 
     fn created(&self, body: &Value) -> Result<Created, String> {

@@ -19,6 +19,7 @@ use super::{
 };
 use crate::domain::NewClient;
 use crate::field_error::FieldError;
+use crate::json_number;
 use crate::provider_error::{ErrorKind, ProviderError};
 
 provider_settings! {
@@ -41,10 +42,12 @@ provider_settings! {
 pub struct LuccaOptions {
     /// The organization (legal establishments sharing accounting) the client belongs to.
     /// Required here or in `providers.lucca.organization_id`.
-    #[schema(minimum = 1, example = 12)]
+    #[schema(minimum = 1, maximum = 9007199254740991_i64, example = 12)]
+    #[serde(default, deserialize_with = "json_number::optional_integer")]
     pub organization_id: Option<i64>,
     /// The user managing this client.
-    #[schema(minimum = 1, example = 7)]
+    #[schema(minimum = 1, maximum = 9007199254740991_i64, example = 7)]
+    #[serde(default, deserialize_with = "json_number::optional_integer")]
     pub owner_id: Option<i64>,
 }
 
@@ -129,9 +132,12 @@ const TAKEN: [&str; 6] = ["unique", "already", "exist", "duplicate", "taken", "i
 
 fn positive(v: Option<i64>, pointer: String, errors: &mut Vec<FieldError>) -> Option<u64> {
     match v {
-        Some(n) if n >= 1 => Some(n.unsigned_abs()),
+        Some(n) if (1..=json_number::MAX_EXACT).contains(&n) => Some(n.unsigned_abs()),
         Some(_) => {
-            errors.push(FieldError::new(pointer, "must be a positive integer"));
+            errors.push(FieldError::new(
+                pointer,
+                "must be a positive integer, at most 9007199254740991",
+            ));
             None
         }
         None => None,
@@ -183,13 +189,6 @@ impl Adapter for Lucca {
             errors.push(FieldError::new(
                 format!("{at}/organization_id"),
                 "is required: Lucca needs the organization of the client, and the gateway has no default (providers.lucca.organization_id)",
-            ));
-        }
-        // An empty name is already reported at /client/name; a code follows once it is fixed.
-        if client.code.is_none() && !client.name.is_empty() {
-            errors.push(FieldError::new(
-                "/client/code",
-                "is required by Lucca, and none can be derived from a name without letters or digits",
             ));
         }
         let (Some(organization_id), Some(code), true) =
@@ -311,13 +310,12 @@ impl Adapter for Lucca {
 /// The id as a string: an integer, or a float without a fraction (some JSON encoders write
 /// `123.0`) small enough to be exact.
 fn integer(n: &Number) -> Result<String, String> {
-    if n.is_u64() || n.is_i64() {
+    if n.is_u64() {
         return Ok(n.to_string());
     }
-    match n.as_f64() {
-        Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(format!("{}", f as i64)),
-        _ => Err(format!("`id` is not an integer: {n}")),
-    }
+    json_number::integer(n)
+        .map(|i| i.to_string())
+        .ok_or_else(|| format!("`id` is not an integer: {n}"))
 }
 
 #[cfg(test)]
@@ -368,6 +366,31 @@ mod tests {
     }
 
     #[test]
+    fn ids_written_with_a_zero_fraction_are_integers() {
+        let opts: LuccaOptions =
+            serde_json::from_value(json!({"organization_id": 12.0, "owner_id": 7})).unwrap();
+        assert_eq!((opts.organization_id, opts.owner_id), (Some(12), Some(7)));
+        let err = serde_json::from_value::<LuccaOptions>(json!({"organization_id": 12.5}))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("expected an integer"), "{err}");
+    }
+
+    #[test]
+    fn a_name_without_letters_or_digits_gets_a_derived_code() {
+        let opts = LuccaOptions {
+            organization_id: Some(12),
+            owner_id: None,
+        };
+        let plan = Adapter::plan(&lucca(), &client("!!!", None), opts, "/t").unwrap();
+        let code = plan.create.body.as_ref().unwrap()["code"].as_str().unwrap().to_owned();
+        assert!(code.starts_with("CLIENT-") && code.len() == 15, "{code}");
+        // The same name gives the same code, so a retry or a lookup finds the same client.
+        let again = Adapter::plan(&lucca(), &client("!!!", None), LuccaOptions { organization_id: Some(12), owner_id: None }, "/t").unwrap();
+        assert_eq!(again.create.body.unwrap()["code"], code.as_str());
+    }
+
+    #[test]
     fn the_organization_is_required_and_ids_positive() {
         let opts = LuccaOptions {
             organization_id: None,
@@ -375,7 +398,7 @@ mod tests {
         };
         let errors = Adapter::plan(&lucca(), &client("!!!", None), opts, "/t").unwrap_err();
         let pointers: Vec<&str> = errors.iter().map(|e| e.pointer.as_str()).collect();
-        assert_eq!(pointers, ["/t/owner_id", "/client/code"]);
+        assert_eq!(pointers, ["/t/owner_id"]);
         let errors = Adapter::plan(&lucca(), &client("Nova", None), Default::default(), "/t")
             .unwrap_err();
         assert_eq!(errors[0].pointer, "/t/organization_id");

@@ -291,6 +291,23 @@ impl Adapter for Missionx {
         ProviderError::from_status(status, body).with_message(message)
     }
 
+    /// With `if_exists: adopt`, the client is found by its `customId`: `client.external_id`.
+    fn request_rules(name: &str) -> Vec<Value> {
+        vec![json!({
+            "if": {
+                "required": ["targets", "if_exists"],
+                "properties": { "targets": { "required": [name] }, "if_exists": { "const": "adopt" } }
+            },
+            "then": {
+                "required": ["client"],
+                "properties": { "client": {
+                    "required": ["external_id"],
+                    "properties": { "external_id": { "type": "string" } }
+                } }
+            }
+        })]
+    }
+
     fn examples() -> Examples {
         Examples {
             options: json!({ "departments": ["6650c0ffee0000000000abcd"] }),

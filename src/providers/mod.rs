@@ -13,8 +13,8 @@ mod settings;
 mod target;
 
 pub use adapter::{
-    conflict_when, join_url, query_number, read, with_query, Adapter, Candidate, Created,
-    DynAdapter, Examples, Found, Listed, LookupKey, Page, Plan, Planned, Request,
+    conflict_when, join_url, query_number, read, when_selected, with_query, Adapter, Candidate,
+    Created, DynAdapter, Examples, Found, Listed, LookupKey, Page, Plan, Planned, Request,
 };
 pub use auth::Auth;
 pub use http::http_client;
@@ -75,6 +75,13 @@ macro_rules! adapters {
         /// Each provider's mapping of the canonical client (`Adapter::SENDS`).
         pub fn mappings() -> Vec<(ProviderId, &'static [(&'static str, &'static str)])> {
             vec![$((ProviderId::$variant, <$module::$variant as Adapter>::SENDS)),*]
+        }
+
+        /// Every provider's rules on the whole request body (`Adapter::request_rules`).
+        pub fn request_rules() -> Vec<serde_json::Value> {
+            let mut rules = Vec::new();
+            $(rules.extend(<$module::$variant as Adapter>::request_rules(stringify!($module)));)*
+            rules
         }
 
         /// Each provider's part in the OpenAPI document's examples.

@@ -10,11 +10,11 @@ use url::Url;
 use utoipa::ToSchema;
 
 use super::{
-    join_url, provider_settings, read, Adapter, Auth, Created, Examples, Found, Listed, Page,
-    Planned, Request,
+    join_url, provider_settings, read, when_selected, Adapter, Auth, Created, Examples, Found,
+    Listed, Page, Planned, Request,
 };
-use crate::domain::schema::Id64;
-use crate::domain::text::is_valid_id;
+use crate::domain::schema::{Id64, Line100};
+use crate::domain::text::{is_valid_id, text};
 use crate::domain::NewClient;
 use crate::field_error::FieldError;
 use crate::secret::Credentials;
@@ -39,8 +39,9 @@ pub struct PlusvibeOptions {
     /// Required here or in `providers.plusvibe.workspace_id`.
     #[schema(value_type = Option<Id64>, example = "65f99a0dd96fae8ab61130c0")]
     pub workspace_id: Option<String>,
-    /// The workspaces the client may see. Default: `workspace_id` with `FULL_ACCESS`.
-    #[schema(min_items = 1)]
+    /// The workspaces the client may see (at most 10). Default: `workspace_id` with
+    /// `FULL_ACCESS`.
+    #[schema(min_items = 1, max_items = 10)]
     pub workspaces: Option<Vec<PlusvibeWorkspace>>,
 }
 
@@ -51,8 +52,9 @@ pub struct PlusvibeWorkspace {
     #[schema(value_type = Id64, example = "65f99a0dd96fae8ab61130c0")]
     pub id: String,
     pub permission: PlusvibePermission,
-    /// Labels hidden from the client, e.g. `NOT_INTERESTED`.
+    /// Labels hidden from the client, e.g. `NOT_INTERESTED` (at most 20).
     #[serde(default)]
+    #[schema(value_type = Vec<Line100>, max_items = 20)]
     pub hide_labels: Vec<String>,
 }
 
@@ -112,6 +114,10 @@ pub struct PlusvibeLookup {
     workspace_id: String,
     email: String,
 }
+
+/// Most workspaces a client may be given, and labels hidden in each.
+const MAX_WORKSPACES: usize = 10;
+const MAX_LABELS: usize = 20;
 
 #[derive(Debug)]
 pub struct Plusvibe {
@@ -182,12 +188,29 @@ impl Adapter for Plusvibe {
                     "must list at least one workspace (omit it to use workspace_id)",
                 ));
             }
+            if list.len() > MAX_WORKSPACES {
+                errors.push(FieldError::new(
+                    format!("{at}/workspaces"),
+                    format!("must list at most {MAX_WORKSPACES} workspaces"),
+                ));
+            }
             for (i, w) in list.iter().enumerate() {
                 if !is_valid_id(&w.id) {
                     errors.push(FieldError::new(
                         format!("{at}/workspaces/{i}/id"),
                         "must be a workspace id of 1–64 characters",
                     ));
+                }
+                if w.hide_labels.len() > MAX_LABELS {
+                    errors.push(FieldError::new(
+                        format!("{at}/workspaces/{i}/hide_labels"),
+                        format!("must list at most {MAX_LABELS} labels"),
+                    ));
+                    continue;
+                }
+                for (j, label) in w.hide_labels.iter().enumerate() {
+                    let pointer = format!("{at}/workspaces/{i}/hide_labels/{j}");
+                    text(Some(label), &pointer, 100, false, &mut errors);
                 }
             }
         }
@@ -301,6 +324,30 @@ impl Adapter for Plusvibe {
 
     fn response_secrets(&self) -> &'static [&'static str] {
         &["/password"]
+    }
+
+    /// The client's login: the contact's first and last name, and an e-mail (the contact's, or
+    /// the company's).
+    fn request_rules(name: &str) -> Vec<Value> {
+        let text = json!({ "type": "string" });
+        vec![when_selected(
+            name,
+            json!({
+                "required": ["client"],
+                "properties": { "client": {
+                    "required": ["contact"],
+                    "properties": { "contact": {
+                        "type": "object",
+                        "required": ["first_name", "last_name"],
+                        "properties": { "first_name": text, "last_name": text }
+                    } },
+                    "anyOf": [
+                        { "required": ["email"], "properties": { "email": text } },
+                        { "properties": { "contact": { "required": ["email"], "properties": { "email": text } } } }
+                    ]
+                } }
+            }),
+        )]
     }
 
     fn examples() -> Examples {

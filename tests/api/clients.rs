@@ -294,10 +294,6 @@ async fn validation_failures_list_every_field_and_call_no_provider() {
             vec!["/targets/lucca/organisation_id"],
         ),
         (
-            json!({"client": {"name": "!!!"}, "targets": {"lucca": {}}}),
-            vec!["/client/code"],
-        ),
-        (
             json!({"client": {"name": "Nova"}, "targets": {"chatdash": {}}}),
             vec![
                 "/targets/chatdash/member/login_id",

@@ -51,10 +51,15 @@ pub struct ClientsState {
 /// gives one 422 listing each field at fault, and no provider is called. Otherwise every target is
 /// called concurrently and the answer is 207 with a result per target.
 ///
-/// Some requirements depend on the targets chosen: PlusVibe needs `client.contact.first_name`,
-/// `last_name` and an e-mail (`contact.email` or `client.email`); ChatDash needs
-/// `member.login_id` and a member name (given, or the contact's name); Lucca, Clockify and
-/// PlusVibe need their organization or workspace in the request or in the gateway's config.
+/// What the chosen targets require of the rest of the body is in the request schema (its `allOf`
+/// rules, from each provider): a body the schema accepts is one the gateway accepts, with these
+/// exceptions, which depend on the gateway's configuration, not on the body: a provider that is
+/// disabled or has no credentials configured cannot be selected (422 at `/targets/<name>`); an
+/// organization or workspace that the request omits must be configured (Lucca
+/// `organization_id`, Clockify and PlusVibe `workspace_id`; else 422 at that option); a body over
+/// `server.body_limit_bytes` (64 KiB) is refused with 413. One more depends on earlier requests:
+/// an `Idempotency-Key` already used with a different body is refused with 422 (and 409 while the
+/// first request with that key is still running).
 #[utoipa::path(
     post,
     path = "/clients",
