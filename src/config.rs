@@ -167,6 +167,11 @@ pub struct TelemetrySettings {
     pub log_level: String,
     /// `json` (one JSON object per line) or `text`.
     pub log_format: LogFormat,
+    /// OTLP/HTTP collector (`http://collector:4318`): traces are exported there. Absent: no
+    /// traces, unless `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) is set.
+    pub otlp_endpoint: Option<Url>,
+    /// The service name of the traces (`OTEL_SERVICE_NAME` wins).
+    pub service_name: String,
 }
 
 impl Default for TelemetrySettings {
@@ -174,6 +179,8 @@ impl Default for TelemetrySettings {
         Self {
             log_level: "info".into(),
             log_format: LogFormat::Json,
+            otlp_endpoint: None,
+            service_name: "clients-gateway".into(),
         }
     }
 }
@@ -290,6 +297,23 @@ impl Settings {
                 "idempotency.retain_s must be at least server.deadline_ms + 30 s ({lease_s} s)"
             )));
         }
+        let t = &self.telemetry;
+        if let Some(url) = &t.otlp_endpoint {
+            // The exporter speaks plain HTTP: a collector in the cluster or a sidecar. A URL with
+            // credentials would put them where a URL is shown.
+            if url.scheme() != "http" || !url.username().is_empty() || url.password().is_some() {
+                return Err(ConfigError::Invalid(
+                    "telemetry.otlp_endpoint must be an http:// URL without credentials \
+                     (an OTLP/HTTP collector in the cluster or a sidecar)"
+                        .into(),
+                ));
+            }
+        }
+        if t.service_name.trim().is_empty() || t.service_name.len() > 255 {
+            return Err(ConfigError::Invalid(
+                "telemetry.service_name must have 1 to 255 characters".into(),
+            ));
+        }
         for (id, common) in self.providers.commons() {
             if let Some(problem) = common.problem() {
                 return Err(ConfigError::Invalid(format!("providers.{id}.{problem}")));
@@ -403,6 +427,19 @@ mod tests {
 
             let e = load(jail, Some("absent.toml")).unwrap_err().to_string();
             assert!(e.contains("does not exist"), "{e}");
+
+            for endpoint in ["https://collector:4318", "http://user:pw@collector:4318"] {
+                jail.create_file(
+                    "otlp.toml",
+                    &format!("[telemetry]\notlp_endpoint = \"{endpoint}\"\n"),
+                )?;
+                let e = load(jail, Some("otlp.toml")).unwrap_err().to_string();
+                assert!(e.contains("telemetry.otlp_endpoint"), "{e}");
+                assert!(!e.contains("pw@"), "{e}");
+            }
+            jail.create_file("name.toml", "[telemetry]\nservice_name = \" \"\n")?;
+            let e = load(jail, Some("name.toml")).unwrap_err().to_string();
+            assert!(e.contains("telemetry.service_name"), "{e}");
             Ok(())
         });
     }

@@ -1,16 +1,35 @@
-//! Logs: one JSON object per line (or text for a terminal) on stdout, level from the
-//! configuration. Lines are written by a dedicated thread, so a slow stdout reader (a container
-//! log driver) does not stall the HTTP workers while the queue has room; none is dropped (a full
-//! queue waits). Once the writer thread is stopped (at exit), lines that threads still shutting
-//! down emit go to stdout directly.
+//! Logs and traces.
+//!
+//! Logs: one JSON object per line (or text) on stdout, level from the configuration. Lines are
+//! written by a dedicated thread, so a slow stdout reader (a container log driver) does not stall
+//! the HTTP workers while the queue has room; none is dropped (a full queue waits). Once the
+//! writer thread is stopped (at exit), lines that threads still shutting down emit go to stdout
+//! directly.
+//!
+//! Traces (OpenTelemetry, off unless a collector is configured): a server span per request that
+//! continues the caller's W3C `traceparent`, a child span per target and per lookup, exported in
+//! batches over OTLP/HTTP by a background thread whose queue is bounded — a collector that is
+//! down or slow costs a request nothing and only drops spans.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
+use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::writer::MakeWriterExt;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::{LogFormat, TelemetrySettings};
+
+/// How long one export to the collector may take (it runs off the request path).
+const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Lines queued for the writer thread at most; past it, the logging thread waits (a bound on
 /// memory when stdout is slower than the traffic).
@@ -37,21 +56,116 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
         .into()
 }
 
-/// Keeps the writer thread; dropping it writes out the queued lines and stops the thread.
-pub struct LogGuard(Option<WorkerGuard>);
+/// Keeps the log writer thread and the trace exporter; dropping it exports the last spans,
+/// writes out the queued lines and stops both.
+pub struct LogGuard {
+    writer: Option<WorkerGuard>,
+    traces: Option<SdkTracerProvider>,
+}
 
 impl Drop for LogGuard {
     fn drop(&mut self) {
+        if let Some(provider) = self.traces.take() {
+            if let Err(e) = provider.shutdown() {
+                tracing::warn!(error = %e, "the last spans could not be exported");
+            }
+        }
         // Threads that are still stopping (the HTTP workers, their connections) may log after
         // this point: their lines go to stdout directly rather than to a closed queue.
         WRITER_STOPPED.store(true, Ordering::Release);
-        drop(self.0.take());
+        drop(self.writer.take());
     }
+}
+
+/// Where traces go: the configured collector, or the standard `OTEL_EXPORTER_OTLP_*` variables;
+/// `None` when neither says.
+fn trace_exporter(settings: &TelemetrySettings) -> Result<Option<SdkTracerProvider>, String> {
+    use opentelemetry_otlp::{Protocol, WithExportConfig};
+    let from_env = [
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    ]
+    .iter()
+    .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()));
+    let mut builder = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpBinary)
+        .with_timeout(EXPORT_TIMEOUT);
+    match &settings.otlp_endpoint {
+        Some(url) => {
+            let traces = if url.path().ends_with("/v1/traces") {
+                url.to_string()
+            } else {
+                format!("{}/v1/traces", url.as_str().trim_end_matches('/'))
+            };
+            builder = builder.with_endpoint(traces);
+        }
+        None if from_env => {}
+        None => return Ok(None),
+    }
+    let exporter = builder
+        .build()
+        .map_err(|e| format!("telemetry.otlp_endpoint: {e}"))?;
+    let mut resource = opentelemetry_sdk::Resource::builder();
+    if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
+        resource = resource.with_service_name(settings.service_name.clone());
+    }
+    Ok(Some(
+        SdkTracerProvider::builder()
+            .with_resource(resource.build())
+            .with_batch_exporter(exporter)
+            .build(),
+    ))
+}
+
+/// A W3C `traceparent` read from request headers.
+struct Headers<'a>(&'a actix_web::http::header::HeaderMap);
+
+impl Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// Makes `span` continue the trace of the caller's `traceparent`, if it sent a valid one.
+pub fn continue_trace(span: &tracing::Span, headers: &actix_web::http::header::HeaderMap) {
+    let parent = TraceContextPropagator::new().extract(&Headers(headers));
+    if parent.span().span_context().is_valid() {
+        let _ = span.set_parent(parent);
+    }
+}
+
+/// The `traceparent` of `span` (to answer with), when traces are on.
+pub fn traceparent(span: &tracing::Span) -> Option<String> {
+    let context = span.context();
+    let span_context = context.span().span_context().clone();
+    span_context.is_valid().then(|| {
+        format!(
+            "00-{}-{}-{:02x}",
+            span_context.trace_id(),
+            span_context.span_id(),
+            span_context.trace_flags().to_u8()
+        )
+    })
+}
+
+/// The trace id of the current span, when traces are on (for the request's log line).
+pub fn trace_id() -> Option<String> {
+    let context = tracing::Span::current().context();
+    let span_context = context.span().span_context().clone();
+    span_context
+        .is_valid()
+        .then(|| span_context.trace_id().to_string())
 }
 
 /// Installs the global subscriber; `RUST_LOG`, when set, wins over `telemetry.log_level`.
 /// Keep the guard until the process ends: dropping it flushes the last lines.
 pub fn init(settings: &TelemetrySettings) -> Result<LogGuard, String> {
+    let traces = trace_exporter(settings)?;
     let filter = match std::env::var("RUST_LOG") {
         Ok(directive) if !directive.is_empty() => EnvFilter::try_new(directive),
         _ => EnvFilter::try_new(&settings.log_level),
@@ -69,22 +183,41 @@ pub fn init(settings: &TelemetrySettings) -> Result<LogGuard, String> {
     let writer = writer
         .with_filter(|_| !WRITER_STOPPED.load(Ordering::Acquire))
         .or_else(std::io::stdout);
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        // Colours only for a terminal: a log file or a collector gets plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .with_writer(writer);
-    let installed = match settings.log_format {
-        LogFormat::Json => builder
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let logs = match settings.log_format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
-            .try_init(),
-        LogFormat::Text => builder.try_init(),
+            .with_writer(writer)
+            .with_filter(filter)
+            .boxed(),
+        // Colours only for a terminal: a log file or a collector gets plain text.
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_ansi(ansi)
+            .with_writer(writer)
+            .with_filter(filter)
+            .boxed(),
     };
-    installed.map_err(|e| format!("cannot install the log subscriber: {e}"))?;
-    Ok(LogGuard(Some(guard)))
+    // The gateway's own spans (requests, targets, lookups), whatever the log level.
+    let spans = traces.as_ref().map(|provider| {
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("clients-gateway"))
+            .with_filter(Targets::new().with_target("clients_gateway", tracing::Level::INFO))
+    });
+    tracing_subscriber::registry()
+        .with(logs)
+        .with(spans)
+        .try_init()
+        .map_err(|e| format!("cannot install the log subscriber: {e}"))?;
+    if traces.is_some() {
+        tracing::info!("traces exported over OTLP/HTTP");
+    }
+    Ok(LogGuard {
+        writer: Some(guard),
+        traces,
+    })
 }
 
 #[cfg(test)]

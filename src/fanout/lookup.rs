@@ -6,6 +6,7 @@
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::exchange::{exchange, Answer, Exchanged, Outbound, Progress};
 use crate::provider_error::{ErrorKind, ProviderError};
@@ -30,6 +31,38 @@ pub enum Looked {
 
 /// Looks the client up within `budget`. `since`: a time before the client can have been created.
 pub async fn look_up(
+    target: &Target,
+    key: &LookupKey,
+    since: Option<SystemTime>,
+    budget: Duration,
+) -> Looked {
+    let span = tracing::info_span!(
+        "lookup",
+        otel.name = %format_args!("lookup {}", target.id),
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        provider = target.id.as_str(),
+        outcome = tracing::field::Empty,
+        error.kind = tracing::field::Empty,
+    );
+    let looked = guarded(target, key, since, budget)
+        .instrument(span.clone())
+        .await;
+    let outcome = match &looked {
+        Looked::Found(_) => "found",
+        Looked::NotFound => "not_found",
+        Looked::Failed(e) => {
+            span.record("error.kind", e.kind.as_str());
+            span.record("otel.status_code", "ERROR");
+            "failed"
+        }
+    };
+    span.record("outcome", outcome);
+    looked
+}
+
+/// The lookup under the circuit breaker and the budget.
+async fn guarded(
     target: &Target,
     key: &LookupKey,
     since: Option<SystemTime>,

@@ -81,10 +81,25 @@ pub async fn fan_out(
         .into_iter()
         .map(|call| {
             let provider = call.provider;
-            let span = tracing::debug_span!(
+            let job = match call.job {
+                Job::Create => "create",
+                Job::Settle { .. } => "settle",
+                Job::Recheck { .. } => "recheck",
+            };
+            // A child of the request's span (it carries no credential: names, counts, kinds).
+            let span = tracing::info_span!(
                 "provider_call",
+                otel.name = %format_args!("{job} {provider}"),
+                otel.kind = "internal",
+                otel.status_code = tracing::field::Empty,
                 provider = provider.as_str(),
-                request_id = request_id.as_str()
+                job,
+                request_id = request_id.as_str(),
+                status = tracing::field::Empty,
+                attempts = tracing::field::Empty,
+                reconciled = tracing::field::Empty,
+                error.kind = tracing::field::Empty,
+                http.response.status_code = tracing::field::Empty,
             );
             let work = Work {
                 target: call.target,
@@ -191,6 +206,19 @@ impl Work {
             result.credentials = self.credentials.clone();
         }
         let error_kind = result.error.as_ref().map(|e| e.kind.as_str());
+        let span = tracing::Span::current();
+        span.record("status", result.status.as_str());
+        span.record("attempts", result.attempts);
+        span.record("reconciled", result.reconciled);
+        if let Some(kind) = error_kind {
+            span.record("error.kind", kind);
+        }
+        if let Some(code) = result.provider_status {
+            span.record("http.response.status_code", code);
+        }
+        if matches!(result.status, TargetStatus::Failed | TargetStatus::Unknown) {
+            span.record("otel.status_code", "ERROR");
+        }
         tracing::debug!(
             status = result.status.as_str(),
             provider_status = result.provider_status,

@@ -732,8 +732,24 @@ pub async fn start_binary(
     port: u16,
     log: Option<std::fs::File>,
 ) -> std::process::Child {
+    start_binary_with(config, port, log, &[]).await
+}
+
+/// [`start_binary`] with environment variables for the gateway.
+pub async fn start_binary_with(
+    config: &std::path::Path,
+    port: u16,
+    log: Option<std::fs::File>,
+    env: &[(&str, &str)],
+) -> std::process::Child {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_clients-gateway"));
-    command.arg("--config").arg(config).env_remove("RUST_LOG");
+    command
+        .arg("--config")
+        .arg(config)
+        .env_remove("RUST_LOG")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .envs(env.iter().copied());
     match log {
         Some(file) => command.stdout(file.try_clone().unwrap()).stderr(file),
         None => command.stdout(std::process::Stdio::null()),

@@ -16,6 +16,7 @@ mod robustness;
 mod sandbox;
 mod secrets;
 mod shutdown;
+mod traces;
 
 macro_rules! adapter_tests {
     ($(($variant:ident, $module:ident, $display:literal)),* $(,)?) => {

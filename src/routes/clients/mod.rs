@@ -195,6 +195,7 @@ pub async fn create_client(
     };
     tracing::info!(
         request_id = %request_id,
+        trace_id = crate::telemetry::trace_id(),
         caller = %crate::telemetry::printable(&caller.subject),
         operation_id = %answer.operation_id,
         targets = %targets,
