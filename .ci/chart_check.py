@@ -18,6 +18,13 @@ CRDS = {"ServiceMonitor"}
 
 GATEWAY = ROOT / "target" / "debug" / "clients-gateway"
 SECRET_DIR = "/var/run/secrets/clients-gateway"
+CA_DIR = "/etc/clients-gateway-ca"
+# A CA certificate standing for the platform's bundle (a ConfigMap in a cluster).
+PLATFORM_CA = ROOT / "helm" / "ci" / "platform-ca.pem"
+SECRET_VALUES = {
+    "redis-url": "redis://127.0.0.1:6379/0",
+    "proxy-url": "http://egress:ci-proxy-password@proxy.internal:3128",
+}
 
 
 def check_config(values_name, toml_text):
@@ -26,14 +33,26 @@ def check_config(values_name, toml_text):
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         for key in set(re.findall(SECRET_DIR + r"/([a-z0-9-]+)", toml_text)):
-            value = "redis://127.0.0.1:6379/0" if key == "redis-url" else "x" * 40
-            pathlib.Path(tmp, key).write_text(value + "\n")
+            pathlib.Path(tmp, key).write_text(SECRET_VALUES.get(key, "x" * 40) + "\n")
+        ca_dir = pathlib.Path(tmp, "ca")
+        ca_dir.mkdir()
+        for key in set(re.findall(CA_DIR + r"/([-._a-zA-Z0-9]+)", toml_text)):
+            (ca_dir / key).write_text(PLATFORM_CA.read_text())
         config = pathlib.Path(tmp, "gateway.toml")
-        config.write_text(toml_text.replace(SECRET_DIR, tmp))
+        config.write_text(toml_text.replace(SECRET_DIR, tmp).replace(CA_DIR, str(ca_dir)))
         result = subprocess.run([str(GATEWAY), "check-config", "--config", str(config)],
                                 capture_output=True, text=True)
         if result.returncode != 0:
             failures.append(f"{values_name}: the gateway refuses the rendered configuration: {result.stderr}")
+
+
+def expected_failure(values_file):
+    """A must-fail values file starts with `# must fail with: <part of the message>`."""
+    first = values_file.read_text().splitlines()[0]
+    prefix = "# must fail with: "
+    if not first.startswith(prefix):
+        raise SystemExit(f"{values_file.name}: a must-fail file starts with '{prefix}...'")
+    return first[len(prefix):].strip()
 
 
 out = pathlib.Path(sys.argv[1])
@@ -47,7 +66,7 @@ for values_file in sorted(VALUES.glob("*.yaml")):
         lint = helm_python.lint(str(CHART), values, strict=True, namespace="gateway")
         rendered = helm_python.Chart.load(str(CHART)).render(values, name="cg", namespace="gateway", is_install=True)
     except helm_python.HelmError as e:
-        if must_fail and "needs idempotency.redisUrl" in str(e):
+        if must_fail and expected_failure(values_file) in str(e):
             print(f"ok   {values_file.name}: refused as expected: {str(e).splitlines()[0][:160]}")
             continue
         failures.append(f"{values_file.name}: {e}")

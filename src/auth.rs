@@ -63,8 +63,12 @@ enum Refusal {
 }
 
 impl Authenticator {
-    /// Builds the verifier; refuses "no authentication" unless it was asked for.
-    pub fn from_settings(settings: &AuthSettings) -> Result<Self, String> {
+    /// Builds the verifier; refuses "no authentication" unless it was asked for. A JWKS is
+    /// fetched with `egress`'s trust and proxy.
+    pub fn from_settings(
+        settings: &AuthSettings,
+        egress: &crate::egress::Egress,
+    ) -> Result<Self, String> {
         if settings.disabled {
             return Ok(Authenticator::Disabled);
         }
@@ -114,6 +118,7 @@ impl Authenticator {
                 let url = settings.jwks_url.clone().expect("counted above");
                 Keys::Jwks(Box::new(JwksCache::new(
                     url,
+                    egress,
                     Duration::from_secs(settings.jwks_min_refresh_s),
                     Duration::from_secs(settings.jwks_max_age_s),
                 )?))
@@ -390,8 +395,15 @@ struct Fetched {
 }
 
 impl JwksCache {
-    fn new(url: Url, min_refresh: Duration, max_age: Duration) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
+    fn new(
+        url: Url,
+        egress: &crate::egress::Egress,
+        min_refresh: Duration,
+        max_age: Duration,
+    ) -> Result<Self, String> {
+        let http = egress
+            .client()
+            .map_err(|e| format!("auth.jwks_url: {e}"))?
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(5))
             .build()

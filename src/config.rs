@@ -12,6 +12,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
 
+use crate::egress::{Egress, ProxySettings, TlsSettings};
 use crate::providers::ProvidersSettings;
 use crate::secret::{read_secret_file, SecretFileError};
 
@@ -41,6 +42,10 @@ pub struct Settings {
     pub providers: ProvidersSettings,
     #[serde(default)]
     pub telemetry: TelemetrySettings,
+    #[serde(default)]
+    pub tls: TlsSettings,
+    #[serde(default)]
+    pub proxy: ProxySettings,
 }
 
 #[derive(Debug, Deserialize)]
@@ -242,7 +247,13 @@ impl Settings {
             &self.auth.hs256_secret_file,
         )?;
         self.providers.resolve_secret_files()?;
+        self.proxy.resolve_secret_files()?;
         Ok(())
+    }
+
+    /// The outbound trust and proxy (reads the CA bundle).
+    pub fn egress(&self) -> Result<Egress, String> {
+        Egress::from_settings(&self.tls, &self.proxy)
     }
 
     /// Every number within its bounds: no setting can overflow a clock or exhaust memory.

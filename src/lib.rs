@@ -14,6 +14,7 @@ pub mod secret;
 pub mod auth;
 pub mod config;
 pub mod domain;
+pub mod egress;
 pub mod fanout;
 pub mod idempotency;
 pub mod metrics;

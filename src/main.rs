@@ -53,6 +53,12 @@ enum Command {
         /// Accept duplicates (no Lucca code, Clockify name or ChatDash login uniqueness).
         #[arg(long)]
         no_uniqueness: bool,
+        /// Serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN) with this PEM certificate chain...
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// ...and this PEM private key.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Print the gateway's OpenAPI document (what GET /openapi.json serves).
     Openapi,
@@ -91,13 +97,22 @@ fn main() -> ExitCode {
             delay_ms,
             workers,
             no_uniqueness,
-        }) => actix_web::rt::System::new().block_on(providers(SandboxOptions {
-            delay: Duration::from_millis(delay_ms),
-            workers: Some(workers),
-            bind,
-            unique: !no_uniqueness,
-            unanswered: cli.unanswered,
-        })),
+            tls_cert,
+            tls_key,
+        }) => match tls_cert
+            .zip(tls_key)
+            .map(|(cert, key)| clients_gateway::sandbox::tls_server_config(&cert, &key))
+        {
+            Some(Err(e)) => Err(e.into()),
+            tls => actix_web::rt::System::new().block_on(providers(SandboxOptions {
+                delay: Duration::from_millis(delay_ms),
+                workers: Some(workers),
+                bind,
+                unique: !no_uniqueness,
+                unanswered: cli.unanswered,
+                tls: tls.and_then(Result::ok),
+            })),
+        },
         Some(Command::Openapi) => {
             println!("{}", clients_gateway::openapi::document());
             Ok(())
@@ -200,8 +215,9 @@ async fn providers(options: SandboxOptions) -> Result<(), StartError> {
     let sandbox = Sandbox::start(options)?;
     let prefixes: Vec<String> = ProviderId::ALL.iter().map(|p| prefix(*p)).collect();
     eprintln!(
-        "the simulated providers listen on {bind} (port {}): {}",
+        "the simulated providers listen on {bind} (port {}, {}): {}",
         sandbox.port(),
+        sandbox.base_url(ProviderId::Lucca).scheme(),
         prefixes.join(", ")
     );
     tokio::signal::ctrl_c().await?;
@@ -211,12 +227,15 @@ async fn providers(options: SandboxOptions) -> Result<(), StartError> {
 
 fn check_config(config: Option<PathBuf>) -> Result<(), StartError> {
     let settings = Settings::load(config.as_deref())?;
-    let registry = clients_gateway::providers::Registry::from_settings(&settings.providers)?;
-    auth::Authenticator::from_settings(&settings.auth)?;
+    let egress = settings.egress()?;
+    let registry =
+        clients_gateway::providers::Registry::from_settings(&settings.providers, &egress)?;
+    auth::Authenticator::from_settings(&settings.auth, &egress)?;
     let available: Vec<&str> = registry.available().map(|p| p.as_str()).collect();
     println!(
-        "configuration ok; providers available: {}",
-        available.join(", ")
+        "configuration ok; providers available: {}; outbound {}",
+        available.join(", "),
+        egress.describe()
     );
     Ok(())
 }

@@ -37,8 +37,10 @@ impl Application {
         raise_open_files_limit();
         // First: what is built next (the circuit breakers) exports its state.
         let metrics = web::Data::new(crate::metrics::handle());
-        let registry = Registry::from_settings(&settings.providers)?;
-        let authenticator = Authenticator::from_settings(&settings.auth)?;
+        let egress = settings.egress()?;
+        tracing::info!(egress = %egress.describe(), "outbound HTTPS");
+        let registry = Registry::from_settings(&settings.providers, &egress)?;
+        let authenticator = Authenticator::from_settings(&settings.auth, &egress)?;
         if matches!(authenticator, Authenticator::Disabled) {
             tracing::warn!("CALLER AUTHENTICATION IS DISABLED (auth.disabled = true): anyone who reaches this gateway can create clients");
         }

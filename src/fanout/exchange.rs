@@ -98,9 +98,15 @@ pub async fn exchange(
             Err(e) => return Exchanged::NotSent(e),
         };
         let slot = acquire_slot(target).await;
+        // Waiting for the client (while the provider's protocol is learnt) sends nothing either.
+        let connections = target.connections();
+        let pick = connections.pick().await;
         progress.in_flight = true;
         progress.attempts += 1;
-        let (attempt, last) = match send(target, request, auth_name, auth_value.clone()).await {
+        let sent = send(pick.http, request, auth_name, auth_value.clone()).await;
+        connections.learn(sent.as_ref().map(reqwest::Response::version));
+        drop(pick);
+        let (attempt, last) = match sent {
             Err(e) if e.is_connect() => {
                 (Attempt::NotConnected, Exchanged::NotSent(not_connected(&e)))
             }
@@ -177,13 +183,12 @@ async fn acquire_slot(target: &Target) -> SemaphorePermit<'_> {
 }
 
 async fn send(
-    target: &Target,
+    http: &reqwest::Client,
     request: &Outbound,
     auth_name: HeaderName,
     auth_value: HeaderValue,
 ) -> Result<reqwest::Response, reqwest::Error> {
-    let mut builder = target
-        .http()
+    let mut builder = http
         .request(request.method.clone(), request.url.clone())
         .header(auth_name, auth_value)
         .header(ACCEPT, HeaderValue::from_static("application/json"));

@@ -100,6 +100,7 @@ pub async fn fan_out(
                 reconciled = tracing::field::Empty,
                 error.kind = tracing::field::Empty,
                 http.response.status_code = tracing::field::Empty,
+                network.protocol.version = tracing::field::Empty,
             );
             let work = Work {
                 target: call.target,
@@ -215,6 +216,14 @@ impl Work {
         }
         if let Some(code) = result.provider_status {
             span.record("http.response.status_code", code);
+        }
+        if let Some(version) = self.target.connections().protocol() {
+            let shown = if version == reqwest::Version::HTTP_2 {
+                "2"
+            } else {
+                "1.1"
+            };
+            span.record("network.protocol.version", shown);
         }
         if matches!(result.status, TargetStatus::Failed | TargetStatus::Unknown) {
             span.record("otel.status_code", "ERROR");

@@ -53,8 +53,9 @@ pub trait Adapter: Sized + Send + Sync + 'static {
     fn new(settings: &Self::Settings) -> Result<Self, String>;
 
     /// How the gateway authenticates to the provider; `None` when no credentials are
-    /// configured (the provider then cannot be selected).
-    fn auth(settings: &Self::Settings) -> Result<Option<Auth>, String>;
+    /// configured (the provider then cannot be selected). `http` is an outbound client with the
+    /// gateway's trust and proxy (for a token endpoint).
+    fn auth(settings: &Self::Settings, http: &reqwest::Client) -> Result<Option<Auth>, String>;
 
     /// The create request for the canonical client and this target's options. `at` is the
     /// pointer of the options (`/targets/<name>`): faults in them are reported under it, faults

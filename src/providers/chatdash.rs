@@ -154,7 +154,7 @@ impl Adapter for Chatdash {
         })
     }
 
-    fn auth(s: &ChatdashSettings) -> Result<Option<Auth>, String> {
+    fn auth(s: &ChatdashSettings, _http: &reqwest::Client) -> Result<Option<Auth>, String> {
         s.api_key
             .as_ref()
             .map(|key| Auth::header("authorization", "", key.expose_secret()))

@@ -126,7 +126,7 @@ impl Adapter for Clockify {
         })
     }
 
-    fn auth(s: &ClockifySettings) -> Result<Option<Auth>, String> {
+    fn auth(s: &ClockifySettings, _http: &reqwest::Client) -> Result<Option<Auth>, String> {
         s.api_key
             .as_ref()
             .map(|key| Auth::header("x-api-key", "", key.expose_secret()))

@@ -166,7 +166,7 @@ impl Adapter for Lucca {
         })
     }
 
-    fn auth(s: &LuccaSettings) -> Result<Option<Auth>, String> {
+    fn auth(s: &LuccaSettings, _http: &reqwest::Client) -> Result<Option<Auth>, String> {
         s.api_key
             .as_ref()
             .map(|key| Auth::header("authorization", "lucca application=", key.expose_secret()))

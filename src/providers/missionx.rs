@@ -14,7 +14,7 @@ use url::Url;
 use utoipa::ToSchema;
 
 use super::{
-    http_client, join_url, provider_settings, read, Adapter, Auth, Created, Examples, Found,
+    join_url, provider_settings, read, Adapter, Auth, Created, Examples, Found,
     Listed, Page, Planned, Request, TokenSource,
 };
 use crate::domain::schema::string_schema;
@@ -164,14 +164,14 @@ impl Adapter for Missionx {
         })
     }
 
-    fn auth(s: &MissionxSettings) -> Result<Option<Auth>, String> {
+    fn auth(s: &MissionxSettings, http: &reqwest::Client) -> Result<Option<Auth>, String> {
         match (&s.access_token, &s.client_id, &s.client_secret) {
             (Some(token), _, _) => {
                 Auth::header("authorization", "Bearer ", token.expose_secret()).map(Some)
             }
             (None, Some(client_id), Some(secret)) => {
                 Ok(Some(Auth::OAuth2(Arc::new(TokenSource::new(
-                    http_client(1)?,
+                    http.clone(),
                     s.token_url.clone(),
                     client_id.clone(),
                     secret.clone(),
@@ -389,11 +389,12 @@ mod tests {
             client_secret: secret.map(|s| s.to_owned().into()),
             ..Default::default()
         };
-        assert!(Missionx::auth(&s(Some("id"), None)).is_err());
-        assert!(Missionx::auth(&s(None, Some("secret"))).is_err());
-        assert!(Missionx::auth(&s(None, None)).unwrap().is_none());
+        let http = reqwest::Client::new();
+        assert!(Missionx::auth(&s(Some("id"), None), &http).is_err());
+        assert!(Missionx::auth(&s(None, Some("secret")), &http).is_err());
+        assert!(Missionx::auth(&s(None, None), &http).unwrap().is_none());
         assert!(matches!(
-            Missionx::auth(&s(Some("id"), Some("secret"))).unwrap(),
+            Missionx::auth(&s(Some("id"), Some("secret")), &http).unwrap(),
             Some(Auth::OAuth2(_))
         ));
     }

@@ -17,7 +17,7 @@ pub use adapter::{
     Created, DynAdapter, Examples, Found, Listed, LookupKey, Page, Plan, Planned, Request,
 };
 pub use auth::Auth;
-pub use http::http_client;
+pub use http::{http_client, ClientSpec, Connections, Pick};
 pub use oauth::TokenSource;
 pub(crate) use settings::provider_settings;
 pub use settings::{Common, ProviderSettings};
@@ -64,10 +64,13 @@ macro_rules! adapters {
             }
 
             /// Every provider's target, available or not.
-            fn build_targets(&self) -> Result<Vec<(ProviderId, Result<Target, Unavailable>)>, String> {
+            fn build_targets(
+                &self,
+                egress: &crate::egress::Egress,
+            ) -> Result<Vec<(ProviderId, Result<Target, Unavailable>)>, String> {
                 Ok(vec![$((
                     ProviderId::$variant,
-                    target::build::<$module::$variant>(ProviderId::$variant, &self.$module)?,
+                    target::build::<$module::$variant>(ProviderId::$variant, &self.$module, egress)?,
                 )),*])
             }
         }

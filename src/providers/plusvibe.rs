@@ -150,7 +150,7 @@ impl Adapter for Plusvibe {
         })
     }
 
-    fn auth(s: &PlusvibeSettings) -> Result<Option<Auth>, String> {
+    fn auth(s: &PlusvibeSettings, _http: &reqwest::Client) -> Result<Option<Auth>, String> {
         s.api_key
             .as_ref()
             .map(|key| Auth::header("x-api-key", "", key.expose_secret()))

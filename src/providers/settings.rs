@@ -23,6 +23,8 @@ pub struct Common {
     pub circuit_failure_threshold: u32,
     pub circuit_cooldown_ms: u64,
     pub settle_s: u64,
+    pub ca_file: Option<std::path::PathBuf>,
+    pub http2: bool,
 }
 
 impl Common {
@@ -36,10 +38,12 @@ impl Common {
             retry_base_delay_ms: 100,
             retry_max_delay_ms: 2_000,
             max_per_minute: None,
-            max_connections: 64,
+            max_connections: 1024,
             circuit_failure_threshold: 5,
             circuit_cooldown_ms: 30_000,
             settle_s: 60,
+            ca_file: None,
+            http2: true,
         }
     }
 
@@ -142,6 +146,10 @@ macro_rules! provider_settings {
             /// An unanswered create not found by a lookup is sent again (on a replay with its
             /// `Idempotency-Key`) only this long after it was first sent.
             pub settle_s: u64,
+            /// CA certificates (PEM) trusted for this provider only, besides `[tls]`'s.
+            pub ca_file: Option<std::path::PathBuf>,
+            /// Offer HTTP/2 (ALPN) over TLS; `false`: HTTP/1.1 only.
+            pub http2: bool,
             $(
                 $(#[$sdoc])*
                 pub $secret: Option<secrecy::SecretString>,
@@ -166,6 +174,8 @@ macro_rules! provider_settings {
                     circuit_failure_threshold: c.circuit_failure_threshold,
                     circuit_cooldown_ms: c.circuit_cooldown_ms,
                     settle_s: c.settle_s,
+                    ca_file: c.ca_file,
+                    http2: c.http2,
                     $( $secret: None, $secret_file: None, )*
                     $( $field: $default, )*
                 }
@@ -186,6 +196,8 @@ macro_rules! provider_settings {
                     circuit_failure_threshold: self.circuit_failure_threshold,
                     circuit_cooldown_ms: self.circuit_cooldown_ms,
                     settle_s: self.settle_s,
+                    ca_file: self.ca_file.clone(),
+                    http2: self.http2,
                 }
             }
 
@@ -201,6 +213,8 @@ macro_rules! provider_settings {
                 self.circuit_failure_threshold = c.circuit_failure_threshold;
                 self.circuit_cooldown_ms = c.circuit_cooldown_ms;
                 self.settle_s = c.settle_s;
+                self.ca_file = c.ca_file;
+                self.http2 = c.http2;
             }
 
             #[allow(unused_variables)]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::adapter::{Adapter, DynAdapter};
 use super::auth::Auth;
-use super::http::http_client;
+use super::http::{http_client, ClientSpec, Connections};
 use super::settings::ProviderSettings;
 use super::ProvidersSettings;
 use secrecy::{ExposeSecret, SecretString};
@@ -25,11 +25,11 @@ pub struct Target {
     pub adapter: Box<dyn DynAdapter>,
     /// Where its options are in a request (`/targets/<name>`).
     pub options_at: String,
-    /// One outbound client per worker thread, built on first use: a worker's calls go through
-    /// connections driven by its own runtime, without waking another thread.
-    http: thread_local::ThreadLocal<reqwest::Client>,
-    /// Idle keep-alive connections kept per worker thread.
-    max_idle: usize,
+    /// One set of outbound clients per worker thread, built on first use: a worker's calls go
+    /// through connections driven by its own runtime, without waking another thread.
+    connections: thread_local::ThreadLocal<Connections>,
+    /// How those clients are built (trust, proxy, idle connections kept, HTTP/2).
+    spec: ClientSpec,
     pub timeout: Duration,
     pub auth: Auth,
     pub retry: RetryPolicy,
@@ -41,7 +41,8 @@ pub struct Target {
     pub settle: Duration,
     /// Adoptions under way, by natural key (lookup then create, one at a time per client).
     pub adopting: KeyedLocks,
-    /// The configured secrets, scrubbed from anything relayed from the provider.
+    /// The configured secrets (and the proxy's credentials), scrubbed from anything relayed
+    /// from the provider.
     secrets: Vec<SecretString>,
 }
 
@@ -66,10 +67,11 @@ impl Target {
         }
     }
 
-    /// This thread's outbound client for the provider.
-    pub fn http(&self) -> &reqwest::Client {
-        self.http
-            .get_or(|| http_client(self.max_idle).expect("the HTTP client was built once at start"))
+    /// This thread's outbound clients for the provider.
+    pub fn connections(&self) -> &Connections {
+        self.connections.get_or(|| {
+            Connections::new(&self.spec).expect("the HTTP clients were built once at start")
+        })
     }
 }
 
@@ -94,11 +96,15 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Builds every adapter once from the settings.
-    pub fn from_settings(settings: &ProvidersSettings) -> Result<Self, String> {
+    /// Builds every adapter once from the settings; outbound calls use `egress`'s trust and
+    /// proxy.
+    pub fn from_settings(
+        settings: &ProvidersSettings,
+        egress: &crate::egress::Egress,
+    ) -> Result<Self, String> {
         Ok(Self {
             targets: settings
-                .build_targets()?
+                .build_targets(egress)?
                 .into_iter()
                 .map(|(id, t)| (id, t.map(Arc::new)))
                 .collect(),
@@ -126,6 +132,7 @@ impl Registry {
 pub fn build<A: Adapter>(
     id: ProviderId,
     settings: &A::Settings,
+    egress: &crate::egress::Egress,
 ) -> Result<Result<Target, Unavailable>, String> {
     let common = settings.common();
     if !common.enabled {
@@ -136,21 +143,31 @@ pub fn build<A: Adapter>(
     }
     let at = |e: String| format!("providers.{id}: {e}");
     let adapter = A::new(settings).map_err(at)?;
-    let Some(auth) = A::auth(settings).map_err(at)? else {
+    let extra_roots = match &common.ca_file {
+        Some(path) => crate::egress::read_ca_file(&format!("providers.{id}.ca_file"), path)?,
+        None => Vec::new(),
+    };
+    let spec = ClientSpec {
+        egress: egress.clone(),
+        tls: egress.tls_config(&extra_roots, common.http2).map_err(at)?,
+        max_idle: common.max_connections,
+        http2: common.http2,
+    };
+    // Clients built here, and dropped: a client that cannot be built stops the start, not a
+    // worker's first call.
+    Connections::new(&spec).map_err(at)?;
+    let Some(auth) = A::auth(settings, &http_client(&spec).map_err(at)?).map_err(at)? else {
         return Ok(Err(Unavailable(format!(
             "{} has no credentials configured on this gateway (providers.{id})",
             id.display_name()
         ))));
     };
-    // One client built here, and dropped: a client that cannot be built stops the start, not
-    // a worker's first call.
-    http_client(common.max_connections)?;
     Ok(Ok(Target {
         id,
         adapter: Box::new(adapter),
         options_at: format!("/targets/{id}"),
-        http: thread_local::ThreadLocal::new(),
-        max_idle: common.max_connections,
+        connections: thread_local::ThreadLocal::new(),
+        spec,
         timeout: Duration::from_millis(common.timeout_ms),
         auth,
         retry: RetryPolicy {
@@ -170,6 +187,11 @@ pub fn build<A: Adapter>(
         slots: tokio::sync::Semaphore::new(common.max_connections),
         settle: Duration::from_secs(common.settle_s),
         adopting: KeyedLocks::default(),
-        secrets: settings.secrets().into_iter().cloned().collect(),
+        secrets: settings
+            .secrets()
+            .into_iter()
+            .chain(egress.secrets())
+            .cloned()
+            .collect(),
     }))
 }

@@ -79,6 +79,8 @@ pub struct SandboxOptions {
     /// This provider creates the client and then never answers (to show how the gateway
     /// settles an unanswered create).
     pub unanswered: Option<ProviderId>,
+    /// Serve HTTPS (HTTP/2 and HTTP/1.1, by ALPN) with this configuration.
+    pub tls: Option<rustls::ServerConfig>,
 }
 
 impl Default for SandboxOptions {
@@ -89,6 +91,7 @@ impl Default for SandboxOptions {
             bind: "127.0.0.1:0".into(),
             unique: true,
             unanswered: None,
+            tls: None,
         }
     }
 }
@@ -118,7 +121,29 @@ impl Behaviour {
 
 pub struct Sandbox {
     port: u16,
+    scheme: &'static str,
     handle: ServerHandle,
+}
+
+/// A TLS server configuration from a PEM certificate chain and its PEM private key.
+pub fn tls_server_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<rustls::ServerConfig, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("{}: {e}", cert.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+    rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .map_err(|e| format!("the certificate and key do not fit: {e}"))
 }
 
 impl Sandbox {
@@ -139,12 +164,19 @@ impl Sandbox {
                 .configure(|cfg| tenants.register(cfg))
         })
         .workers(options.workers.unwrap_or(1))
-        .disable_signals()
-        .listen(listener)?
-        .run();
+        .disable_signals();
+        let (server, scheme) = match options.tls {
+            Some(tls) => (server.listen_rustls_0_23(listener, tls)?, "https"),
+            None => (server.listen(listener)?, "http"),
+        };
+        let server = server.run();
         let handle = server.handle();
         tokio::spawn(server);
-        Ok(Self { port, handle })
+        Ok(Self {
+            port,
+            scheme,
+            handle,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -154,7 +186,8 @@ impl Sandbox {
     /// The `base_url` of one simulated provider.
     pub fn base_url(&self, provider: ProviderId) -> Url {
         Url::parse(&format!(
-            "http://127.0.0.1:{}{}",
+            "{}://127.0.0.1:{}{}",
+            self.scheme,
             self.port,
             prefix(provider)
         ))

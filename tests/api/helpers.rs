@@ -749,7 +749,13 @@ pub async fn start_binary_with(
         .env_remove("RUST_LOG")
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-        .envs(env.iter().copied());
+        .env_remove("SSL_CERT_FILE");
+    for variable in ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"] {
+        command
+            .env_remove(variable)
+            .env_remove(variable.to_lowercase());
+    }
+    command.envs(env.iter().copied());
     match log {
         Some(file) => command.stdout(file.try_clone().unwrap()).stderr(file),
         None => command.stdout(std::process::Stdio::null()),

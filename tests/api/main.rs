@@ -4,6 +4,7 @@
 mod auth;
 mod clients;
 mod contract;
+mod egress;
 mod helpers;
 mod hostile;
 mod idempotency;

@@ -60,12 +60,21 @@ Secret under <name>-<key> (dashes).
 {{/* Where the Secret's keys are mounted. */}}
 {{- define "cg.secretDir" -}}/var/run/secrets/clients-gateway{{- end }}
 
+{{/* Where the platform's CA bundle (tls.caBundle) is mounted. */}}
+{{- define "cg.caDir" -}}/etc/clients-gateway-ca{{- end }}
+
 {{/* Checks that cannot be said in values.schema.json. */}}
 {{- define "cg.validate" -}}
 {{- $multi := or (gt (int .Values.replicaCount) 1) .Values.autoscaling.enabled }}
 {{- $redis := or (and .Values.idempotency.redisUrl (not .Values.existingSecret)) (and .Values.existingSecret .Values.idempotency.redisUrlInExistingSecret) }}
 {{- if and .Values.existingSecret .Values.idempotency.redisUrl }}
 {{- fail "with existingSecret, put the Redis URL in that Secret under the key redis-url and set idempotency.redisUrlInExistingSecret: true, instead of idempotency.redisUrl" }}
+{{- end }}
+{{- if and .Values.existingSecret .Values.proxy.url }}
+{{- fail "with existingSecret, put the proxy URL in that Secret under the key proxy-url and set proxy.urlInExistingSecret: true, instead of proxy.url" }}
+{{- end }}
+{{- if and .Values.proxy.noProxy (not (or .Values.proxy.url .Values.proxy.urlInExistingSecret)) }}
+{{- fail "proxy.noProxy is set without a proxy (proxy.url or proxy.urlInExistingSecret)" }}
 {{- end }}
 {{- if and $multi (not $redis) }}
 {{- fail "more than one replica (replicaCount > 1 or autoscaling.enabled) needs idempotency.redisUrl: without a shared Redis, a retried request could create a client twice on another replica. Set idempotency.redisUrl (or, with existingSecret, idempotency.redisUrlInExistingSecret), or replicaCount: 1 with autoscaling.enabled: false" }}

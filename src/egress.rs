@@ -1,0 +1,424 @@
+//! Egress: which certificate authorities outbound HTTPS trusts (`[tls]`) and the proxy it goes
+//! through (`[proxy]`), applied to every outbound client — providers, the OAuth2 token endpoint,
+//! the JWKS.
+//!
+//! Trust: the Mozilla roots built into the gateway (`tls.bundled_roots`, on by default: the same
+//! trust on every host and image), plus the platform's CA bundle when one is given
+//! (`tls.ca_file`, else `SSL_CERT_FILE`), plus the operating system's store when asked
+//! (`tls.native_roots`). A CA is added, not substituted, so that adding the platform's CA for
+//! one re-signing proxy or private provider does not break the calls to public ones; set
+//! `tls.bundled_roots = false` to trust the given bundle alone.
+//!
+//! Proxy: `proxy.url` (with `proxy.no_proxy`), or else the standard `HTTPS_PROXY`,
+//! `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` variables. A proxy URL may carry credentials: it is
+//! a secret, shown only as `scheme://host:port`, and its credentials are scrubbed from anything
+//! relayed.
+
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use std::sync::Arc;
+
+use rustls::RootCertStore;
+use rustls_pki_types::CertificateDer;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+use crate::secret::{read_secret_file, SecretFileError};
+
+/// Largest CA bundle read (a full public bundle is about 220 KiB).
+pub const MAX_CA_FILE_BYTES: u64 = 4 << 20;
+
+/// The variables a proxy is read from when `proxy.url` is not set (upper and lower case).
+const PROXY_VARIABLES: [&str; 6] = [
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+/// `[tls]`: the certificate authorities outbound HTTPS trusts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSettings {
+    /// A PEM bundle of CA certificates to trust as well (the platform's CA); absent: the file
+    /// named by `SSL_CERT_FILE`, if any.
+    pub ca_file: Option<PathBuf>,
+    /// Trust the Mozilla roots built into the gateway.
+    pub bundled_roots: bool,
+    /// Trust the operating system's store (`/etc/ssl/certs`, or `SSL_CERT_FILE`/`SSL_CERT_DIR`).
+    pub native_roots: bool,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        Self {
+            ca_file: None,
+            bundled_roots: true,
+            native_roots: false,
+        }
+    }
+}
+
+/// `[proxy]`: the egress proxy.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxySettings {
+    /// `http://[user:password@]proxy:3128` (or `https://`); absent: the `HTTPS_PROXY` family of
+    /// variables.
+    pub url: Option<SecretString>,
+    pub url_file: Option<PathBuf>,
+    /// Hosts reached directly: comma-separated names (a leading `.` or none matches subdomains
+    /// too), IPs or CIDR ranges, `*` for all; absent: `NO_PROXY`.
+    pub no_proxy: Option<String>,
+}
+
+impl ProxySettings {
+    pub fn resolve_secret_files(&mut self) -> Result<(), SecretFileError> {
+        read_secret_file("proxy.url", &mut self.url, &self.url_file)
+    }
+}
+
+/// Reads a PEM bundle of CA certificates (at most [`MAX_CA_FILE_BYTES`]); `key` names the setting
+/// in errors.
+pub fn read_ca_file(key: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    use rustls_pki_types::pem::PemObject;
+    let at = |e: String| format!("{key} ({}): {e}", path.display());
+    let file = std::fs::File::open(path).map_err(|e| at(e.to_string()))?;
+    let mut pem = Vec::new();
+    file.take(MAX_CA_FILE_BYTES + 1)
+        .read_to_end(&mut pem)
+        .map_err(|e| at(e.to_string()))?;
+    if pem.len() as u64 > MAX_CA_FILE_BYTES {
+        return Err(at(format!("larger than {MAX_CA_FILE_BYTES} bytes")));
+    }
+    let certificates = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| at(format!("not a PEM certificate bundle: {e}")))?;
+    if certificates.is_empty() {
+        return Err(at("holds no PEM certificate".into()));
+    }
+    // Each must be usable as a trust anchor.
+    let mut store = RootCertStore::empty();
+    for certificate in &certificates {
+        store
+            .add(certificate.clone())
+            .map_err(|e| at(format!("a certificate cannot be trusted: {e}")))?;
+    }
+    Ok(certificates)
+}
+
+/// A proxy URL as it may be shown: scheme, host and port, never credentials.
+fn shown(url: &Url) -> String {
+    match url.port() {
+        Some(port) => format!("{}://{}:{port}", url.scheme(), url.host_str().unwrap_or("")),
+        None => format!("{}://{}", url.scheme(), url.host_str().unwrap_or("")),
+    }
+}
+
+/// The credentials in a proxy URL (user and password, percent-decoded and as written).
+fn credentials(url: &Url) -> Vec<SecretString> {
+    let mut out = Vec::new();
+    for raw in [url.username(), url.password().unwrap_or("")] {
+        if raw.is_empty() {
+            continue;
+        }
+        out.push(SecretString::from(raw.to_owned()));
+        if let Ok(decoded) = percent_decode(raw) {
+            if decoded != raw {
+                out.push(SecretString::from(decoded));
+            }
+        }
+    }
+    out
+}
+
+fn percent_decode(text: &str) -> Result<String, std::string::FromUtf8Error> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out)
+}
+
+/// What every outbound client is built with: trust and proxy.
+#[derive(Clone)]
+pub struct Egress {
+    /// Every trusted root: bundled, system, the platform's bundle.
+    roots: Arc<RootCertStore>,
+    /// What they are, for the start log.
+    trust: String,
+    /// The configured proxy (`None`: the environment's, which reqwest reads itself).
+    proxy: Option<reqwest::Proxy>,
+    /// The proxy as it may be shown, and where it came from.
+    proxy_shown: Option<String>,
+    /// Proxy credentials (configured or from the environment), never to be relayed.
+    secrets: Vec<SecretString>,
+}
+
+impl fmt::Debug for Egress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+fn bundled_roots() -> RootCertStore {
+    RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    }
+}
+
+/// The crypto of every outbound TLS connection.
+fn crypto() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+impl Egress {
+    /// Reads the CA bundle and checks the proxy; errors name the key, never a credential.
+    pub fn from_settings(tls: &TlsSettings, proxy: &ProxySettings) -> Result<Self, String> {
+        let from_env = std::env::var_os("SSL_CERT_FILE")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
+        let (extra, extra_from) = match (&tls.ca_file, from_env) {
+            (Some(path), _) => (
+                read_ca_file("tls.ca_file", path)?,
+                Some(path.display().to_string()),
+            ),
+            (None, Some(path)) => (
+                read_ca_file("SSL_CERT_FILE", &path)?,
+                Some(format!("{} (SSL_CERT_FILE)", path.display())),
+            ),
+            (None, None) => (Vec::new(), None),
+        };
+        let mut roots = RootCertStore::empty();
+        let mut trust = Vec::new();
+        if tls.bundled_roots {
+            roots = bundled_roots();
+            trust.push(format!("{} bundled roots", roots.len()));
+        }
+        if tls.native_roots {
+            let native = rustls_native_certs::load_native_certs();
+            let (added, _) = roots.add_parsable_certificates(native.certs);
+            if added == 0 {
+                return Err(
+                    "tls.native_roots: the system store holds no usable certificate".into(),
+                );
+            }
+            trust.push(format!("{added} from the system store"));
+        }
+        if let Some(from) = extra_from {
+            let (added, _) = roots.add_parsable_certificates(extra);
+            trust.push(format!("{added} CA(s) from {from}"));
+        }
+        if roots.is_empty() {
+            return Err("tls: nothing would be trusted: set tls.ca_file, or keep \
+                        tls.bundled_roots or tls.native_roots on"
+                .into());
+        }
+        let mut egress = Self {
+            roots: Arc::new(roots),
+            trust: trust.join(" + "),
+            proxy: None,
+            proxy_shown: None,
+            secrets: Vec::new(),
+        };
+        match &proxy.url {
+            Some(url) => {
+                let parsed = Url::parse(url.expose_secret())
+                    .map_err(|e| format!("proxy.url is not a URL ({e})"))?;
+                if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+                    return Err("proxy.url must be an http:// or https:// URL with a host".into());
+                }
+                let mut reqwest_proxy = reqwest::Proxy::all(parsed.as_str())
+                    .map_err(|_| "proxy.url cannot be used as a proxy".to_owned())?;
+                let no_proxy = match &proxy.no_proxy {
+                    Some(list) => reqwest::NoProxy::from_string(list),
+                    None => reqwest::NoProxy::from_env(),
+                };
+                reqwest_proxy = reqwest_proxy.no_proxy(no_proxy);
+                egress.proxy = Some(reqwest_proxy);
+                egress.proxy_shown = Some(format!("{} (proxy.url)", shown(&parsed)));
+                egress.secrets = credentials(&parsed);
+            }
+            None if proxy.no_proxy.is_some() => {
+                return Err(
+                    "proxy.no_proxy is set without proxy.url (with the HTTPS_PROXY \
+                            variable, use NO_PROXY)"
+                        .into(),
+                );
+            }
+            None => {
+                for name in PROXY_VARIABLES {
+                    let Some(value) = std::env::var(name).ok().filter(|v| !v.is_empty()) else {
+                        continue;
+                    };
+                    // What reqwest reads itself; noted here to show it and to scrub its
+                    // credentials.
+                    if let Ok(parsed) = Url::parse(&value) {
+                        egress.secrets.extend(credentials(&parsed));
+                        egress
+                            .proxy_shown
+                            .get_or_insert_with(|| format!("{} ({name})", shown(&parsed)));
+                    }
+                }
+            }
+        }
+        Ok(egress)
+    }
+
+    /// The TLS configuration of one provider's clients: this trust plus `extra` (its own CAs),
+    /// offering HTTP/2 and HTTP/1.1 or HTTP/1.1 alone. Clones share the verifier and the session
+    /// cache, so every worker's client resumes the sessions of the others.
+    pub fn tls_config(
+        &self,
+        extra: &[CertificateDer<'static>],
+        http2: bool,
+    ) -> Result<rustls::ClientConfig, String> {
+        let roots = if extra.is_empty() {
+            self.roots.clone()
+        } else {
+            let mut roots = (*self.roots).clone();
+            for certificate in extra {
+                roots
+                    .add(certificate.clone())
+                    .map_err(|e| format!("a CA certificate cannot be trusted: {e}"))?;
+            }
+            Arc::new(roots)
+        };
+        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(roots, crypto())
+            .build()
+            .map_err(|e| format!("cannot build the TLS verifier: {e}"))?;
+        let mut config = rustls::ClientConfig::builder_with_provider(crypto())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("cannot build the TLS configuration: {e}"))?
+            .with_webpki_verifier(verifier)
+            .with_no_client_auth();
+        config.alpn_protocols = if http2 {
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        } else {
+            vec![b"http/1.1".to_vec()]
+        };
+        Ok(config)
+    }
+
+    /// A client builder with `tls` (from [`Egress::tls_config`]) and this proxy.
+    pub fn builder(&self, tls: &rustls::ClientConfig) -> reqwest::ClientBuilder {
+        let mut builder = reqwest::Client::builder().use_preconfigured_tls(tls.clone());
+        if let Some(proxy) = &self.proxy {
+            builder = builder.proxy(proxy.clone());
+        }
+        builder
+    }
+
+    /// A client for a service other than a provider (the JWKS): this trust and proxy.
+    pub fn client(&self) -> Result<reqwest::ClientBuilder, String> {
+        Ok(self.builder(&self.tls_config(&[], true)?))
+    }
+
+    /// The proxy's credentials, to scrub from anything relayed.
+    pub fn secrets(&self) -> &[SecretString] {
+        &self.secrets
+    }
+
+    /// One line for the start log: what is trusted, which proxy (without credentials).
+    pub fn describe(&self) -> String {
+        let proxy = self.proxy_shown.as_deref().unwrap_or("none");
+        format!("trust: {}; proxy: {proxy}", self.trust)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_proxy_is_shown_without_its_credentials() {
+        let proxy = ProxySettings {
+            url: Some(SecretString::from(
+                "http://gw:s%40cret-pw@proxy.internal:3128",
+            )),
+            url_file: None,
+            no_proxy: Some("localhost,.internal".into()),
+        };
+        let egress = Egress::from_settings(&TlsSettings::default(), &proxy).unwrap();
+        let shown = format!("{egress:?} {}", egress.describe());
+        assert!(shown.contains("http://proxy.internal:3128"), "{shown}");
+        assert!(!shown.contains("cret") && !shown.contains("gw:"), "{shown}");
+        let secrets: Vec<&str> = egress.secrets().iter().map(|s| s.expose_secret()).collect();
+        assert!(secrets.contains(&"s%40cret-pw") && secrets.contains(&"s@cret-pw"));
+        assert!(!format!("{proxy:?}").contains("s%40cret-pw"));
+    }
+
+    #[test]
+    fn mistakes_name_the_key_and_never_the_url() {
+        let bad = |url: &str| ProxySettings {
+            url: Some(SecretString::from(url.to_owned())),
+            ..Default::default()
+        };
+        for url in [
+            "socks5://u:hunter22@proxy:1080",
+            "not a url hunter22",
+            "http://u:hunter22@",
+        ] {
+            let e = Egress::from_settings(&TlsSettings::default(), &bad(url)).unwrap_err();
+            assert!(e.contains("proxy.url") && !e.contains("hunter22"), "{e}");
+        }
+        let e = Egress::from_settings(
+            &TlsSettings::default(),
+            &ProxySettings {
+                no_proxy: Some("x".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert!(e.contains("proxy.no_proxy"), "{e}");
+        let nothing = TlsSettings {
+            bundled_roots: false,
+            ..TlsSettings::default()
+        };
+        // (SSL_CERT_FILE, when the environment has it, is trusted too.)
+        if std::env::var_os("SSL_CERT_FILE").is_none() {
+            let e = Egress::from_settings(&nothing, &ProxySettings::default()).unwrap_err();
+            assert!(e.contains("nothing would be trusted"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_ca_file_must_hold_certificates_and_stay_small() {
+        let dir = std::env::temp_dir().join(format!("cg-ca-{}", crate::ids::v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "no certificate here\n").unwrap();
+        let e = read_ca_file("tls.ca_file", &empty).unwrap_err();
+        assert!(
+            e.contains("tls.ca_file") && e.contains("no PEM certificate"),
+            "{e}"
+        );
+        let big = dir.join("big.pem");
+        std::fs::write(&big, vec![b'a'; MAX_CA_FILE_BYTES as usize + 1]).unwrap();
+        let e = read_ca_file("tls.ca_file", &big).unwrap_err();
+        assert!(e.contains("larger than"), "{e}");
+        let e = read_ca_file("tls.ca_file", &dir.join("absent.pem")).unwrap_err();
+        assert!(e.contains("absent.pem"), "{e}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
