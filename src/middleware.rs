@@ -41,7 +41,7 @@ pub async fn request_id(
     let route = req
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
-    let span = tracing::info_span!(
+    let span = crate::gateway_span!(
         "request",
         otel.name = %format_args!("{} {route}", crate::metrics::method_label(method.as_str())),
         otel.kind = "server",

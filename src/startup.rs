@@ -103,6 +103,8 @@ impl Application {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         server = server
             .workers(workers)
+            // Each answer leaves at once, whatever the number of writes it takes.
+            .tcp_nodelay(true)
             .max_connections(settings.server.max_connections.div_ceil(workers));
         Ok(Self {
             server: server.run(),

@@ -28,6 +28,28 @@ use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::{LogFormat, TelemetrySettings};
 
+/// Whether spans are exported (a collector is configured).
+static TRACES: AtomicBool = AtomicBool::new(false);
+
+/// Whether spans are exported: the gateway's spans are then `info` (sent whatever the log
+/// level), else `debug` (free at the default log level).
+pub fn traces_on() -> bool {
+    TRACES.load(Ordering::Relaxed)
+}
+
+/// A span of the gateway's own (request, target, lookup): `info` when traces are exported,
+/// `debug` otherwise, so that logs at `info` pay nothing for it.
+#[macro_export]
+macro_rules! gateway_span {
+    ($name:literal, $($fields:tt)*) => {
+        if $crate::telemetry::traces_on() {
+            tracing::info_span!($name, $($fields)*)
+        } else {
+            tracing::debug_span!($name, $($fields)*)
+        }
+    };
+}
+
 /// How long one export to the collector may take (it runs off the request path).
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -133,6 +155,9 @@ impl Extractor for Headers<'_> {
 
 /// Makes `span` continue the trace of the caller's `traceparent`, if it sent a valid one.
 pub fn continue_trace(span: &tracing::Span, headers: &actix_web::http::header::HeaderMap) {
+    if !traces_on() {
+        return;
+    }
     let parent = TraceContextPropagator::new().extract(&Headers(headers));
     if parent.span().span_context().is_valid() {
         let _ = span.set_parent(parent);
@@ -141,6 +166,9 @@ pub fn continue_trace(span: &tracing::Span, headers: &actix_web::http::header::H
 
 /// The `traceparent` of `span` (to answer with), when traces are on.
 pub fn traceparent(span: &tracing::Span) -> Option<String> {
+    if !traces_on() {
+        return None;
+    }
     let context = span.context();
     let span_context = context.span().span_context().clone();
     span_context.is_valid().then(|| {
@@ -155,6 +183,9 @@ pub fn traceparent(span: &tracing::Span) -> Option<String> {
 
 /// The trace id of the current span, when traces are on (for the request's log line).
 pub fn trace_id() -> Option<String> {
+    if !traces_on() {
+        return None;
+    }
     let context = tracing::Span::current().context();
     let span_context = context.span().span_context().clone();
     span_context
@@ -212,6 +243,7 @@ pub fn init(settings: &TelemetrySettings) -> Result<LogGuard, String> {
         .try_init()
         .map_err(|e| format!("cannot install the log subscriber: {e}"))?;
     if traces.is_some() {
+        TRACES.store(true, Ordering::Relaxed);
         tracing::info!("traces exported over OTLP/HTTP");
     }
     Ok(LogGuard {

@@ -36,7 +36,7 @@ pub async fn look_up(
     since: Option<SystemTime>,
     budget: Duration,
 ) -> Looked {
-    let span = tracing::info_span!(
+    let span = crate::gateway_span!(
         "lookup",
         otel.name = %format_args!("lookup {}", target.id),
         otel.kind = "client",

@@ -87,7 +87,7 @@ pub async fn fan_out(
                 Job::Recheck { .. } => "recheck",
             };
             // A child of the request's span (it carries no credential: names, counts, kinds).
-            let span = tracing::info_span!(
+            let span = crate::gateway_span!(
                 "provider_call",
                 otel.name = %format_args!("{job} {provider}"),
                 otel.kind = "internal",

@@ -1,15 +1,21 @@
-//! The outbound HTTP client of one provider, and how it learns the provider's protocol.
+//! The outbound HTTP clients of one provider, and how they learn the provider's protocol.
 //!
-//! Over TLS the client offers HTTP/2 and HTTP/1.1 (ALPN) and the provider picks. With HTTP/2
-//! every call shares one connection (per worker thread). But a connection is chosen when it is
-//! made: a burst of calls with no live connection would each open one before the first one
-//! tells that the provider speaks HTTP/2. So while the protocol is not known — the first call,
-//! after the connection may have closed (no answer for [`IDLE`]), or after a connection could
-//! not be made — calls go one at a time (each waiting at most [`LEARNING_WAIT`]); once an answer
-//! came in HTTP/2, they all go at once over its connection. HTTP/1.1 needs a connection per call
-//! in flight anyway, and is never held back.
+//! Over TLS a client offers HTTP/2 and HTTP/1.1 (ALPN) and the provider picks. With HTTP/2 the
+//! calls share a connection as streams, at most `http2_max_streams` at a time (default 100: under
+//! the stream limit servers commonly set — nginx allows 128 — and few enough that the request
+//! bodies in flight fit the peer's first flow-control window, so each leaves in one DATA frame);
+//! past that, another connection (a *lane*: its own client, one HTTP/2 connection) is opened.
+//! HTTP/1.1 needs a connection per call in flight anyway: one client, its pool.
+//!
+//! A connection is chosen when it is made: a burst of calls with no live connection would each
+//! open one before the first handshake tells that the provider speaks HTTP/2. So while the
+//! protocol is not known — the first call, after the connection may have closed (no answer for
+//! [`IDLE`]), after a connection could not be made — calls go one at a time (each waiting at
+//! most [`LEARNING_WAIT`]). Lanes opened once HTTP/2 is known offer HTTP/2 alone, and make one
+//! connection at a time.
 
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, SemaphorePermit};
@@ -36,13 +42,31 @@ pub struct ClientSpec {
     pub max_idle: usize,
     /// Offer HTTP/2 (`providers.<name>.http2`).
     pub http2: bool,
+    /// Calls in flight at most on one HTTP/2 connection (`providers.<name>.http2_max_streams`).
+    pub max_streams: usize,
+    /// Calls in flight at most to the provider (`providers.<name>.max_connections`).
+    pub max_in_flight: usize,
 }
 
-/// An outbound client built from `spec`.
+/// An outbound client built from `spec`, offering what it allows.
 pub fn http_client(spec: &ClientSpec) -> Result<reqwest::Client, String> {
+    client(spec, false)
+}
+
+/// `h2_only`: offer HTTP/2 alone (ALPN), and make one connection at a time.
+fn client(spec: &ClientSpec, h2_only: bool) -> Result<reqwest::Client, String> {
+    let h2_tls;
+    let tls = if h2_only {
+        let mut tls = spec.tls.clone();
+        tls.alpn_protocols = vec![b"h2".to_vec()];
+        h2_tls = tls;
+        &h2_tls
+    } else {
+        &spec.tls
+    };
     let mut builder = spec
         .egress
-        .builder(&spec.tls)
+        .builder(tls)
         .user_agent(concat!("clients-gateway/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(3))
         .pool_idle_timeout(IDLE)
@@ -56,7 +80,9 @@ pub fn http_client(spec: &ClientSpec) -> Result<reqwest::Client, String> {
         // A create call is never replayed elsewhere: a redirect (usually a wrong base_url)
         // is reported, not followed.
         .redirect(reqwest::redirect::Policy::none());
-    if !spec.http2 {
+    if h2_only {
+        builder = builder.http2_prior_knowledge();
+    } else if !spec.http2 {
         builder = builder.http1_only();
     }
     builder
@@ -68,9 +94,29 @@ const UNKNOWN: u8 = 0;
 const HTTP1: u8 = 1;
 const HTTP2: u8 = 2;
 
-/// One worker thread's client for one provider, and the protocol learnt.
-pub struct Connections {
+/// Lanes at most per worker thread and provider.
+const MAX_LANES: usize = 64;
+
+/// One client and its calls in flight.
+struct Lane {
     http: reqwest::Client,
+    in_flight: AtomicUsize,
+}
+
+impl Lane {
+    fn new(http: reqwest::Client) -> Self {
+        Self {
+            http,
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+}
+
+/// One worker thread's clients for one provider, and the protocol learnt.
+pub struct Connections {
+    spec: ClientSpec,
+    /// Lane 0 offers what the settings allow; the others, HTTP/2 alone.
+    lanes: Box<[OnceLock<Lane>]>,
     protocol: AtomicU8,
     /// When the last answer came (milliseconds since `epoch`).
     answered_ms: AtomicU64,
@@ -82,13 +128,30 @@ pub struct Connections {
 /// The client a call goes through (and, for the call learning the protocol, its turn).
 pub struct Pick<'a> {
     pub http: &'a reqwest::Client,
+    lane: &'a Lane,
     _learning: Option<SemaphorePermit<'a>>,
+}
+
+impl Drop for Pick<'_> {
+    fn drop(&mut self) {
+        self.lane.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Connections {
     pub fn new(spec: &ClientSpec) -> Result<Self, String> {
+        let first = OnceLock::new();
+        let _ = first.set(Lane::new(http_client(spec)?));
+        // Enough lanes for every call in flight, each lane at its stream limit.
+        let lanes = spec
+            .max_in_flight
+            .div_ceil(spec.max_streams.max(1))
+            .clamp(1, MAX_LANES);
+        let mut all = vec![first];
+        all.extend((1..lanes).map(|_| OnceLock::new()));
         Ok(Self {
-            http: http_client(spec)?,
+            spec: spec.clone(),
+            lanes: all.into_boxed_slice(),
             protocol: AtomicU8::new(if spec.http2 { UNKNOWN } else { HTTP1 }),
             answered_ms: AtomicU64::new(0),
             epoch: Instant::now(),
@@ -114,25 +177,68 @@ impl Connections {
         }
     }
 
+    fn first(&self) -> &Lane {
+        self.lanes[0].get().expect("lane 0 is built at start")
+    }
+
+    fn take<'a>(&'a self, lane: &'a Lane, learning: Option<SemaphorePermit<'a>>) -> Pick<'a> {
+        lane.in_flight.fetch_add(1, Ordering::AcqRel);
+        Pick {
+            http: &lane.http,
+            lane,
+            _learning: learning,
+        }
+    }
+
+    /// The HTTP/2 lane for the next call: the first one under its stream limit, opening one if
+    /// all are at it (or the least busy, when every lane is open and full).
+    fn h2_lane(&self) -> &Lane {
+        let mut least: Option<&Lane> = None;
+        for slot in self.lanes.iter() {
+            let lane = match slot.get() {
+                Some(lane) => lane,
+                None => match client(&self.spec, true) {
+                    Ok(http) => slot.get_or_init(|| Lane::new(http)),
+                    // Cannot happen with settings that built lane 0; stay on the open lanes.
+                    Err(_) => break,
+                },
+            };
+            let busy = lane.in_flight.load(Ordering::Acquire);
+            if busy < self.spec.max_streams {
+                return lane;
+            }
+            if least.is_none_or(|l| busy < l.in_flight.load(Ordering::Acquire)) {
+                least = Some(lane);
+            }
+        }
+        least.unwrap_or_else(|| self.first())
+    }
+
     /// The client for the next call; while the protocol is being learnt, one call at a time
     /// (each waiting at most [`LEARNING_WAIT`]).
     pub async fn pick(&self) -> Pick<'_> {
         if self.settled() {
-            return Pick {
-                http: &self.http,
-                _learning: None,
+            let lane = match self.protocol.load(Ordering::Acquire) {
+                HTTP2 => self.h2_lane(),
+                _ => self.first(),
             };
+            return self.take(lane, None);
         }
         let permit = tokio::time::timeout(LEARNING_WAIT, self.learning.acquire())
             .await
             .ok()
             .and_then(Result::ok);
         // Learnt while this call waited: no need to hold the others back.
-        let permit = permit.filter(|_| !self.settled());
-        Pick {
-            http: &self.http,
-            _learning: permit,
+        if self.settled() {
+            drop(permit);
+            return Box::pin(self.pick()).await;
         }
+        self.take(self.first(), permit)
+    }
+
+    /// Connections (lanes) opened so far on this thread.
+    pub fn lanes_open(&self) -> usize {
+        self.lanes.iter().filter(|l| l.get().is_some()).count()
     }
 
     /// Notes what a call said about the protocol.

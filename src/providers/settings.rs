@@ -25,6 +25,7 @@ pub struct Common {
     pub settle_s: u64,
     pub ca_file: Option<std::path::PathBuf>,
     pub http2: bool,
+    pub http2_max_streams: usize,
 }
 
 impl Common {
@@ -44,6 +45,7 @@ impl Common {
             settle_s: 60,
             ca_file: None,
             http2: true,
+            http2_max_streams: 100,
         }
     }
 
@@ -51,7 +53,7 @@ impl Common {
     /// an upper bound too: none can overflow a clock.
     pub fn problem(&self) -> Option<String> {
         const MAX_MS: u64 = 600_000;
-        let bounds: [(&str, u64, u64, u64); 7] = [
+        let bounds: [(&str, u64, u64, u64); 8] = [
             ("timeout_ms", self.timeout_ms, 1, MAX_MS),
             ("max_attempts", u64::from(self.max_attempts), 1, 20),
             ("retry_base_delay_ms", self.retry_base_delay_ms, 0, MAX_MS),
@@ -64,6 +66,7 @@ impl Common {
                 86_400_000,
             ),
             ("settle_s", self.settle_s, 0, 86_400),
+            ("http2_max_streams", self.http2_max_streams as u64, 1, 1_000),
         ];
         for (key, value, min, max) in bounds {
             if !(min..=max).contains(&value) {
@@ -150,6 +153,8 @@ macro_rules! provider_settings {
             pub ca_file: Option<std::path::PathBuf>,
             /// Offer HTTP/2 (ALPN) over TLS; `false`: HTTP/1.1 only.
             pub http2: bool,
+            /// Calls in flight at most on one HTTP/2 connection; past it, another is opened.
+            pub http2_max_streams: usize,
             $(
                 $(#[$sdoc])*
                 pub $secret: Option<secrecy::SecretString>,
@@ -176,6 +181,7 @@ macro_rules! provider_settings {
                     settle_s: c.settle_s,
                     ca_file: c.ca_file,
                     http2: c.http2,
+                    http2_max_streams: c.http2_max_streams,
                     $( $secret: None, $secret_file: None, )*
                     $( $field: $default, )*
                 }
@@ -198,6 +204,7 @@ macro_rules! provider_settings {
                     settle_s: self.settle_s,
                     ca_file: self.ca_file.clone(),
                     http2: self.http2,
+                    http2_max_streams: self.http2_max_streams,
                 }
             }
 
@@ -215,6 +222,7 @@ macro_rules! provider_settings {
                 self.settle_s = c.settle_s;
                 self.ca_file = c.ca_file;
                 self.http2 = c.http2;
+                self.http2_max_streams = c.http2_max_streams;
             }
 
             #[allow(unused_variables)]

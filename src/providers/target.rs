@@ -152,6 +152,8 @@ pub fn build<A: Adapter>(
         tls: egress.tls_config(&extra_roots, common.http2).map_err(at)?,
         max_idle: common.max_connections,
         http2: common.http2,
+        max_streams: common.http2_max_streams,
+        max_in_flight: common.max_connections,
     };
     // Clients built here, and dropped: a client that cannot be built stops the start, not a
     // worker's first call.

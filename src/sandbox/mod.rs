@@ -164,6 +164,8 @@ impl Sandbox {
                 .configure(|cfg| tenants.register(cfg))
         })
         .workers(options.workers.unwrap_or(1))
+        // Answers leave at once (an HTTP/2 answer is several writes: Nagle would hold the last).
+        .tcp_nodelay(true)
         .disable_signals();
         let (server, scheme) = match options.tls {
             Some(tls) => (server.listen_rustls_0_23(listener, tls)?, "https"),

@@ -338,13 +338,10 @@ async fn calls_go_through_the_proxy_except_no_proxy_hosts_and_its_password_is_ne
         } else {
             format!("[proxy]\nurl = \"{proxy_url}\"\nno_proxy = \"127.0.0.1\"\n")
         };
-        let config = format!(
-            r#"
-[server]
-bind = "127.0.0.1:{port}"
-workers = 1
-[auth]
-hs256_secret = "{JWT_SECRET}"
+        let config = binary_config(
+            port,
+            &format!(
+                r#"
 [telemetry]
 log_level = "info,clients_gateway::fanout=debug"
 [tls]
@@ -363,10 +360,11 @@ base_url = "https://localhost:{plusvibe}/api/v1"
 api_key = "{PLUSVIBE_KEY}"
 workspace_id = "{PLUSVIBE_WORKSPACE}"
 "#,
-            ca = pki.ca_file().display(),
-            lucca = lucca.port,
-            clockify = clockify.port,
-            plusvibe = plusvibe.port,
+                ca = pki.ca_file().display(),
+                lucca = lucca.port,
+                clockify = clockify.port,
+                plusvibe = plusvibe.port,
+            ),
         );
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("gateway.toml");
@@ -447,4 +445,30 @@ workspace_id = "{PLUSVIBE_WORKSPACE}"
     }
     assert_eq!(clockify.versions().len(), 2);
     assert_eq!(lucca.versions().len(), 2);
+}
+
+#[tokio::test]
+async fn past_its_stream_limit_a_burst_opens_another_connection_not_one_per_call() {
+    let pki = Pki::new();
+    let ca = pki.ca_file();
+    let provider = TlsProvider::of(&pki, ProviderId::Lucca, BOTH, Duration::from_millis(200)).await;
+    let app = spawn_app_with(|s| {
+        lucca_at(s, &format!("https://localhost:{}", provider.port));
+        s.tls.ca_file = Some(ca.clone());
+        s.providers
+            .update_common(ProviderId::Lucca, |c| c.http2_max_streams = 10);
+    })
+    .await;
+    let body = one_target("lucca", json!({}));
+    let answers = join_all((0..40).map(|_| app.create(&body))).await;
+    for answer in answers {
+        assert_eq!(answer["results"]["lucca"]["status"], "created", "{answer}");
+    }
+    assert!(provider
+        .versions()
+        .iter()
+        .all(|v| *v == hyper::Version::HTTP_2));
+    // 40 calls at once, at most 10 per connection: 4 connections.
+    let connections = provider.connections.load(Ordering::SeqCst);
+    assert!((2..=4).contains(&connections), "{connections} connections");
 }

@@ -725,6 +725,14 @@ pub async fn post_keyed(
     )
 }
 
+/// A configuration for the real binary: listening on `port`, one worker, the test key; then
+/// `rest` (more sections).
+pub fn binary_config(port: u16, rest: &str) -> String {
+    format!(
+        "[server]\nbind = \"127.0.0.1:{port}\"\nworkers = 1\n[auth]\nhs256_secret = \"{JWT_SECRET}\"\n{rest}"
+    )
+}
+
 /// Runs the real binary with `--config`, output to `log` (or nowhere), and waits until it
 /// listens on `port`.
 pub async fn start_binary(

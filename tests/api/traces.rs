@@ -53,13 +53,10 @@ async fn spans(collector: &MockServer) -> Vec<Span> {
 }
 
 fn config(port: u16, mocks: &Mocks, otlp: &str) -> String {
-    format!(
-        r#"
-[server]
-bind = "127.0.0.1:{port}"
-workers = 1
-[auth]
-hs256_secret = "{JWT_SECRET}"
+    binary_config(
+        port,
+        &format!(
+            r#"
 [telemetry]
 log_level = "info"
 otlp_endpoint = "{otlp}"
@@ -73,9 +70,21 @@ base_url = "{}/api"
 api_key = "{CLOCKIFY_KEY}"
 workspace_id = "{CLOCKIFY_WORKSPACE}"
 "#,
-        mocks.lucca.uri(),
-        mocks.clockify.uri()
+            mocks.lucca.uri(),
+            mocks.clockify.uri()
+        ),
     )
+}
+
+/// A local OTLP/HTTP receiver that accepts every export.
+async fn collector() -> MockServer {
+    let collector = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/traces"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&collector)
+        .await;
+    collector
 }
 
 async fn start(
@@ -93,12 +102,7 @@ async fn start(
 
 #[tokio::test]
 async fn each_request_continues_the_callers_trace_with_a_span_per_target() {
-    let collector = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/traces"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&collector)
-        .await;
+    let collector = collector().await;
     let mocks = Mocks::start().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
@@ -279,12 +283,7 @@ async fn a_collector_that_is_down_or_hung_costs_the_requests_nothing() {
 
 #[tokio::test]
 async fn a_lookup_is_a_child_span_of_its_target() {
-    let collector = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/traces"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&collector)
-        .await;
+    let collector = collector().await;
     let mocks = Mocks::start().await;
     let lucca = fixture(clients_gateway::catalog::ProviderId::Lucca);
     Mock::given(method("POST"))
