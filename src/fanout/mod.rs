@@ -422,6 +422,19 @@ impl Work {
         }
     }
 
+    /// A lookup of the client whose create was sent at `sent`, when it has a natural key and
+    /// the budget leaves time for one; else why not.
+    async fn look_up_sent(&self, sent: SystemTime) -> Result<Looked, &'static str> {
+        let Some(key) = &self.lookup else {
+            return Err("it cannot be looked up without its natural key");
+        };
+        let budget = self.budget();
+        if budget < MIN_LOOKUP_TIME {
+            return Err("no time was left to look it up");
+        }
+        Ok(look_up(&self.target, key, Some(sent), budget).await)
+    }
+
     /// Sends the create. A 5xx answer does not prove that nothing was created: the client is
     /// looked up — found, it is `created` (`reconciled`); not found, the target failed, and a
     /// 503 is sent again (after its `Retry-After` or a backoff, within the attempts and the
@@ -435,14 +448,11 @@ impl Work {
             let Some(code) = answered_5xx(&result) else {
                 return result;
             };
-            let Some(key) = &self.lookup else {
-                return may_exist(result, "it cannot be looked up without its natural key");
+            let looked = match self.look_up_sent(sent).await {
+                Ok(looked) => looked,
+                Err(why) => return may_exist(result, why),
             };
-            let budget = self.budget();
-            if budget < MIN_LOOKUP_TIME {
-                return may_exist(result, "no time was left to look it up");
-            }
-            match look_up(&self.target, key, Some(sent), budget).await {
+            match looked {
                 Looked::Found(found) => {
                     return TargetResult {
                         attempts,
@@ -532,14 +542,10 @@ impl Work {
     /// After an unanswered create, if the deadline leaves time: found → `created`,
     /// `reconciled`; else it stays `unknown`.
     async fn reconcile(&self, unknown: TargetResult, sent: SystemTime) -> TargetResult {
-        let Some(key) = &self.lookup else {
+        let Ok(looked) = self.look_up_sent(sent).await else {
             return unknown;
         };
-        let budget = self.budget();
-        if budget < MIN_LOOKUP_TIME {
-            return unknown;
-        }
-        match look_up(&self.target, key, Some(sent), budget).await {
+        match looked {
             // Created with the password the gateway chose, if it chose one.
             Looked::Found(found) => TargetResult {
                 attempts: unknown.attempts,
@@ -562,14 +568,10 @@ impl Work {
     /// Fills the id a create does not answer, from a lookup; the client stays `created` either
     /// way.
     async fn resolve_id(&self, mut created: TargetResult, sent: SystemTime) -> TargetResult {
-        let Some(key) = &self.lookup else {
+        let Ok(looked) = self.look_up_sent(sent).await else {
             return created;
         };
-        let budget = self.budget();
-        if budget < MIN_LOOKUP_TIME {
-            return created;
-        }
-        match look_up(&self.target, key, Some(sent), budget).await {
+        match looked {
             Looked::Found(found) => created.provider_client_id = Some(found.id),
             Looked::NotFound => tracing::debug!("the created client's id: not found by a lookup"),
             Looked::Failed(e) => {

@@ -35,6 +35,17 @@ impl Auth {
         Ok(Auth::Header(HeaderName::from_static(name), value, prefix))
     }
 
+    /// [`Auth::header`] with a configured key; `None` when no key is configured.
+    pub fn key(
+        name: &'static str,
+        prefix: &'static str,
+        key: Option<&secrecy::SecretString>,
+    ) -> Result<Option<Self>, String> {
+        use secrecy::ExposeSecret;
+        key.map(|key| Self::header(name, prefix, key.expose_secret()))
+            .transpose()
+    }
+
     /// The header as a dry run shows it: name and scheme, the secret redacted.
     pub fn shown(&self) -> (&str, String) {
         match self {

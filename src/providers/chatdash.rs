@@ -155,10 +155,7 @@ impl Adapter for Chatdash {
     }
 
     fn auth(s: &ChatdashSettings, _http: &reqwest::Client) -> Result<Option<Auth>, String> {
-        s.api_key
-            .as_ref()
-            .map(|key| Auth::header("authorization", "", key.expose_secret()))
-            .transpose()
+        Auth::key("authorization", "", s.api_key.as_ref())
     }
 
     fn plan(

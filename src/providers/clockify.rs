@@ -4,7 +4,6 @@
 //! compared exactly here), paged by `page` while `Last-Page` is not `true`.
 
 use reqwest::StatusCode;
-use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use url::Url;
@@ -127,10 +126,7 @@ impl Adapter for Clockify {
     }
 
     fn auth(s: &ClockifySettings, _http: &reqwest::Client) -> Result<Option<Auth>, String> {
-        s.api_key
-            .as_ref()
-            .map(|key| Auth::header("x-api-key", "", key.expose_secret()))
-            .transpose()
+        Auth::key("x-api-key", "", s.api_key.as_ref())
     }
 
     fn plan(

@@ -38,14 +38,13 @@ pub struct ClientSpec {
     /// Trust (the gateway's, and the provider's own `ca_file`) and ALPN; shared by the clients
     /// of every worker (one session cache).
     pub tls: rustls::ClientConfig,
-    /// Idle keep-alive connections kept (HTTP/1.1).
-    pub max_idle: usize,
     /// Offer HTTP/2 (`providers.<name>.http2`).
     pub http2: bool,
     /// Calls in flight at most on one HTTP/2 connection (`providers.<name>.http2_max_streams`).
     pub max_streams: usize,
-    /// Calls in flight at most to the provider (`providers.<name>.max_connections`).
-    pub max_in_flight: usize,
+    /// Calls in flight at most to the provider (`providers.<name>.max_connections`); as many
+    /// idle HTTP/1.1 connections are kept.
+    pub max_connections: usize,
 }
 
 /// An outbound client built from `spec`, offering what it allows.
@@ -70,7 +69,7 @@ fn client(spec: &ClientSpec, h2_only: bool) -> Result<reqwest::Client, String> {
         .user_agent(concat!("clients-gateway/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(3))
         .pool_idle_timeout(IDLE)
-        .pool_max_idle_per_host(spec.max_idle)
+        .pool_max_idle_per_host(spec.max_connections)
         .tcp_nodelay(true)
         // HTTP/2: the window grows with the bandwidth-delay product; pings find a dead shared
         // connection before a call does.
@@ -144,7 +143,7 @@ impl Connections {
         let _ = first.set(Lane::new(http_client(spec)?));
         // Enough lanes for every call in flight, each lane at its stream limit.
         let lanes = spec
-            .max_in_flight
+            .max_connections
             .div_ceil(spec.max_streams.max(1))
             .clamp(1, MAX_LANES);
         let mut all = vec![first];
@@ -234,11 +233,6 @@ impl Connections {
             return Box::pin(self.pick()).await;
         }
         self.take(self.first(), permit)
-    }
-
-    /// Connections (lanes) opened so far on this thread.
-    pub fn lanes_open(&self) -> usize {
-        self.lanes.iter().filter(|l| l.get().is_some()).count()
     }
 
     /// Notes what a call said about the protocol.

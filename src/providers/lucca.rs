@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 
 use reqwest::StatusCode;
-use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Number, Value};
 use url::Url;
@@ -167,10 +166,7 @@ impl Adapter for Lucca {
     }
 
     fn auth(s: &LuccaSettings, _http: &reqwest::Client) -> Result<Option<Auth>, String> {
-        s.api_key
-            .as_ref()
-            .map(|key| Auth::header("authorization", "lucca application=", key.expose_secret()))
-            .transpose()
+        Auth::key("authorization", "lucca application=", s.api_key.as_ref())
     }
 
     fn plan(

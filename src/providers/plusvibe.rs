@@ -3,7 +3,7 @@
 //! (compared case-insensitively) in `GET {base}/client/?workspace_id=`, one page with every
 //! client of the workspace.
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use url::Url;
@@ -151,10 +151,7 @@ impl Adapter for Plusvibe {
     }
 
     fn auth(s: &PlusvibeSettings, _http: &reqwest::Client) -> Result<Option<Auth>, String> {
-        s.api_key
-            .as_ref()
-            .map(|key| Auth::header("x-api-key", "", key.expose_secret()))
-            .transpose()
+        Auth::key("x-api-key", "", s.api_key.as_ref())
     }
 
     fn plan(
@@ -369,6 +366,7 @@ impl Adapter for Plusvibe {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
 
     fn plusvibe(workspace: Option<&str>) -> Plusvibe {
         Plusvibe::new(&PlusvibeSettings {

@@ -150,15 +150,14 @@ pub fn build<A: Adapter>(
     let spec = ClientSpec {
         egress: egress.clone(),
         tls: egress.tls_config(&extra_roots, common.http2).map_err(at)?,
-        max_idle: common.max_connections,
         http2: common.http2,
         max_streams: common.http2_max_streams,
-        max_in_flight: common.max_connections,
+        max_connections: common.max_connections,
     };
-    // Clients built here, and dropped: a client that cannot be built stops the start, not a
-    // worker's first call.
-    Connections::new(&spec).map_err(at)?;
-    let Some(auth) = A::auth(settings, &http_client(&spec).map_err(at)?).map_err(at)? else {
+    // Built here, as every worker's first client is: a client that cannot be built stops the
+    // start, not a worker's first call. A token endpoint, if any, is called through it.
+    let http = http_client(&spec).map_err(at)?;
+    let Some(auth) = A::auth(settings, &http).map_err(at)? else {
         return Ok(Err(Unavailable(format!(
             "{} has no credentials configured on this gateway (providers.{id})",
             id.display_name()
