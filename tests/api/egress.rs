@@ -367,8 +367,7 @@ workspace_id = "{PLUSVIBE_WORKSPACE}"
             ),
         );
         let dir = tempfile::tempdir().unwrap();
-        let config_path = dir.path().join("gateway.toml");
-        std::fs::write(&config_path, &config).unwrap();
+        let config_path = write_config(dir.path(), &config);
         let log_path = dir.path().join("gateway.log");
         let log = std::fs::File::create(&log_path).unwrap();
         let env: Vec<(&str, &str)> = if from_env {

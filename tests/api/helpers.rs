@@ -725,12 +725,19 @@ pub async fn post_keyed(
     )
 }
 
-/// A configuration for the real binary: listening on `port`, one worker, the test key; then
-/// `rest` (more sections).
+/// A configuration for the real binary: the test key, then `[server]` listening on `port` with
+/// one worker; `rest` may begin with more `[server]` keys, then other sections.
 pub fn binary_config(port: u16, rest: &str) -> String {
     format!(
-        "[server]\nbind = \"127.0.0.1:{port}\"\nworkers = 1\n[auth]\nhs256_secret = \"{JWT_SECRET}\"\n{rest}"
+        "[auth]\nhs256_secret = \"{JWT_SECRET}\"\n[server]\nbind = \"127.0.0.1:{port}\"\nworkers = 1\n{rest}"
     )
+}
+
+/// Writes `text` as `gateway.toml` in `dir`; its path.
+pub fn write_config(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
+    let config = dir.join("gateway.toml");
+    std::fs::write(&config, text).unwrap();
+    config
 }
 
 /// Runs the real binary with `--config`, output to `log` (or nowhere), and waits until it

@@ -77,17 +77,13 @@ async fn bodies_that_never_end_are_cut_off_and_the_gateway_keeps_serving() {
         .await;
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("gateway.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[server]
-bind = "127.0.0.1:{port}"
-workers = 1
+    let config = write_config(
+        dir.path(),
+        &binary_config(
+            port,
+            &format!(
+                r#"
 body_timeout_ms = 1000
-[auth]
-hs256_secret = "{JWT_SECRET}"
 [telemetry]
 log_level = "error"
 [providers.lucca]
@@ -95,10 +91,10 @@ base_url = "{}"
 api_key = "{LUCCA_KEY}"
 organization_id = 12
 "#,
-            upstream.uri()
+                upstream.uri()
+            ),
         ),
-    )
-    .unwrap();
+    );
     let mut child = start_binary(&config, port, None).await;
     let token = token_for("slow-caller");
 
@@ -247,16 +243,12 @@ async fn the_in_process_store_holds_at_most_max_keys_and_forgets_no_recent_key()
         .await;
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("gateway.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[server]
-bind = "127.0.0.1:{port}"
-workers = 1
-[auth]
-hs256_secret = "{JWT_SECRET}"
+    let config = write_config(
+        dir.path(),
+        &binary_config(
+            port,
+            &format!(
+                r#"
 [idempotency]
 max_keys = 100
 retain_s = 3600
@@ -267,10 +259,10 @@ base_url = "{}"
 api_key = "{LUCCA_KEY}"
 organization_id = 12
 "#,
-            upstream.uri()
+                upstream.uri()
+            ),
         ),
-    )
-    .unwrap();
+    );
     let mut child = start_binary(&config, port, None).await;
     let address = format!("http://127.0.0.1:{port}");
     let (http, token) = (reqwest::Client::new(), token_for("many-keys"));
@@ -595,16 +587,12 @@ async fn duplicate_keys_and_invisible_names_are_refused() {
 async fn a_subject_cannot_forge_a_text_log_line() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("gateway.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[server]
-bind = "127.0.0.1:{port}"
-workers = 1
-[auth]
-hs256_secret = "{JWT_SECRET}"
+    let config = write_config(
+        dir.path(),
+        &binary_config(
+            port,
+            &format!(
+                r#"
 [telemetry]
 log_level = "info"
 log_format = "text"
@@ -612,9 +600,9 @@ log_format = "text"
 api_key = "{LUCCA_KEY}"
 organization_id = 12
 "#
+            ),
         ),
-    )
-    .unwrap();
+    );
     let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
     let mut child = start_binary(&config, port, Some(log)).await;
     let forged = "mallory\n2026-01-01T00:00:00Z  INFO FORGED admin logged in \u{1b}[31m";

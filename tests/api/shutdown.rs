@@ -23,17 +23,13 @@ async fn sigterm_lets_the_in_flight_fan_out_finish() {
         .await;
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("gateway.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[server]
-bind = "127.0.0.1:{port}"
-workers = 1
+    let config = write_config(
+        dir.path(),
+        &binary_config(
+            port,
+            &format!(
+                r#"
 shutdown_grace_s = 10
-[auth]
-hs256_secret = "{JWT_SECRET}"
 [telemetry]
 log_level = "warn"
 [providers.lucca]
@@ -41,10 +37,10 @@ base_url = "{}"
 api_key = "{LUCCA_KEY}"
 organization_id = 12
 "#,
-            lucca.uri()
+                lucca.uri()
+            ),
         ),
-    )
-    .unwrap();
+    );
     let mut child = start_binary(&config, port, None).await;
 
     let address = format!("http://127.0.0.1:{port}");

@@ -93,8 +93,7 @@ async fn start(
     port: u16,
 ) -> (std::process::Child, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("gateway.toml");
-    std::fs::write(&config, config_text).unwrap();
+    let config = write_config(dir.path(), config_text);
     // Batches every 100 ms, for the test not to wait.
     let child = start_binary_with(&config, port, log, &[("OTEL_BSP_SCHEDULE_DELAY", "100")]).await;
     (child, dir)
