@@ -257,7 +257,9 @@ struct CachedToken {
     cached_at: Instant,
 }
 
-const TOKEN_CACHE_CAPACITY: usize = 4096;
+const TOKEN_CACHE_CAPACITY: usize = 2048;
+/// A longer token is checked in full every time, not kept (the cache stays within a few MiB).
+const TOKEN_CACHE_MAX_LEN: usize = 2048;
 
 fn unix_now() -> u64 {
     SystemTime::now()
@@ -284,7 +286,7 @@ impl TokenCache {
     }
 
     fn put(&self, token: &str, subject: &str, exp: u64) {
-        if self.ttl.is_zero() {
+        if self.ttl.is_zero() || token.len() > TOKEN_CACHE_MAX_LEN || subject.len() > 256 {
             return;
         }
         let mut entries = self.entries.lock().expect("token cache lock");

@@ -67,8 +67,15 @@ pub struct ServerSettings {
     /// connection is closed.
     pub body_timeout_ms: u64,
     /// Connections served at once at most (all workers together); more wait to be accepted.
+    /// Absent: what the memory budget holds (half of its room, at an open connection's cost).
     /// Keep it under the process's open-file limit (raised to its hard limit at start).
-    pub max_connections: usize,
+    pub max_connections: Option<usize>,
+    /// The memory the process may use, in MiB. Absent: the container's limit (cgroup v2
+    /// `memory.max`, v1 `memory.limit_in_bytes`), else the machine's memory.
+    pub memory_budget_mb: Option<u64>,
+    /// A second listener serving only `/healthz`, `/readyz` and `/metrics`, on a thread of its
+    /// own: the probes and the scraper are never queued behind the callers.
+    pub ops_bind: Option<String>,
 }
 
 impl Default for ServerSettings {
@@ -81,7 +88,9 @@ impl Default for ServerSettings {
             shutdown_grace_s: 30,
             header_limit_bytes: 16 * 1024,
             body_timeout_ms: 10_000,
-            max_connections: 10_000,
+            max_connections: None,
+            memory_budget_mb: None,
+            ops_bind: None,
         }
     }
 }
@@ -146,8 +155,9 @@ pub struct IdempotencySettings {
     pub ttl_s: u64,
     /// In-process store only: keys kept at most. When it is full, the record least recently
     /// used is forgotten, but never one used within `retain_s` (its request may still run or be
-    /// retried): a new key is then refused with 503 until one ages out.
-    pub max_keys: usize,
+    /// retried): a new key is then refused with 503 until one ages out. Absent: 20,000, or
+    /// fewer when 5 % of the memory limit holds fewer.
+    pub max_keys: Option<usize>,
     /// In-process store only: a record used (claimed or finished) within this long is never
     /// forgotten to make room.
     pub retain_s: u64,
@@ -159,7 +169,7 @@ impl Default for IdempotencySettings {
             redis_url: None,
             redis_url_file: None,
             ttl_s: 86_400,
-            max_keys: 20_000,
+            max_keys: None,
             retain_s: 3_600,
         }
     }
@@ -262,7 +272,7 @@ impl Settings {
         let s = &self.server;
         let a = &self.auth;
         let i = &self.idempotency;
-        let bounds: [(&str, u64, u64, u64); 14] = [
+        let bounds: [(&str, u64, u64, u64); 15] = [
             (
                 "server.header_limit_bytes",
                 s.header_limit_bytes as u64,
@@ -280,9 +290,15 @@ impl Settings {
             ("server.body_timeout_ms", s.body_timeout_ms, 1, 600_000),
             (
                 "server.max_connections",
-                s.max_connections as u64,
+                s.max_connections.unwrap_or(1) as u64,
                 1,
                 1_000_000,
+            ),
+            (
+                "server.memory_budget_mb",
+                s.memory_budget_mb.unwrap_or(64),
+                64,
+                1 << 20,
             ),
             ("server.workers", s.workers.unwrap_or(1) as u64, 1, 1_024),
             ("auth.leeway_s", a.leeway_s, 0, 3_600),
@@ -290,7 +306,12 @@ impl Settings {
             ("auth.jwks_min_refresh_s", a.jwks_min_refresh_s, 0, DAY_S),
             ("auth.jwks_max_age_s", a.jwks_max_age_s, 1, 7 * DAY_S),
             ("idempotency.ttl_s", i.ttl_s, 1, 30 * DAY_S),
-            ("idempotency.max_keys", i.max_keys as u64, 1, 10_000_000),
+            (
+                "idempotency.max_keys",
+                i.max_keys.unwrap_or(1) as u64,
+                1,
+                10_000_000,
+            ),
             ("idempotency.retain_s", i.retain_s, 1, 30 * DAY_S),
         ];
         for (key, value, min, max) in bounds {

@@ -20,6 +20,7 @@ pub mod idempotency;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
+pub mod overload;
 pub mod problem;
 pub mod providers;
 pub mod replay;

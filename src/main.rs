@@ -232,8 +232,9 @@ fn check_config(config: Option<PathBuf>) -> Result<(), StartError> {
         clients_gateway::providers::Registry::from_settings(&settings.providers, &egress)?;
     auth::Authenticator::from_settings(&settings.auth, &egress)?;
     let available: Vec<&str> = registry.available().map(|p| p.as_str()).collect();
+    let budget = clients_gateway::startup::describe_budget(&settings)?;
     println!(
-        "configuration ok; providers available: {}; outbound {}",
+        "configuration ok; providers available: {}; outbound {}; {budget}",
         available.join(", "),
         egress.describe()
     );

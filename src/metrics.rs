@@ -8,6 +8,17 @@
 //! | `clients_gateway_provider_duration_seconds` | histogram | `provider`, `status` |
 //! | `clients_gateway_fanouts_in_flight` | gauge | – |
 //! | `clients_gateway_idempotency_keys` | gauge | – |
+//! | `clients_gateway_shed_total` | counter | `reason` (`budget`, `memory`) |
+//! | `clients_gateway_shed_duration_seconds` | histogram | – |
+//! | `clients_gateway_requests_in_flight` | gauge | – |
+//! | `clients_gateway_provider_calls_in_flight` | gauge | `provider` |
+//! | `clients_gateway_inbound_connections` | gauge | – |
+//! | `clients_gateway_memory_limit_bytes` | gauge | – |
+//! | `clients_gateway_memory_budget_bytes` | gauge | – |
+//! | `clients_gateway_memory_in_use_bytes` | gauge | – |
+//! | `clients_gateway_memory_allocated_bytes` | gauge | – |
+//! | `clients_gateway_memory_reserved_bytes` | gauge | – |
+//! | `clients_gateway_admission_capacity` | gauge | – |
 //!
 //! Labels come from closed sets: route patterns (or `unmatched`), standard methods (or `OTHER`),
 //! status codes, providers, result statuses and error kinds.
@@ -27,9 +38,21 @@ pub const PROVIDER_RESULTS: &str = "clients_gateway_provider_results_total";
 pub const PROVIDER_DURATION: &str = "clients_gateway_provider_duration_seconds";
 pub const FANOUTS_IN_FLIGHT: &str = "clients_gateway_fanouts_in_flight";
 pub const IDEMPOTENCY_KEYS: &str = "clients_gateway_idempotency_keys";
+pub const SHED: &str = "clients_gateway_shed_total";
+pub const SHED_DURATION: &str = "clients_gateway_shed_duration_seconds";
+pub const REQUESTS_IN_FLIGHT: &str = "clients_gateway_requests_in_flight";
+pub const PROVIDER_CALLS_IN_FLIGHT: &str = "clients_gateway_provider_calls_in_flight";
+pub const INBOUND_CONNECTIONS: &str = "clients_gateway_inbound_connections";
+pub const MEMORY_LIMIT: &str = "clients_gateway_memory_limit_bytes";
+pub const MEMORY_BUDGET: &str = "clients_gateway_memory_budget_bytes";
+pub const MEMORY_IN_USE: &str = "clients_gateway_memory_in_use_bytes";
+pub const MEMORY_ALLOCATED: &str = "clients_gateway_memory_allocated_bytes";
+pub const MEMORY_RESERVED: &str = "clients_gateway_memory_reserved_bytes";
+pub const ADMISSION_CAPACITY: &str = "clients_gateway_admission_capacity";
 
 const BUCKETS: &[f64] = &[
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
 ];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -88,6 +111,53 @@ fn describe() {
         IDEMPOTENCY_KEYS,
         "Idempotency keys held by the in-process store (idempotency.max_keys at most)"
     );
+    metrics::describe_counter!(
+        SHED,
+        "POST /clients refused with 503 overloaded before its body was read: reason budget (the requests in flight fill the memory budget) or memory (the working set is near the limit)"
+    );
+    metrics::describe_histogram!(
+        SHED_DURATION,
+        metrics::Unit::Seconds,
+        "From a shed request's head read to its 503 built"
+    );
+    metrics::describe_gauge!(
+        REQUESTS_IN_FLIGHT,
+        "POST /clients admitted and not answered yet"
+    );
+    metrics::describe_gauge!(
+        PROVIDER_CALLS_IN_FLIGHT,
+        "Requests sent to a provider and not answered yet"
+    );
+    metrics::describe_gauge!(INBOUND_CONNECTIONS, "Open inbound connections");
+    metrics::describe_gauge!(
+        MEMORY_LIMIT,
+        metrics::Unit::Bytes,
+        "The memory limit: the container's cgroup limit, server.memory_budget_mb, or the machine's memory"
+    );
+    metrics::describe_gauge!(
+        MEMORY_BUDGET,
+        metrics::Unit::Bytes,
+        "What the requests, connections and fixed costs may hold together (a share of the limit)"
+    );
+    metrics::describe_gauge!(
+        MEMORY_IN_USE,
+        metrics::Unit::Bytes,
+        "The working set of the container's cgroup (else the process's resident set)"
+    );
+    metrics::describe_gauge!(
+        MEMORY_ALLOCATED,
+        metrics::Unit::Bytes,
+        "The allocator's bytes allocated and not freed (jemalloc stats.allocated)"
+    );
+    metrics::describe_gauge!(
+        MEMORY_RESERVED,
+        metrics::Unit::Bytes,
+        "What the budget's account holds: fixed costs, open connections, requests in flight"
+    );
+    metrics::describe_gauge!(
+        ADMISSION_CAPACITY,
+        "Requests to every available provider that fit in the budget at once (with the providers' protocols as known now)"
+    );
 }
 
 /// The `method` label: the standard methods, any other folded into `OTHER` (a method is any token
@@ -124,6 +194,59 @@ pub fn provider_result(provider: ProviderId, result: &TargetResult) {
 /// The in-process store's key count.
 pub fn idempotency_keys(count: usize) {
     metrics::gauge!(IDEMPOTENCY_KEYS).set(count as f64);
+}
+
+/// Counts a request shed for `reason` (a closed set: `budget`, `memory`).
+pub fn shed(reason: &'static str) {
+    metrics::counter!(SHED, "reason" => reason).increment(1);
+}
+
+/// How long shedding a request took in the gateway.
+pub fn shed_took(took: Duration) {
+    metrics::histogram!(SHED_DURATION).record(took.as_secs_f64());
+}
+
+/// The admission's account, as sampled.
+pub struct AdmissionFigures {
+    pub allocated: Option<u64>,
+    pub limit: u64,
+    pub budget: u64,
+    pub in_use: u64,
+    pub held: u64,
+    pub requests: u64,
+    pub connections: u64,
+    pub capacity: Option<u64>,
+}
+
+pub fn admission(f: AdmissionFigures) {
+    metrics::gauge!(MEMORY_LIMIT).set(f.limit as f64);
+    metrics::gauge!(MEMORY_BUDGET).set(f.budget as f64);
+    metrics::gauge!(MEMORY_IN_USE).set(f.in_use as f64);
+    metrics::gauge!(MEMORY_RESERVED).set(f.held as f64);
+    metrics::gauge!(REQUESTS_IN_FLIGHT).set(f.requests as f64);
+    metrics::gauge!(INBOUND_CONNECTIONS).set(f.connections as f64);
+    if let Some(allocated) = f.allocated {
+        metrics::gauge!(MEMORY_ALLOCATED).set(allocated as f64);
+    }
+    if let Some(capacity) = f.capacity {
+        metrics::gauge!(ADMISSION_CAPACITY).set(capacity as f64);
+    }
+}
+
+/// A call to `provider` in flight until dropped.
+pub struct CallInFlight(ProviderId);
+
+impl CallInFlight {
+    pub fn start(provider: ProviderId) -> Self {
+        metrics::gauge!(PROVIDER_CALLS_IN_FLIGHT, "provider" => provider.as_str()).increment(1.0);
+        CallInFlight(provider)
+    }
+}
+
+impl Drop for CallInFlight {
+    fn drop(&mut self) {
+        metrics::gauge!(PROVIDER_CALLS_IN_FLIGHT, "provider" => self.0.as_str()).decrement(1.0);
+    }
 }
 
 /// Counts a fan-out as under way until dropped.

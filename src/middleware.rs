@@ -1,13 +1,30 @@
 //! The middleware every request goes through: binds a [`RequestId`] and echoes it, refuses a
 //! request head over the [`HeaderLimit`] (431), counts the request in the metrics, and runs it in
 //! its server span (continuing the caller's `traceparent`, answered back when traces are on).
+//!
+//! It also keeps the request's body stream until the answer is written ([`HeldPayload`]): an
+//! answer sent before the body was read whole (a refusal) then closes the connection, so that a
+//! caller that keeps sending a body it was refused holds nothing. Under memory pressure
+//! ([`Pressure`]) every answer closes its connection (no keep-alive offered).
 
-use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use std::cell::RefCell;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use actix_web::body::{BodySize, BoxBody, EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::error::PayloadError;
 use actix_web::http::header::HeaderValue;
+use actix_web::http::ConnectionType;
 use actix_web::middleware::Next;
+use actix_web::web::Bytes;
 use actix_web::{Error, HttpMessage, ResponseError};
+use futures_util::Stream;
 use tracing::Instrument;
+
+use crate::overload::Admission;
 
 use crate::problem::ApiError;
 use crate::request_id::{RequestId, X_REQUEST_ID};
@@ -19,18 +36,50 @@ const TRACEPARENT: actix_web::http::header::HeaderName =
 #[derive(Debug, Clone, Copy)]
 pub struct HeaderLimit(pub usize);
 
+/// When the request's head had been read (the time a shed answer takes is measured from it).
+#[derive(Debug, Clone, Copy)]
+pub struct Arrived(pub std::time::Instant);
+
+/// The memory account, as app data: under pressure, answers close their connection.
+#[derive(Clone)]
+pub struct Pressure(pub Arc<Admission>);
+
 pub async fn request_id(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let held = hold_payload(&mut req);
+    let pressure = req.app_data::<Pressure>().cloned();
+    let mut response = answer(req, next).await?;
+    if pressure.is_some_and(|Pressure(a)| a.pressed()) {
+        response
+            .response_mut()
+            .head_mut()
+            .set_connection_type(ConnectionType::Close);
+    }
+    Ok(response.map_body(|_, body| match held {
+        Some(payload) => HeldPayload {
+            body: body.boxed(),
+            _payload: payload,
+        }
+        .boxed(),
+        None => body.boxed(),
+    }))
+}
+
+async fn answer<B: MessageBody + 'static>(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, Error> {
     let id = req
         .headers()
         .get(X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .and_then(RequestId::parse)
         .unwrap_or_else(RequestId::generate);
-    req.extensions_mut().insert(id.clone());
     let started = std::time::Instant::now();
+    req.extensions_mut().insert(id.clone());
+    req.extensions_mut().insert(Arrived(started));
     let method = req.method().clone();
     let limit = req.app_data::<HeaderLimit>().map_or(usize::MAX, |l| l.0);
     let head: usize = req
@@ -82,4 +131,54 @@ pub async fn request_id(
         response.headers_mut().insert(X_REQUEST_ID, value);
     }
     Ok(response)
+}
+
+/// The request's body stream, shared between the handler (through [`Forward`]) and the answer.
+type Shared = Rc<RefCell<Payload>>;
+
+/// Gives the handler a stream that reads the request's body, and keeps the body itself.
+fn hold_payload(req: &mut ServiceRequest) -> Option<Shared> {
+    let payload = req.take_payload();
+    if matches!(payload, Payload::None) {
+        return None;
+    }
+    let shared = Rc::new(RefCell::new(payload));
+    req.set_payload(Payload::Stream {
+        payload: Box::pin(Forward(shared.clone())),
+    });
+    Some(shared)
+}
+
+/// The request's body, read through the shared stream.
+struct Forward(Shared);
+
+impl Stream for Forward {
+    type Item = Result<Bytes, PayloadError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_next(cx)
+    }
+}
+
+/// An answer's body that keeps the request's body stream until it is written: the server then
+/// sees a body not read to its end and closes the connection after the answer, instead of
+/// reading (and discarding) whatever the caller keeps sending.
+struct HeldPayload {
+    body: BoxBody,
+    _payload: Shared,
+}
+
+impl MessageBody for HeldPayload {
+    type Error = Box<dyn std::error::Error>;
+
+    fn size(&self) -> BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        Pin::new(&mut self.body).poll_next(cx)
+    }
 }

@@ -47,6 +47,12 @@ pub enum ApiError {
     StoreUnavailable,
     #[error("the idempotency store holds as many recent keys as it may (idempotency.max_keys); nothing was sent (retry later)")]
     StoreFull,
+    #[error("the gateway is at its capacity ({reason}); nothing was read or sent: retry after {retry_after_s} s")]
+    Overloaded {
+        /// What is full, in words.
+        reason: &'static str,
+        retry_after_s: u64,
+    },
     #[error("no route for this method and path")]
     NotFound,
     #[error("method not allowed on this path; allowed: {allow}")]
@@ -73,6 +79,7 @@ impl ApiError {
             ApiError::IdempotencyMismatch => ("idempotency-key-reused", "Idempotency-Key reused"),
             ApiError::StoreUnavailable => ("store-unavailable", "Service unavailable"),
             ApiError::StoreFull => ("store-full", "Service unavailable"),
+            ApiError::Overloaded { .. } => ("overloaded", "Overloaded"),
             ApiError::NotFound => ("not-found", "Not found"),
             ApiError::MethodNotAllowed { .. } => ("method-not-allowed", "Method not allowed"),
             ApiError::Internal => ("internal", "Internal error"),
@@ -91,7 +98,9 @@ impl ApiError {
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::IdempotencyInFlight => StatusCode::CONFLICT,
             ApiError::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::StoreUnavailable | ApiError::StoreFull => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::StoreUnavailable | ApiError::StoreFull | ApiError::Overloaded { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -172,6 +181,11 @@ impl ResponseError for Problem {
             }
             // The rest of the body may still be trickling in: the connection is not kept.
             ApiError::BodyTimeout { .. } | ApiError::PayloadTooLarge { .. } => {
+                response.force_close();
+            }
+            // A refused caller keeps nothing, not even its connection.
+            ApiError::Overloaded { retry_after_s, .. } => {
+                response.insert_header((header::RETRY_AFTER, retry_after_s.to_string()));
                 response.force_close();
             }
             _ => {}

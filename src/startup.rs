@@ -17,9 +17,11 @@ use crate::config::Settings;
 use crate::idempotency::memory::MemoryStore;
 use crate::idempotency::redis::RedisStore;
 use crate::idempotency::Store;
-use crate::middleware::{self, HeaderLimit};
+use crate::middleware::{self, HeaderLimit, Pressure};
 use crate::openapi::ApiDoc;
+use crate::overload::{self, Admission};
 use crate::providers::Registry;
+use crate::routes::clients::admission::Gate;
 use crate::routes::ops::Readiness;
 use crate::routes::{self, clients::ClientsState};
 use secrecy::ExposeSecret;
@@ -29,6 +31,8 @@ pub type StartError = Box<dyn std::error::Error + Send + Sync>;
 pub struct Application {
     server: Server,
     port: u16,
+    /// The listener of `/healthz`, `/readyz` and `/metrics` alone (`server.ops_bind`).
+    ops: Option<(Server, u16)>,
     draining: Arc<AtomicBool>,
 }
 
@@ -50,65 +54,50 @@ impl Application {
         let listener = TcpListener::bind(&settings.server.bind)
             .map_err(|e| format!("cannot listen on {}: {e}", settings.server.bind))?;
         let port = listener.local_addr()?.port();
-        let store: Arc<dyn Store> = match &settings.idempotency.redis_url {
-            Some(url) => {
-                tracing::info!("idempotency records in Redis");
-                Arc::new(RedisStore::new(url.expose_secret())?)
-            }
-            None => {
-                tracing::info!("idempotency records in process (one replica only)");
-                Arc::new(MemoryStore::new(
-                    settings.idempotency.max_keys,
-                    Duration::from_secs(settings.idempotency.retain_s),
-                ))
-            }
-        };
+        let workers = settings
+            .server
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let limit = overload::find_limit(settings.server.memory_budget_mb)?;
+        let max_keys = settings
+            .idempotency
+            .max_keys
+            .unwrap_or_else(|| default_max_keys(limit.bytes));
+        let store = store(settings, max_keys)?;
+        let admission = admission(settings, limit, max_keys)?;
         let draining = Arc::new(AtomicBool::new(false));
         let readiness = web::Data::new(Readiness {
             store: store.clone(),
             draining: draining.clone(),
         });
-        let state = web::Data::new(ClientsState {
-            registry,
-            body_limit: settings.server.body_limit_bytes,
-            body_timeout: Duration::from_millis(settings.server.body_timeout_ms),
-            deadline: Duration::from_millis(settings.server.deadline_ms),
-            store,
-            idempotency_ttl: Duration::from_secs(settings.idempotency.ttl_s),
-        });
-        let authenticator = web::Data::new(authenticator);
-        let openapi = ApiDoc::openapi();
-        let header_limit = HeaderLimit(settings.server.header_limit_bytes);
-        let mut server = HttpServer::new(move || {
-            App::new()
-                .wrap(from_fn(middleware::request_id))
-                .app_data(state.clone())
-                .app_data(authenticator.clone())
-                .app_data(metrics.clone())
-                .app_data(readiness.clone())
-                .app_data(header_limit)
-                .configure(routes::configure)
-                .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/openapi.json", openapi.clone()))
-                .default_service(web::to(routes::not_found))
-        })
-        .listen(listener)?
-        .disable_signals()
-        .shutdown_timeout(settings.server.shutdown_grace_s)
-        // The request head must arrive within this long (the body: server.body_timeout_ms).
-        .client_request_timeout(Duration::from_secs(5))
-        .client_disconnect_timeout(Duration::from_secs(1));
-        let workers = settings
-            .server
-            .workers
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        server = server
-            .workers(workers)
-            // Each answer leaves at once, whatever the number of writes it takes.
-            .tcp_nodelay(true)
-            .max_connections(settings.server.max_connections.div_ceil(workers));
+        let ops = match &settings.server.ops_bind {
+            Some(bind) => Some(ops_server(
+                bind,
+                metrics.clone(),
+                readiness.clone(),
+                settings,
+            )?),
+            None => None,
+        };
+        let shared = Shared {
+            state: web::Data::new(ClientsState {
+                registry,
+                body_limit: settings.server.body_limit_bytes,
+                body_timeout: Duration::from_millis(settings.server.body_timeout_ms),
+                deadline: Duration::from_millis(settings.server.deadline_ms),
+                store,
+                idempotency_ttl: Duration::from_secs(settings.idempotency.ttl_s),
+            }),
+            authenticator: web::Data::new(authenticator),
+            metrics,
+            readiness,
+            header_limit: HeaderLimit(settings.server.header_limit_bytes),
+            admission,
+        };
         Ok(Self {
-            server: server.run(),
+            server: main_server(listener, shared, settings, workers)?,
             port,
+            ops,
             draining,
         })
     }
@@ -117,20 +106,218 @@ impl Application {
         self.port
     }
 
+    /// The port of `server.ops_bind`'s listener, if there is one.
+    pub fn ops_port(&self) -> Option<u16> {
+        self.ops.as_ref().map(|(_, port)| *port)
+    }
+
     /// Serves until SIGTERM or SIGINT, then drains: `/readyz` turns 503, no new connection is
     /// accepted, and in-flight requests (their fan-outs and records included) may finish within
     /// `server.shutdown_grace_s`.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
+        let ops = self.ops.map(|(server, _)| server);
+        let ops_handle = ops.as_ref().map(Server::handle);
         let draining = self.draining.clone();
         tokio::spawn(async move {
             shutdown_signal().await;
             tracing::info!("shutdown signal: draining in-flight requests");
             draining.store(true, Ordering::Relaxed);
             handle.stop(true).await;
+            // The probes answer (not ready) until the requests have drained.
+            if let Some(ops) = ops_handle {
+                ops.stop(true).await;
+            }
         });
-        self.server.await
+        match ops {
+            Some(ops) => futures_util::try_join!(self.server, ops).map(|_| ()),
+            None => self.server.await,
+        }
     }
+}
+
+/// What every worker's application shares.
+struct Shared {
+    state: web::Data<ClientsState>,
+    authenticator: web::Data<Authenticator>,
+    metrics: web::Data<metrics_exporter_prometheus::PrometheusHandle>,
+    readiness: web::Data<Readiness>,
+    header_limit: HeaderLimit,
+    admission: Arc<Admission>,
+}
+
+/// The server of every route, on `listener`.
+fn main_server(
+    listener: TcpListener,
+    shared: Shared,
+    settings: &Settings,
+    workers: usize,
+) -> Result<Server, StartError> {
+    let max_connections = settings
+        .server
+        .max_connections
+        .unwrap_or_else(|| shared.admission.budget().max_connections());
+    let openapi = ApiDoc::openapi();
+    let counted = shared.admission.clone();
+    let gate = Gate(shared.admission.clone());
+    let pressure = Pressure(shared.admission.clone());
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(from_fn(middleware::request_id))
+            .app_data(shared.state.clone())
+            .app_data(shared.authenticator.clone())
+            .app_data(shared.metrics.clone())
+            .app_data(shared.readiness.clone())
+            .app_data(shared.header_limit)
+            .app_data(gate.clone())
+            .app_data(pressure.clone())
+            .configure(routes::configure)
+            .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/openapi.json", openapi.clone()))
+            .default_service(web::to(routes::not_found))
+    })
+    // Every open connection counts against the memory budget until it closes.
+    .on_connect(move |_, extensions| {
+        extensions.insert(counted.connection());
+    })
+    .listen(listener)?
+    .disable_signals()
+    .shutdown_timeout(settings.server.shutdown_grace_s)
+    // The request head must arrive within this long (the body: server.body_timeout_ms).
+    .client_request_timeout(Duration::from_secs(5))
+    .client_disconnect_timeout(Duration::from_secs(1))
+    .workers(workers)
+    // Each answer leaves at once, whatever the number of writes it takes.
+    .tcp_nodelay(true)
+    .max_connections(max_connections.div_ceil(workers));
+    Ok(server.run())
+}
+
+/// The idempotency store: Redis when configured, else in process with `max_keys` keys.
+fn store(settings: &Settings, max_keys: usize) -> Result<Arc<dyn Store>, StartError> {
+    Ok(match &settings.idempotency.redis_url {
+        Some(url) => {
+            tracing::info!("idempotency records in Redis");
+            Arc::new(RedisStore::new(url.expose_secret())?)
+        }
+        None => {
+            tracing::info!(
+                max_keys,
+                "idempotency records in process (one replica only)"
+            );
+            Arc::new(MemoryStore::new(
+                max_keys,
+                Duration::from_secs(settings.idempotency.retain_s),
+            ))
+        }
+    })
+}
+
+/// The in-process store's default cap: 20,000 keys, or what 5 % of the memory limit holds.
+fn default_max_keys(limit: u64) -> usize {
+    let fits = limit / 20 / overload::MEASURED.store_key;
+    usize::try_from(fits)
+        .unwrap_or(usize::MAX)
+        .clamp(100, 20_000)
+}
+
+/// The memory budget from the limit and what the settings fix, logged; its account starts
+/// watching the working set.
+fn admission(
+    settings: &Settings,
+    limit: overload::Limit,
+    max_keys: usize,
+) -> Result<Arc<Admission>, StartError> {
+    let budget = budget(settings, limit.bytes, max_keys)?;
+    let mib = overload::budget::mib;
+    tracing::info!(
+        limit_mib = mib(limit.bytes),
+        source = %limit.source,
+        budget_mib = mib(budget.admit_until),
+        fixed_mib = mib(budget.fixed.total()),
+        store_mib = mib(budget.fixed.store),
+        max_connections = settings.server.max_connections.unwrap_or_else(|| budget.max_connections()),
+        five_target_requests_h2 = five_target_requests(&budget, budget.costs.call_h2),
+        five_target_requests_h1 = five_target_requests(&budget, budget.costs.call_h1),
+        "memory budget"
+    );
+    let admission = Admission::new(budget);
+    admission.watch(limit.cgroup)?;
+    Ok(admission)
+}
+
+/// The budget for a limit of `limit` bytes, what the settings set aside taken off.
+fn budget(settings: &Settings, limit: u64, max_keys: usize) -> Result<overload::Budget, String> {
+    let costs = overload::MEASURED;
+    let store = match settings.idempotency.redis_url {
+        Some(_) => 0,
+        None => max_keys as u64 * costs.store_key,
+    };
+    let fixed = overload::Fixed {
+        baseline: overload::memory::resident()
+            .unwrap_or(BASELINE)
+            .max(BASELINE),
+        store,
+        caches: CACHES,
+    };
+    overload::Budget::new(limit, fixed, costs)
+}
+
+/// How many five-target requests (2 KiB bodies) fit, each call costing `call`.
+fn five_target_requests(budget: &overload::Budget, call: u64) -> u64 {
+    budget.capacity(budget.request_cost(2048, &[call; 5]))
+}
+
+/// The memory budget these settings give on this machine, in words (`check-config`).
+pub fn describe_budget(settings: &Settings) -> Result<String, StartError> {
+    let limit = overload::find_limit(settings.server.memory_budget_mb)?;
+    let max_keys = settings
+        .idempotency
+        .max_keys
+        .unwrap_or_else(|| default_max_keys(limit.bytes));
+    let budget = budget(settings, limit.bytes, max_keys)?;
+    Ok(format!(
+        "memory limit {} MiB ({}): about {} five-target requests in flight to HTTP/2 providers, {} to HTTP/1.1 ones",
+        overload::budget::mib(limit.bytes),
+        limit.source,
+        five_target_requests(&budget, budget.costs.call_h2),
+        five_target_requests(&budget, budget.costs.call_h1),
+    ))
+}
+
+/// The process at rest, at least (what the start measures is often less: the workers have not
+/// started yet).
+const BASELINE: u64 = 20 << 20;
+/// The caches at their bounds: verified tokens (2,048 of at most 2 KiB), the JWKS (256 KiB
+/// read, 64 keys), provider tokens.
+const CACHES: u64 = 6 << 20;
+
+/// `/healthz`, `/readyz` and `/metrics` alone, on their own listener and worker thread.
+fn ops_server(
+    bind: &str,
+    metrics: web::Data<metrics_exporter_prometheus::PrometheusHandle>,
+    readiness: web::Data<Readiness>,
+    settings: &Settings,
+) -> Result<(Server, u16), StartError> {
+    let header_limit = HeaderLimit(settings.server.header_limit_bytes);
+    let listener = TcpListener::bind(bind)
+        .map_err(|e| format!("cannot listen on {bind} (server.ops_bind): {e}"))?;
+    let port = listener.local_addr()?.port();
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(from_fn(middleware::request_id))
+            .app_data(metrics.clone())
+            .app_data(readiness.clone())
+            .app_data(header_limit)
+            .configure(routes::configure_ops)
+            .default_service(web::to(routes::not_found))
+    })
+    .listen(listener)?
+    .disable_signals()
+    .workers(1)
+    .max_connections(256)
+    .client_request_timeout(Duration::from_secs(5))
+    .run();
+    Ok((server, port))
 }
 
 async fn shutdown_signal() {

@@ -9,7 +9,6 @@ use reqwest::header::{
     HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER,
 };
 use reqwest::{Method, StatusCode};
-use tokio::sync::SemaphorePermit;
 use tokio::time::Instant;
 use url::Url;
 
@@ -97,10 +96,15 @@ pub async fn exchange(
             Ok(auth) => auth,
             Err(e) => return Exchanged::NotSent(e),
         };
-        let slot = acquire_slot(target).await;
+        // A burst waits for a slot, but at most half of what is left: a call sent with too
+        // little time for the provider to answer would only end unknown.
+        let wait = until.saturating_duration_since(Instant::now()) / 2;
+        let Ok(slot) = Box::pin(tokio::time::timeout(wait, target.slot())).await else {
+            return Exchanged::NotSent(all_busy(target));
+        };
         // Waiting for the client (while the provider's protocol is learnt) sends nothing either.
         let connections = target.connections();
-        let pick = connections.pick().await;
+        let pick = Box::pin(connections.pick()).await;
         progress.in_flight = true;
         progress.attempts += 1;
         let sent = send(pick.http, request, auth_name, auth_value.clone()).await;
@@ -118,7 +122,7 @@ pub async fn exchange(
                     progress.in_flight = false;
                     continue;
                 }
-                let answer = read_answer(response).await;
+                let answer = Box::pin(read_answer(response)).await;
                 let attempt = Attempt::Answered {
                     status: answer.status.as_u16(),
                     retry_after: answer.retry_after,
@@ -173,15 +177,6 @@ async fn authorization(target: &Target) -> Result<(HeaderName, HeaderValue), Pro
     }
 }
 
-/// A slot among `max_connections`; waiting for it sends nothing.
-async fn acquire_slot(target: &Target) -> SemaphorePermit<'_> {
-    target
-        .slots
-        .acquire()
-        .await
-        .expect("the semaphore is never closed")
-}
-
 async fn send(
     http: &reqwest::Client,
     request: &Outbound,
@@ -219,6 +214,20 @@ async fn refresh_refused_token(
     Box::pin(source.invalidate(used)).await;
     *already = true;
     true
+}
+
+fn all_busy(target: &Target) -> ProviderError {
+    let mut err = ProviderError::new(
+        ErrorKind::Unavailable,
+        format!(
+            "every connection to the provider was busy (providers.{}.max_connections = {}) for half of the time left; nothing was sent",
+            target.id,
+            target.max_connections()
+        ),
+    );
+    err.retryable = true;
+    err.retry_after_s = Some(1);
+    err
 }
 
 fn not_connected(e: &reqwest::Error) -> ProviderError {

@@ -45,9 +45,7 @@ pub async fn look_up(
         outcome = tracing::field::Empty,
         error.kind = tracing::field::Empty,
     );
-    let looked = guarded(target, key, since, budget)
-        .instrument(span.clone())
-        .await;
+    let looked = Box::pin(guarded(target, key, since, budget).instrument(span.clone())).await;
     let outcome = match &looked {
         Looked::Found(_) => "found",
         Looked::NotFound => "not_found",

@@ -191,15 +191,17 @@ struct Work {
 impl Work {
     async fn run(self, job: Job) -> Done {
         let started = Instant::now();
+        // Each step is boxed: a call in flight holds the futures of the steps under way, not
+        // room for the largest step it could take.
         let mut done = match job {
-            Job::Create => self.create_adopting().await,
+            Job::Create => Box::pin(self.create_adopting()).await,
             Job::Settle {
                 started,
                 interrupted,
-            } => self.settle(started, interrupted).await,
-            Job::Recheck { started } => self.recheck(started).await,
+            } => Box::pin(self.settle(started, interrupted)).await,
+            Job::Recheck { started } => Box::pin(self.recheck(started)).await,
         };
-        self.target.scrub(&mut done.result).await;
+        Box::pin(self.target.scrub(&mut done.result)).await;
         let result = &mut done.result;
         result.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         if result.status == TargetStatus::Unknown && result.credentials.is_none() {
@@ -256,22 +258,23 @@ impl Work {
     /// client is there.
     async fn create_adopting(&self) -> Done {
         let (Some(key), true) = (&self.lookup, self.adopt()) else {
-            return self.create().await;
+            return Box::pin(self.create()).await;
         };
         if !self.target.adapter.accepts_duplicates() {
-            return self.create().await;
+            return Box::pin(self.create()).await;
         }
-        let _turn = self
-            .target
-            .adopting
-            .lock(&self.target.adapter.key_text(key))
-            .await;
-        match look_up(&self.target, key, None, self.budget()).await {
+        let _turn = Box::pin(
+            self.target
+                .adopting
+                .lock(&self.target.adapter.key_text(key)),
+        )
+        .await;
+        match Box::pin(look_up(&self.target, key, None, self.budget())).await {
             Looked::Found(found) => Done {
                 result: existing(found, TargetStatus::Existing),
                 sent: None,
             },
-            Looked::NotFound => self.create().await,
+            Looked::NotFound => Box::pin(self.create()).await,
             Looked::Failed(e) => Done {
                 result: TargetResult::failed(
                     TargetStatus::Failed,
@@ -292,20 +295,20 @@ impl Work {
     /// up if time is left, a created client whose id the create does not answer is looked up.
     async fn create(&self) -> Done {
         let sent = SystemTime::now();
-        let mut result = self.send_checked(sent).await;
+        let mut result = Box::pin(self.send_checked(sent)).await;
         let conflict = result
             .error
             .as_ref()
             .is_some_and(|e| e.kind == ErrorKind::Conflict);
         if conflict && self.adopt() {
-            result = self.adopt_on_conflict(result, TargetStatus::Existing).await;
+            result = Box::pin(self.adopt_on_conflict(result, TargetStatus::Existing)).await;
         } else if result.status == TargetStatus::Unknown {
-            result = self.reconcile(result, sent).await;
+            result = Box::pin(self.reconcile(result, sent)).await;
         } else if result.status == TargetStatus::Created
             && result.provider_client_id.is_none()
             && self.target.adapter.resolves_id()
         {
-            result = self.resolve_id(result, sent).await;
+            result = Box::pin(self.resolve_id(result, sent)).await;
         }
         Done {
             result,
@@ -343,7 +346,7 @@ impl Work {
                 sent: Some(started),
             };
         };
-        let mut result = match look_up(&self.target, key, Some(started), self.budget()).await {
+        let mut result = match Box::pin(look_up(&self.target, key, Some(started), self.budget())).await {
             Looked::Found(found) => reconciled(found),
             Looked::Failed(e) => unsettled(format!(
                 "the client may have been created; a lookup could not tell ({}), so it was not sent again: retry later",
@@ -352,7 +355,7 @@ impl Work {
             Looked::NotFound => {
                 let settled_at = started + self.target.settle;
                 match settled_at.duration_since(SystemTime::now()) {
-                    Err(_) => return self.create_again().await,
+                    Err(_) => return Box::pin(self.create_again()).await,
                     Ok(wait) => {
                         let mut result = unsettled(format!(
                             "the client is not found at the provider yet, which may still be acting on it; sent again only {} s after the first attempt: retry after that",
@@ -378,11 +381,11 @@ impl Work {
     /// created now; the lookup failing → not sent.
     async fn recheck(&self, started: SystemTime) -> Done {
         let Some(key) = &self.lookup else {
-            return self.create().await;
+            return Box::pin(self.create()).await;
         };
-        let mut result = match look_up(&self.target, key, Some(started), self.budget()).await {
+        let mut result = match Box::pin(look_up(&self.target, key, Some(started), self.budget())).await {
             Looked::Found(found) => reconciled(found),
-            Looked::NotFound => return self.create().await,
+            Looked::NotFound => return Box::pin(self.create()).await,
             Looked::Failed(e) => TargetResult::failed(
                 TargetStatus::Failed,
                 ProviderError {
@@ -406,15 +409,15 @@ impl Work {
     /// earlier create did land after all: the lookup then finds it (`created`, `reconciled`).
     async fn create_again(&self) -> Done {
         let sent = SystemTime::now();
-        let mut result = self.send_checked(sent).await;
+        let mut result = Box::pin(self.send_checked(sent)).await;
         let conflict = result
             .error
             .as_ref()
             .is_some_and(|e| e.kind == ErrorKind::Conflict);
         if conflict {
-            result = self.adopt_on_conflict(result, TargetStatus::Created).await;
+            result = Box::pin(self.adopt_on_conflict(result, TargetStatus::Created)).await;
         } else if result.status == TargetStatus::Unknown {
-            result = self.reconcile(result, sent).await;
+            result = Box::pin(self.reconcile(result, sent)).await;
         }
         Done {
             result,
@@ -432,7 +435,7 @@ impl Work {
         if budget < MIN_LOOKUP_TIME {
             return Err("no time was left to look it up");
         }
-        Ok(look_up(&self.target, key, Some(sent), budget).await)
+        Ok(Box::pin(look_up(&self.target, key, Some(sent), budget)).await)
     }
 
     /// Sends the create. A 5xx answer does not prove that nothing was created: the client is
@@ -442,13 +445,13 @@ impl Work {
     async fn send_checked(&self, sent: SystemTime) -> TargetResult {
         let mut attempts = 0;
         loop {
-            let mut result = self.send_create().await;
+            let mut result = Box::pin(self.send_create()).await;
             attempts += result.attempts;
             result.attempts = attempts;
             let Some(code) = answered_5xx(&result) else {
                 return result;
             };
-            let looked = match self.look_up_sent(sent).await {
+            let looked = match Box::pin(self.look_up_sent(sent)).await {
                 Ok(looked) => looked,
                 Err(why) => return may_exist(result, why),
             };
@@ -481,7 +484,7 @@ impl Work {
                     .retry
                     .decide(attempt, attempts, remaining, rand::random(), true);
             match (code, decision) {
-                (503, Decision::RetryAfter(pause)) => tokio::time::sleep(pause).await,
+                (503, Decision::RetryAfter(pause)) => Box::pin(tokio::time::sleep(pause)).await,
                 _ => return result,
             }
         }
@@ -497,10 +500,10 @@ impl Work {
         };
         let mut progress = Progress::default();
         let until = Instant::now() + budget;
-        let exchanged = tokio::time::timeout(
+        let exchanged = Box::pin(tokio::time::timeout(
             budget,
             exchange(target, &self.create, until, &mut progress, false),
-        )
+        ))
         .await;
         let mut result = match exchanged {
             Ok(exchanged) => {
@@ -522,7 +525,7 @@ impl Work {
         let Some(key) = &self.lookup else {
             return conflict;
         };
-        match look_up(&self.target, key, None, self.budget()).await {
+        match Box::pin(look_up(&self.target, key, None, self.budget())).await {
             Looked::Found(found) => TargetResult {
                 attempts: conflict.attempts,
                 reconciled: as_status == TargetStatus::Created,
@@ -542,7 +545,7 @@ impl Work {
     /// After an unanswered create, if the deadline leaves time: found → `created`,
     /// `reconciled`; else it stays `unknown`.
     async fn reconcile(&self, unknown: TargetResult, sent: SystemTime) -> TargetResult {
-        let Ok(looked) = self.look_up_sent(sent).await else {
+        let Ok(looked) = Box::pin(self.look_up_sent(sent)).await else {
             return unknown;
         };
         match looked {
@@ -568,7 +571,7 @@ impl Work {
     /// Fills the id a create does not answer, from a lookup; the client stays `created` either
     /// way.
     async fn resolve_id(&self, mut created: TargetResult, sent: SystemTime) -> TargetResult {
-        let Ok(looked) = self.look_up_sent(sent).await else {
+        let Ok(looked) = Box::pin(self.look_up_sent(sent)).await else {
             return created;
         };
         match looked {

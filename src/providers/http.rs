@@ -10,8 +10,8 @@
 //! A connection is chosen when it is made: a burst of calls with no live connection would each
 //! open one before the first handshake tells that the provider speaks HTTP/2. So while the
 //! protocol is not known — the first call, after the connection may have closed (no answer for
-//! [`IDLE`]), after a connection could not be made — calls go one at a time (each waiting at
-//! most [`LEARNING_WAIT`]). Lanes opened once HTTP/2 is known offer HTTP/2 alone, and make one
+//! the idle timeout), after a connection could not be made — calls go one at a time (each
+//! waiting at most [`LEARNING_WAIT`]). Lanes opened once HTTP/2 is known offer HTTP/2 alone, and make one
 //! connection at a time.
 
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -26,10 +26,6 @@ use crate::egress::Egress;
 /// own connection.
 pub const LEARNING_WAIT: Duration = Duration::from_millis(500);
 
-/// An idle connection is closed after this long (so with no answer for this long, there may be
-/// no live connection).
-pub const IDLE: Duration = Duration::from_secs(60);
-
 /// How an outbound client of a provider is built.
 #[derive(Debug, Clone)]
 pub struct ClientSpec {
@@ -42,9 +38,12 @@ pub struct ClientSpec {
     pub http2: bool,
     /// Calls in flight at most on one HTTP/2 connection (`providers.<name>.http2_max_streams`).
     pub max_streams: usize,
-    /// Calls in flight at most to the provider (`providers.<name>.max_connections`); as many
-    /// idle HTTP/1.1 connections are kept.
+    /// Connections at most to the provider (`providers.<name>.max_connections`); as many idle
+    /// HTTP/1.1 connections are kept.
     pub max_connections: usize,
+    /// An idle connection is closed after this long (`providers.<name>.idle_timeout_ms`); with
+    /// no answer for this long, there may be no live connection.
+    pub idle: Duration,
 }
 
 /// An outbound client built from `spec`, offering what it allows.
@@ -68,7 +67,7 @@ fn client(spec: &ClientSpec, h2_only: bool) -> Result<reqwest::Client, String> {
         .builder(tls)
         .user_agent(concat!("clients-gateway/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(3))
-        .pool_idle_timeout(IDLE)
+        .pool_idle_timeout(spec.idle)
         .pool_max_idle_per_host(spec.max_connections)
         .tcp_nodelay(true)
         // HTTP/2: the window grows with the bandwidth-delay product; pings find a dead shared
@@ -141,11 +140,8 @@ impl Connections {
     pub fn new(spec: &ClientSpec) -> Result<Self, String> {
         let first = OnceLock::new();
         let _ = first.set(Lane::new(http_client(spec)?));
-        // Enough lanes for every call in flight, each lane at its stream limit.
-        let lanes = spec
-            .max_connections
-            .div_ceil(spec.max_streams.max(1))
-            .clamp(1, MAX_LANES);
+        // A lane per connection allowed, each at its stream limit.
+        let lanes = spec.max_connections.clamp(1, MAX_LANES);
         let mut all = vec![first];
         all.extend((1..lanes).map(|_| OnceLock::new()));
         Ok(Self {
@@ -167,7 +163,7 @@ impl Connections {
         match self.protocol.load(Ordering::Acquire) {
             HTTP1 => true,
             HTTP2 => {
-                let idle_ms = u64::try_from(IDLE.as_millis()).unwrap_or(u64::MAX);
+                let idle_ms = u64::try_from(self.spec.idle.as_millis()).unwrap_or(u64::MAX);
                 self.now_ms()
                     .saturating_sub(self.answered_ms.load(Ordering::Acquire))
                     < idle_ms

@@ -26,6 +26,7 @@ pub struct Common {
     pub ca_file: Option<std::path::PathBuf>,
     pub http2: bool,
     pub http2_max_streams: usize,
+    pub idle_timeout_ms: u64,
 }
 
 impl Common {
@@ -39,13 +40,14 @@ impl Common {
             retry_base_delay_ms: 100,
             retry_max_delay_ms: 2_000,
             max_per_minute: None,
-            max_connections: 1024,
+            max_connections: 64,
             circuit_failure_threshold: 5,
             circuit_cooldown_ms: 30_000,
             settle_s: 60,
             ca_file: None,
             http2: true,
             http2_max_streams: 100,
+            idle_timeout_ms: 4_000,
         }
     }
 
@@ -53,7 +55,7 @@ impl Common {
     /// an upper bound too: none can overflow a clock.
     pub fn problem(&self) -> Option<String> {
         const MAX_MS: u64 = 600_000;
-        let bounds: [(&str, u64, u64, u64); 8] = [
+        let bounds: [(&str, u64, u64, u64); 9] = [
             ("timeout_ms", self.timeout_ms, 1, MAX_MS),
             ("max_attempts", u64::from(self.max_attempts), 1, 20),
             ("retry_base_delay_ms", self.retry_base_delay_ms, 0, MAX_MS),
@@ -67,6 +69,7 @@ impl Common {
             ),
             ("settle_s", self.settle_s, 0, 86_400),
             ("http2_max_streams", self.http2_max_streams as u64, 1, 1_000),
+            ("idle_timeout_ms", self.idle_timeout_ms, 100, MAX_MS),
         ];
         for (key, value, min, max) in bounds {
             if !(min..=max).contains(&value) {
@@ -139,8 +142,9 @@ macro_rules! provider_settings {
             pub retry_max_delay_ms: u64,
             /// Outbound requests per minute at most (per replica); absent: no limit.
             pub max_per_minute: Option<u32>,
-            /// Requests in flight to this provider at most (per replica); more wait for a slot,
-            /// inside their timeout, before anything is sent.
+            /// Connections to this provider at most (per replica): over HTTP/1.1 one per call in
+            /// flight, over HTTP/2 each carries `http2_max_streams` calls. More calls wait for
+            /// a slot, inside their timeout, before anything is sent.
             pub max_connections: usize,
             /// Consecutive `unavailable`/`timeout` results that open the circuit.
             pub circuit_failure_threshold: u32,
@@ -155,6 +159,9 @@ macro_rules! provider_settings {
             pub http2: bool,
             /// Calls in flight at most on one HTTP/2 connection; past it, another is opened.
             pub http2_max_streams: usize,
+            /// An outbound connection idle this long is closed (before the provider's own
+            /// keep-alive ends, so that no call goes on a connection it is closing).
+            pub idle_timeout_ms: u64,
             $(
                 $(#[$sdoc])*
                 pub $secret: Option<secrecy::SecretString>,
@@ -182,6 +189,7 @@ macro_rules! provider_settings {
                     ca_file: c.ca_file,
                     http2: c.http2,
                     http2_max_streams: c.http2_max_streams,
+                    idle_timeout_ms: c.idle_timeout_ms,
                     $( $secret: None, $secret_file: None, )*
                     $( $field: $default, )*
                 }
@@ -205,6 +213,7 @@ macro_rules! provider_settings {
                     ca_file: self.ca_file.clone(),
                     http2: self.http2,
                     http2_max_streams: self.http2_max_streams,
+                    idle_timeout_ms: self.idle_timeout_ms,
                 }
             }
 
@@ -223,6 +232,7 @@ macro_rules! provider_settings {
                 self.ca_file = c.ca_file;
                 self.http2 = c.http2;
                 self.http2_max_streams = c.http2_max_streams;
+                self.idle_timeout_ms = c.idle_timeout_ms;
             }
 
             #[allow(unused_variables)]

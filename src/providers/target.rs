@@ -35,8 +35,8 @@ pub struct Target {
     pub retry: RetryPolicy,
     pub breaker: CircuitBreaker,
     pub quota: Option<Quota>,
-    /// Slots for requests in flight to this provider (`max_connections`).
-    pub slots: tokio::sync::Semaphore,
+    /// Slots for calls in flight to this provider.
+    slots: Slots,
     /// How long after an unanswered create a replay may send it again (`settle_s`).
     pub settle: Duration,
     /// Adoptions under way, by natural key (lookup then create, one at a time per client).
@@ -67,6 +67,35 @@ impl Target {
         }
     }
 
+    /// A slot for a call in flight; waiting for it sends nothing. Over HTTP/2 (as this thread
+    /// knows the provider) there are `max_connections` × `http2_max_streams` slots, over
+    /// HTTP/1.1 (or until the protocol is known) `max_connections`.
+    pub async fn slot(&self) -> Slot<'_> {
+        let semaphore = if self.speaks_h2() {
+            &self.slots.h2
+        } else {
+            &self.slots.h1
+        };
+        let permit = semaphore
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        Slot {
+            _permit: permit,
+            _counted: crate::metrics::CallInFlight::start(self.id),
+        }
+    }
+
+    /// Whether this thread has learnt that the provider speaks HTTP/2.
+    pub fn speaks_h2(&self) -> bool {
+        self.connections().protocol() == Some(reqwest::Version::HTTP_2)
+    }
+
+    /// Connections at most to the provider (`max_connections`).
+    pub fn max_connections(&self) -> usize {
+        self.spec.max_connections
+    }
+
     /// This thread's outbound clients for the provider.
     pub fn connections(&self) -> &Connections {
         self.connections.get_or(|| {
@@ -83,6 +112,18 @@ impl fmt::Debug for Target {
             .field("auth", &self.auth)
             .finish()
     }
+}
+
+/// The slots of calls in flight, by protocol.
+struct Slots {
+    h1: tokio::sync::Semaphore,
+    h2: tokio::sync::Semaphore,
+}
+
+/// A call's slot, held while it is in flight.
+pub struct Slot<'a> {
+    _permit: tokio::sync::SemaphorePermit<'a>,
+    _counted: crate::metrics::CallInFlight,
 }
 
 /// Why a provider cannot be selected on this gateway.
@@ -116,6 +157,11 @@ impl Registry {
             .get(&id)
             .expect("every provider is registered")
             .as_ref()
+    }
+
+    /// The targets that can be selected.
+    pub fn available_targets(&self) -> impl Iterator<Item = &Arc<Target>> + '_ {
+        self.targets.values().filter_map(|t| t.as_ref().ok())
     }
 
     /// The providers that can be selected.
@@ -153,6 +199,7 @@ pub fn build<A: Adapter>(
         http2: common.http2,
         max_streams: common.http2_max_streams,
         max_connections: common.max_connections,
+        idle: Duration::from_millis(common.idle_timeout_ms),
     };
     // Built here, as every worker's first client is: a client that cannot be built stops the
     // start, not a worker's first call. A token endpoint, if any, is called through it.
@@ -185,7 +232,14 @@ pub fn build<A: Adapter>(
             .max_per_minute
             .and_then(std::num::NonZeroU32::new)
             .map(Quota::per_minute),
-        slots: tokio::sync::Semaphore::new(common.max_connections),
+        slots: Slots {
+            h1: tokio::sync::Semaphore::new(common.max_connections),
+            h2: tokio::sync::Semaphore::new(
+                common
+                    .max_connections
+                    .saturating_mul(common.http2_max_streams),
+            ),
+        },
         settle: Duration::from_secs(common.settle_s),
         adopting: KeyedLocks::default(),
         secrets: settings

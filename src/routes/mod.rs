@@ -10,9 +10,16 @@ use crate::request_id::RequestId;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/clients")
+            .wrap(actix_web::middleware::from_fn(clients::admission::admit))
             .route(web::post().to(clients::create_client))
             .default_service(web::to(|req: HttpRequest| not_allowed(req, "POST"))),
     );
+    configure_ops(cfg);
+}
+
+/// The operational routes: liveness, readiness, metrics (also served alone on
+/// `server.ops_bind`).
+pub fn configure_ops(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/healthz")
             .route(web::get().to(ops::healthz))

@@ -11,6 +11,7 @@ mod idempotency;
 mod lookups;
 mod metrics;
 mod openapi;
+mod overload;
 mod problems;
 mod resilience;
 mod robustness;

@@ -1,6 +1,7 @@
 //! `POST /clients`: authenticate → read the body → parse → validate every selected target →
 //! fan out (or plan, on a dry run) → one 207 Multi-Status answer.
 
+pub mod admission;
 pub mod examples;
 mod request;
 mod response;
@@ -93,7 +94,8 @@ pub struct ClientsState {
         (status = 422, description = "Invalid fields (each with a JSON pointer), or an Idempotency-Key reused with a different body; nothing was sent", body = ProblemBody, content_type = "application/problem+json",
             example = json!(examples::validation_problem())),
         (status = 500, description = "A bug; the request id finds it in the logs", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "The request has an Idempotency-Key and the idempotency store is unavailable; nothing was sent", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "Nothing was read or sent: the gateway is at its capacity (`urn:clients-gateway:problem:overloaded`, decided from the headers alone; come back after `Retry-After`), or the request has an Idempotency-Key and the idempotency store is unavailable or full", body = ProblemBody, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait before sending again (overloaded)"))),
     ),
     security(("bearer" = []))
 )]
@@ -105,18 +107,10 @@ pub async fn create_client(
     state: web::Data<ClientsState>,
 ) -> Result<HttpResponse, Problem> {
     let started = Instant::now();
+    // Held until the answer is built: what this request reserved in the memory budget.
+    let admitted = req.extensions_mut().remove::<admission::Admitted>();
     let fail = |e: ApiError| e.with_request(&request_id);
-    let query = web::Query::<CreateQuery>::from_query(req.query_string())
-        .map_err(|e| fail(ApiError::BadRequest(format!("invalid query: {e}"))))?;
-    let key = match req.headers().get("idempotency-key") {
-        None => None,
-        Some(v) => {
-            Some(IdempotencyKey::parse(v.as_bytes()).map_err(|e| fail(ApiError::BadRequest(e)))?)
-        }
-    };
-    if !is_json(&req) {
-        return Err(fail(ApiError::UnsupportedMediaType));
-    }
+    let (dry_run, key) = read_head(&req).map_err(fail)?;
     let body = tokio::time::timeout(
         state.body_timeout,
         read_body(&req, payload, state.body_limit),
@@ -131,11 +125,22 @@ pub async fn create_client(
     let request = parse(&body).map_err(fail)?;
     let if_exists = request.if_exists.unwrap_or_default();
     let calls = validate(&request, if_exists, &state.registry).map_err(fail)?;
+    if let Some(admission::Admitted(ticket)) = &admitted {
+        admission::keep_for(ticket, body.len(), &calls);
+    }
+    let keyed = (!dry_run).then_some(key).flatten().map(|key| Keyed {
+        store: state.store.clone(),
+        key: key.scoped(&caller.subject),
+        fingerprint: fingerprint(&serde_json::from_slice(&body).expect("the body parsed above")),
+        lease: state.deadline + LEASE_MARGIN,
+        ttl: state.idempotency_ttl,
+    });
+    // What the fan-out does not need is not kept while it waits for the providers.
+    drop((request, body));
     let targets: Vec<&str> = calls.iter().map(|c| c.provider.as_str()).collect();
     let targets = targets.join(",");
-
     let deadline = started + state.deadline;
-    let (operation_id, results) = match (query.dry_run, key) {
+    let (operation_id, results) = match (dry_run, keyed) {
         (true, _) => {
             let planned = calls
                 .iter()
@@ -148,33 +153,58 @@ pub async fn create_client(
             let results = done.into_iter().map(|(p, d)| (p, d.result)).collect();
             (crate::ids::v7(), results)
         }
-        (false, Some(key)) => {
-            let body: serde_json::Value =
-                serde_json::from_slice(&body).expect("the body parsed above");
-            let keyed = Keyed {
-                store: state.store.clone(),
-                key: key.scoped(&caller.subject),
-                fingerprint: fingerprint(&body),
-                lease: state.deadline + LEASE_MARGIN,
-                ttl: state.idempotency_ttl,
-            };
-            replay::run(keyed, calls, if_exists, deadline, request_id.clone())
-                .await
-                .map_err(|refusal| {
-                    fail(match refusal {
-                        Refusal::InFlight => ApiError::IdempotencyInFlight,
-                        Refusal::Mismatch => ApiError::IdempotencyMismatch,
-                        Refusal::Full => ApiError::StoreFull,
-                        Refusal::Store(e) => {
-                            tracing::error!(request_id = %request_id, error = %e, "idempotency store unavailable");
-                            ApiError::StoreUnavailable
-                        }
-                    })
-                })?
-        }
+        (false, Some(keyed)) => replay::run(keyed, calls, if_exists, deadline, request_id.clone())
+            .await
+            .map_err(|refusal| fail(refused(refusal, &request_id)))?,
     };
-    let outcome = Outcome::of(results.values());
-    let per_target: Vec<String> = results
+    let answer = MultiStatus {
+        operation_id,
+        outcome: Outcome::of(results.values()),
+        dry_run,
+        results,
+    };
+    log_finished(&answer, &request_id, &caller, &targets, started);
+    Ok(HttpResponse::build(StatusCode::MULTI_STATUS).json(answer))
+}
+
+/// The query (`dry_run`), the `Idempotency-Key` and the content type, checked before the body is
+/// read.
+fn read_head(req: &HttpRequest) -> Result<(bool, Option<IdempotencyKey>), ApiError> {
+    let query = web::Query::<CreateQuery>::from_query(req.query_string())
+        .map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?;
+    let key = match req.headers().get("idempotency-key") {
+        None => None,
+        Some(v) => Some(IdempotencyKey::parse(v.as_bytes()).map_err(ApiError::BadRequest)?),
+    };
+    if !is_json(req) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    Ok((query.dry_run, key))
+}
+
+/// Why a keyed request was refused, as a problem.
+fn refused(refusal: Refusal, request_id: &RequestId) -> ApiError {
+    match refusal {
+        Refusal::InFlight => ApiError::IdempotencyInFlight,
+        Refusal::Mismatch => ApiError::IdempotencyMismatch,
+        Refusal::Full => ApiError::StoreFull,
+        Refusal::Store(e) => {
+            tracing::error!(request_id = %request_id, error = %e, "idempotency store unavailable");
+            ApiError::StoreUnavailable
+        }
+    }
+}
+
+/// The request's one log line.
+fn log_finished(
+    answer: &MultiStatus,
+    request_id: &RequestId,
+    caller: &Caller,
+    targets: &str,
+    started: Instant,
+) {
+    let per_target: Vec<String> = answer
+        .results
         .iter()
         .map(|(p, r)| match &r.error {
             Some(e) => format!(
@@ -186,27 +216,20 @@ pub async fn create_client(
             None => format!("{p}={}/{}ms", r.status.as_str(), r.duration_ms),
         })
         .collect();
-    let replayed = results.values().filter(|r| r.replayed).count();
-    let answer = MultiStatus {
-        operation_id,
-        outcome,
-        dry_run: query.dry_run,
-        results,
-    };
+    let replayed = answer.results.values().filter(|r| r.replayed).count();
     tracing::info!(
         request_id = %request_id,
         trace_id = crate::telemetry::trace_id(),
         caller = %crate::telemetry::printable(&caller.subject),
         operation_id = %answer.operation_id,
         targets = %targets,
-        outcome = outcome.as_str(),
+        outcome = answer.outcome.as_str(),
         results = %per_target.join(","),
         replayed,
-        dry_run = query.dry_run,
+        dry_run = answer.dry_run,
         duration_ms = started.elapsed().as_millis() as u64,
         "clients request finished"
     );
-    Ok(HttpResponse::build(StatusCode::MULTI_STATUS).json(answer))
 }
 
 fn is_json(req: &HttpRequest) -> bool {
