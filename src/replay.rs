@@ -10,10 +10,11 @@ use tokio::time::Instant;
 
 use crate::catalog::ProviderId;
 use crate::domain::IfExists;
-use crate::fanout::{self, Call, Done, Job};
+use crate::fanout::life::{self, Resume};
+use crate::fanout::{self, Call, Done};
 use crate::idempotency::{Claim, Lease, Record, Store, StoreError};
 use crate::request_id::RequestId;
-use crate::results::{TargetResult, TargetStatus};
+use crate::results::TargetResult;
 
 /// Why a keyed request was refused before anything was sent.
 #[derive(Debug)]
@@ -32,14 +33,6 @@ pub struct Keyed {
     /// How long the claim holds if this process stops before recording.
     pub lease: Duration,
     pub ttl: Duration,
-}
-
-/// The result a record gives for a target that is settled (created or existing).
-fn replayed(previous: &TargetResult) -> TargetResult {
-    TargetResult {
-        replayed: true,
-        ..previous.clone()
-    }
 }
 
 /// How long a claim that failed is given to be given up before the 503.
@@ -87,40 +80,64 @@ fn from_ms(ms: u64) -> SystemTime {
 /// record unfinished.
 pub async fn run(
     keyed: Keyed,
-    mut calls: Vec<Call>,
+    calls: Vec<Call>,
     if_exists: IfExists,
     deadline: Instant,
     request_id: RequestId,
 ) -> Result<(uuid::Uuid, BTreeMap<ProviderId, TargetResult>), Refusal> {
     let holder = Lease::new();
-    let claim = match keyed
+    let (operation_id, record, interrupted) = claim(&keyed, &holder).await?;
+    let resumed = resume_all(calls, record.as_ref(), interrupted);
+    let providers: Vec<ProviderId> = resumed
+        .settled
+        .keys()
+        .copied()
+        .chain(resumed.calls.iter().map(|c| c.provider))
+        .collect();
+    let task = tokio::spawn(run_and_record(
+        keyed,
+        holder,
+        resumed,
+        operation_id,
+        if_exists,
+        deadline,
+        request_id,
+    ));
+    let results = task.await.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "keyed fan-out task failed");
+        // A bug: still one result per target, none of them claiming to know.
+        providers
+            .into_iter()
+            .map(|p| (p, fanout::panicked()))
+            .collect()
+    });
+    Ok((operation_id, results))
+}
+
+/// Claims the key: the operation id, the earlier request's record (if any) and, if that
+/// request was interrupted before recording, since when; or why the request is refused.
+async fn claim(
+    keyed: &Keyed,
+    holder: &Lease,
+) -> Result<(uuid::Uuid, Option<Record>, Option<SystemTime>), Refusal> {
+    let claimed = keyed
         .store
         .claim(
             &keyed.key,
             &keyed.fingerprint,
-            &holder,
+            holder,
             keyed.lease,
             keyed.ttl,
         )
-        .await
-    {
+        .await;
+    let claim = match claimed {
         Ok(claim) => claim,
         Err(e) => {
-            // The claim may have landed after all (a slow store): nothing was sent under it, so
-            // it is given up before answering, for a retry to run at once rather than find it
-            // in flight.
-            let released =
-                tokio::time::timeout(RELEASE_WITHIN, keyed.store.release(&keyed.key, &holder))
-                    .await;
-            if !matches!(released, Ok(Ok(()))) {
-                tracing::warn!(
-                    "could not give up an unanswered idempotency claim; it expires with its lease"
-                );
-            }
+            give_up(keyed, holder).await;
             return Err(Refusal::Store(e));
         }
     };
-    let (operation_id, record, interrupted_at) = match claim {
+    Ok(match claim {
         Claim::InFlight => return Err(Refusal::InFlight),
         Claim::Mismatch => return Err(Refusal::Mismatch),
         Claim::Full => return Err(Refusal::Full),
@@ -135,94 +152,109 @@ pub async fn run(
             let since = since.map_or_else(SystemTime::now, from_ms);
             (id, record, Some(since))
         }
+    })
+}
+
+/// A claim whose answer did not come may have landed after all (a slow store): nothing was sent
+/// under it, so it is given up before answering, for a retry to run at once rather than find it
+/// in flight.
+async fn give_up(keyed: &Keyed, holder: &Lease) {
+    let released =
+        tokio::time::timeout(RELEASE_WITHIN, keyed.store.release(&keyed.key, holder)).await;
+    if !matches!(released, Ok(Ok(()))) {
+        tracing::warn!(
+            "could not give up an unanswered idempotency claim; it expires with its lease"
+        );
+    }
+}
+
+/// The targets as the earlier request left them: those it settled, and the calls still to run
+/// (each with the job [`life::resume`] gives it).
+struct Resumed {
+    settled: BTreeMap<ProviderId, TargetResult>,
+    calls: Vec<Call>,
+    /// When the earlier request sent each create.
+    sent_ms: BTreeMap<ProviderId, u64>,
+}
+
+fn resume_all(
+    calls: Vec<Call>,
+    record: Option<&Record>,
+    interrupted: Option<SystemTime>,
+) -> Resumed {
+    let mut resumed = Resumed {
+        settled: BTreeMap::new(),
+        calls: Vec::new(),
+        sent_ms: BTreeMap::new(),
     };
-    let mut settled = BTreeMap::new();
-    let mut sent_ms = BTreeMap::new();
-    calls.retain_mut(|call| {
+    let now = SystemTime::now();
+    for mut call in calls {
         let p = call.provider;
-        let previous = record.as_ref().and_then(|r| r.results.get(&p));
-        let previous_sent = record.as_ref().and_then(|r| r.sent_ms.get(&p).copied());
+        let previous = record.and_then(|r| r.results.get(&p));
+        let previous_sent = record.and_then(|r| r.sent_ms.get(&p).copied());
         if let Some(ms) = previous_sent {
-            sent_ms.insert(p, ms);
+            resumed.sent_ms.insert(p, ms);
         }
-        match previous.map(|r| r.status) {
-            Some(TargetStatus::Created | TargetStatus::Existing) => {
-                settled.insert(p, replayed(previous.expect("matched")));
-                return false;
+        match life::resume(previous, previous_sent.map(from_ms), interrupted, now) {
+            Resume::Settled(result) => {
+                resumed.settled.insert(p, *result);
             }
-            Some(TargetStatus::Unknown) => {
-                call.job = Job::Settle {
-                    started: previous_sent.map_or_else(SystemTime::now, from_ms),
-                    interrupted: false,
-                };
-            }
-            _ => {
-                let answered_5xx = previous
-                    .and_then(|r| r.provider_status)
-                    .is_some_and(|s| (500..=599).contains(&s));
-                if let Some(since) = interrupted_at {
-                    call.job = Job::Settle {
-                        started: previous_sent.map_or(since, from_ms),
-                        interrupted: true,
-                    };
-                } else if answered_5xx {
-                    // A 5xx does not prove nothing was created: look before creating again.
-                    call.job = Job::Recheck {
-                        started: previous_sent.map_or_else(SystemTime::now, from_ms),
-                    };
-                }
+            Resume::Run(job) => {
+                call.job = job;
+                resumed.calls.push(call);
             }
         }
-        true
-    });
-    let providers: Vec<ProviderId> = settled
-        .keys()
-        .copied()
-        .chain(calls.iter().map(|c| c.provider))
-        .collect();
-    let task = tokio::spawn(async move {
-        let fresh = if calls.is_empty() {
-            BTreeMap::new()
-        } else {
-            fanout::fan_out(calls, if_exists, deadline, &request_id).await
-        };
-        let mut results = settled;
-        for (p, Done { result, sent }) in fresh {
-            if let Some(sent) = sent {
-                sent_ms.insert(p, to_ms(sent));
-            }
-            results.insert(p, result);
+    }
+    resumed
+}
+
+/// Runs what is left, then records every target's result under the key.
+async fn run_and_record(
+    keyed: Keyed,
+    holder: Lease,
+    resumed: Resumed,
+    operation_id: uuid::Uuid,
+    if_exists: IfExists,
+    deadline: Instant,
+    request_id: RequestId,
+) -> BTreeMap<ProviderId, TargetResult> {
+    let Resumed {
+        settled,
+        calls,
+        mut sent_ms,
+    } = resumed;
+    let fresh = if calls.is_empty() {
+        BTreeMap::new()
+    } else {
+        fanout::fan_out(calls, if_exists, deadline, &request_id).await
+    };
+    let mut results = settled;
+    for (p, Done { result, sent }) in fresh {
+        if let Some(sent) = sent {
+            sent_ms.insert(p, to_ms(sent));
         }
-        let record = Record {
-            operation_id,
-            results: results.iter().map(|(p, r)| (*p, to_record(r))).collect(),
-            sent_ms,
-        };
-        match keyed
-            .store
-            .finish(&keyed.key, &holder, &record, keyed.ttl)
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => tracing::warn!(
-                request_id = request_id.as_str(),
-                "idempotency claim lost before recording (lease ran out)"
-            ),
-            Err(e) => tracing::error!(
-                request_id = request_id.as_str(),
-                error = %e,
-                "could not record the outcome; a retry with this key will settle the targets by lookups"
-            ),
-        }
-        results
-    });
-    let results = task.await.unwrap_or_else(|e| {
-        tracing::error!(error = %e, "keyed fan-out task failed");
-        // A bug: still one result per target, none of them claiming to know.
-        providers
-            .into_iter()
-            .map(|p| (p, fanout::panicked()))
-            .collect()
-    });
-    Ok((operation_id, results))
+        results.insert(p, result);
+    }
+    let record = Record {
+        operation_id,
+        results: results.iter().map(|(p, r)| (*p, to_record(r))).collect(),
+        sent_ms,
+    };
+    match keyed
+        .store
+        .finish(&keyed.key, &holder, &record, keyed.ttl)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            request_id = request_id.as_str(),
+            "idempotency claim lost before recording (lease ran out)"
+        ),
+        Err(e) => tracing::error!(
+            request_id = request_id.as_str(),
+            error = %e,
+            "could not record the outcome; a retry with this key will settle the targets by lookups"
+        ),
+    }
+    results
 }

@@ -117,6 +117,55 @@ impl TargetResult {
             ..Self::new(status)
         }
     }
+
+    /// A client found at the provider by a lookup (its id and the record listed), as `status`.
+    pub fn found(status: TargetStatus, id: String, record: Value) -> Self {
+        Self {
+            provider_client_id: Some(id),
+            response: Some(record),
+            ..Self::new(status)
+        }
+    }
+
+    /// An unanswered (or 5xx-answered) create whose client a lookup found: `created`,
+    /// `reconciled`.
+    pub fn reconciled(id: String, record: Value) -> Self {
+        Self {
+            reconciled: true,
+            ..Self::found(TargetStatus::Created, id, record)
+        }
+    }
+
+    /// The same result, its error's message completed with `note`.
+    pub fn with_note(mut self, note: &str) -> Self {
+        if let Some(e) = self.error.as_mut() {
+            e.message = format!("{}; {note}", e.message);
+        }
+        self
+    }
+
+    /// A 5xx answer no lookup could settle (`why`): `unknown`, the client may exist.
+    pub fn may_exist(mut self, why: &str) -> Self {
+        self.status = TargetStatus::Unknown;
+        self.with_note(&format!(
+            "the client may have been created ({why}): not sent again"
+        ))
+    }
+
+    /// Whether the provider refused it as a duplicate.
+    pub fn is_conflict(&self) -> bool {
+        self.error
+            .as_ref()
+            .is_some_and(|e| e.kind == crate::provider_error::ErrorKind::Conflict)
+    }
+
+    /// The HTTP status of a 5xx answer that failed the target, if it is one.
+    pub fn answered_5xx(&self) -> Option<u16> {
+        if self.status != TargetStatus::Failed {
+            return None;
+        }
+        self.provider_status.filter(|s| (500..=599).contains(s))
+    }
 }
 
 impl TargetStatus {

@@ -5,11 +5,44 @@
 use std::time::Duration;
 
 use crate::provider_error::{ErrorKind, ProviderError};
-use crate::providers::DynAdapter;
+use crate::providers::{DynAdapter, Reply};
 use crate::results::{TargetResult, TargetStatus};
 use crate::secret::{redact, Credentials};
 
 use super::exchange::{Answer, Exchanged};
+
+/// A create not sent: the circuit is open, for `wait` more.
+pub fn circuit_open(wait: Duration) -> TargetResult {
+    let mut err = ProviderError::new(
+        ErrorKind::CircuitOpen,
+        "the provider failed repeatedly; calls are paused (circuit open); nothing was sent",
+    );
+    err.retry_after_s = Some(wait.as_secs().max(1));
+    TargetResult::failed(TargetStatus::Failed, err)
+}
+
+/// A create whose `budget` ran out: `unknown` if it was on its way (`in_flight`), else failed,
+/// nothing sent.
+pub fn timed_out(budget: Duration, in_flight: bool) -> TargetResult {
+    let ms = budget.as_millis();
+    if in_flight {
+        TargetResult::failed(
+            TargetStatus::Unknown,
+            ProviderError::new(
+                ErrorKind::Timeout,
+                format!("no answer within {ms} ms; the client may have been created"),
+            ),
+        )
+    } else {
+        TargetResult::failed(
+            TargetStatus::Failed,
+            ProviderError::new(
+                ErrorKind::Timeout,
+                format!("no request could be completed within {ms} ms; nothing was sent"),
+            ),
+        )
+    }
+}
 
 /// The result of a create exchange. `credentials` are those the gateway generated for it.
 pub fn create_result(
@@ -39,46 +72,18 @@ fn answered(
         (None, false) => serde_json::from_slice(&answer.body).ok(),
         _ => None,
     };
-    let code = answer.status.as_u16();
+    let reply = Reply {
+        status: answer.status,
+        content_type: &answer.content_type,
+        body: &answer.body,
+        json: json.as_ref(),
+        cut: answer.cut.as_ref(),
+    };
     if answer.status.is_success() {
-        let unreadable = |why: String| {
-            let mut err = ProviderError::new(
-                ErrorKind::InvalidResponse,
-                format!("answered HTTP {code} but {why}; the client was probably created, check before sending it again"),
-            );
-            err.provider_status = Some(code);
-            err.retryable = false;
-            TargetResult::failed(TargetStatus::Unknown, err)
-        };
-        let Some(json) = json else {
-            let why = match &answer.cut {
-                Some(c) => format!("the body was {c}"),
-                None => format!("with {}", describe_body(&answer.content_type, &answer.body)),
-            };
-            return unreadable(why);
-        };
-        return match adapter.created(&json) {
-            Ok(created) => TargetResult {
-                provider_status: Some(code),
-                provider_client_id: created.id,
-                credentials: created.credentials.or_else(|| credentials.clone()),
-                response: Some(redact(json, adapter.response_secrets())),
-                ..TargetResult::new(TargetStatus::Created)
-            },
-            Err(why) => unreadable(why),
-        };
+        return created(adapter, &reply, credentials);
     }
-    let mut err = adapter.error(answer.status, json.as_ref());
-    if json.is_none() {
-        err.message = match &answer.cut {
-            Some(c) => format!("answered HTTP {code}; the body was {c}"),
-            None => format!(
-                "answered HTTP {code} with {}",
-                describe_body(&answer.content_type, &answer.body)
-            ),
-        };
-    }
-    err.provider_status = Some(code);
+    let mut err = adapter.error(&reply);
+    err.provider_status = Some(reply.status.as_u16());
     err.retry_after_s = answer.retry_after.map(|d: Duration| d.as_secs());
     let status = if err.kind == ErrorKind::Timeout {
         // 408/504: the provider gave up, possibly after acting.
@@ -89,43 +94,34 @@ fn answered(
     TargetResult::failed(status, err)
 }
 
-/// A body that is not the JSON expected, in words.
-fn describe_body(content_type: &str, bytes: &[u8]) -> String {
-    let ct = content_type.to_ascii_lowercase();
-    if bytes.is_empty() {
-        "an empty body".into()
-    } else if ct.contains("html") || bytes.trim_ascii_start().starts_with(b"<") {
-        format!("an HTML body ({} bytes)", bytes.len())
-    } else if ct.contains("json") {
-        format!("invalid JSON ({} bytes)", bytes.len())
-    } else {
-        format!(
-            "a non-JSON body ({}, {} bytes)",
-            if ct.is_empty() {
-                "no content type"
-            } else {
-                &ct
-            },
-            bytes.len()
-        )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bodies_are_described() {
-        assert_eq!(describe_body("text/html", b""), "an empty body");
-        assert_eq!(describe_body("", b"<html>"), "an HTML body (6 bytes)");
-        assert_eq!(
-            describe_body("application/json", b"{"),
-            "invalid JSON (1 bytes)"
+/// A 2xx answer to a create: the adapter reads its id; one it cannot read leaves the target
+/// `unknown` (the client was probably created).
+fn created(
+    adapter: &dyn DynAdapter,
+    reply: &Reply,
+    credentials: &Option<Credentials>,
+) -> TargetResult {
+    let code = reply.status.as_u16();
+    let unreadable = |why: String| {
+        let mut err = ProviderError::new(
+            ErrorKind::InvalidResponse,
+            format!("answered HTTP {code} but {why}; the client was probably created, check before sending it again"),
         );
-        assert_eq!(
-            describe_body("text/plain", b"oops"),
-            "a non-JSON body (text/plain, 4 bytes)"
-        );
+        err.provider_status = Some(code);
+        err.retryable = false;
+        TargetResult::failed(TargetStatus::Unknown, err)
+    };
+    let Some(json) = reply.json else {
+        return unreadable(reply.described());
+    };
+    match adapter.created(json) {
+        Ok(created) => TargetResult {
+            provider_status: Some(code),
+            provider_client_id: created.id,
+            credentials: created.credentials.or_else(|| credentials.clone()),
+            response: Some(redact(json.clone(), adapter.response_secrets())),
+            ..TargetResult::new(TargetStatus::Created)
+        },
+        Err(why) => unreadable(why),
     }
 }

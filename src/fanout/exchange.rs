@@ -116,9 +116,14 @@ pub async fn exchange(
             }
             Err(e) => (Attempt::Lost, Exchanged::Lost(describe_transport(&e))),
             Ok(response) => {
-                if refresh_refused_token(target, &response, &auth_value, &mut token_refreshed).await
-                {
+                let status = response.status().as_u16();
+                if let (Auth::OAuth2(source), true) = (
+                    &target.auth,
+                    target.retry.refresh_token(status, token_refreshed),
+                ) {
                     // The token was refused, so nothing was created: send again with a new one.
+                    Box::pin(source.invalidate(&auth_value)).await;
+                    token_refreshed = true;
                     progress.in_flight = false;
                     continue;
                 }
@@ -195,25 +200,6 @@ async fn send(
     // Boxed: only calls under way hold the exchange's (large) state, not the ones waiting for a
     // slot.
     Box::pin(builder.send()).await
-}
-
-/// On a 401 to an OAuth2 token, drops the token so that the next attempt fetches a new one —
-/// once per exchange. Whether it did.
-async fn refresh_refused_token(
-    target: &Target,
-    response: &reqwest::Response,
-    used: &HeaderValue,
-    already: &mut bool,
-) -> bool {
-    let Auth::OAuth2(source) = &target.auth else {
-        return false;
-    };
-    if response.status() != StatusCode::UNAUTHORIZED || *already {
-        return false;
-    }
-    Box::pin(source.invalidate(used)).await;
-    *already = true;
-    true
 }
 
 fn all_busy(target: &Target) -> ProviderError {

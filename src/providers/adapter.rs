@@ -12,7 +12,7 @@ use std::any::Any;
 use std::time::SystemTime;
 
 use reqwest::header::HeaderMap;
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -20,11 +20,12 @@ use url::Url;
 use utoipa::ToSchema;
 
 use super::auth::Auth;
+use super::kit::Reply;
 use super::settings::ProviderSettings;
 use crate::domain::pointer::parse_options;
 use crate::domain::{IfExists, NewClient};
 use crate::field_error::FieldError;
-use crate::provider_error::{ErrorKind, ProviderError};
+use crate::provider_error::ProviderError;
 use crate::secret::Credentials;
 
 /// One provider's mapping. Implementations are pure (no I/O) and live in one file each,
@@ -71,9 +72,11 @@ pub trait Adapter: Sized + Send + Sync + 'static {
     /// credentials. An `Err` says why the body is not the documented success.
     fn created(&self, body: &Value) -> Result<Created, String>;
 
-    /// Maps a non-2xx answer (its JSON body, if it had one) to the normalized error.
-    fn error(&self, status: StatusCode, body: Option<&Value>) -> ProviderError {
-        ProviderError::from_status(status, body)
+    /// Maps a non-2xx answer — its status, content type and (bounded) body, JSON or not — to
+    /// the normalized error. The default reads the usual members of a JSON error, or a
+    /// plain-text body ([`error_of`](super::kit::error_of)).
+    fn error(&self, reply: &Reply) -> ProviderError {
+        super::kit::error_of(reply)
     }
 
     /// JSON pointers of secrets inside the success body, redacted before it is returned as
@@ -117,14 +120,6 @@ pub trait Adapter: Sized + Send + Sync + 'static {
     fn request_rules(_name: &str) -> Vec<Value> {
         Vec::new()
     }
-}
-
-/// A JSON Schema rule: when the request selects provider `name`, the body must also be `then`.
-pub fn when_selected(name: &str, then: Value) -> Value {
-    serde_json::json!({
-        "if": { "required": ["targets"], "properties": { "targets": { "required": [name] } } },
-        "then": then
-    })
 }
 
 /// What an adapter plans for one target: the create, and what finds the client.
@@ -191,7 +186,7 @@ pub trait DynAdapter: Send + Sync {
         if_exists: IfExists,
     ) -> Result<Plan, Vec<FieldError>>;
     fn created(&self, body: &Value) -> Result<Created, String>;
-    fn error(&self, status: StatusCode, body: Option<&Value>) -> ProviderError;
+    fn error(&self, reply: &Reply) -> ProviderError;
     fn response_secrets(&self) -> &'static [&'static str];
     fn accepts_duplicates(&self) -> bool;
     fn list(&self, key: &LookupKey, since: Option<SystemTime>) -> Request;
@@ -233,8 +228,8 @@ impl<A: Adapter> DynAdapter for A {
         Adapter::created(self, body)
     }
 
-    fn error(&self, status: StatusCode, body: Option<&Value>) -> ProviderError {
-        Adapter::error(self, status, body)
+    fn error(&self, reply: &Reply) -> ProviderError {
+        Adapter::error(self, reply)
     }
 
     fn response_secrets(&self) -> &'static [&'static str] {
@@ -349,113 +344,4 @@ pub struct Examples {
     /// A client for an example request to this provider alone with `{}` options (the gateway's
     /// configured defaults), if it offers one.
     pub single: Option<Value>,
-}
-
-/// The URL with its query parameter `name` set to `value` (added, or replaced).
-pub fn with_query(url: &Url, name: &str, value: &str) -> Url {
-    let kept: Vec<(String, String)> = url
-        .query_pairs()
-        .filter(|(k, _)| k != name)
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    let mut url = url.clone();
-    url.query_pairs_mut()
-        .clear()
-        .extend_pairs(kept)
-        .append_pair(name, value);
-    url
-}
-
-/// The number in the URL's query parameter `name`, if any.
-pub fn query_number(url: &Url, name: &str) -> Option<u64> {
-    url.query_pairs()
-        .find(|(k, _)| k == name)
-        .and_then(|(_, v)| v.parse().ok())
-}
-
-/// Reads a JSON body into a provider's wire struct.
-pub fn read<T: DeserializeOwned>(body: &Value) -> Result<T, String> {
-    T::deserialize(body).map_err(|e| e.to_string())
-}
-
-/// A 400 whose message contains `phrase` (compared case-insensitively) is a conflict: the
-/// provider refused a duplicate.
-pub fn conflict_when(err: ProviderError, status: StatusCode, phrase: &str) -> ProviderError {
-    let says_so = err.message.to_lowercase().contains(&phrase.to_lowercase());
-    if status == StatusCode::BAD_REQUEST && says_so {
-        err.with_kind(ErrorKind::Conflict)
-    } else {
-        err
-    }
-}
-
-/// Joins a base URL (the prefix before the documented path) with path segments, each
-/// percent-encoded as one segment.
-pub fn join_url(base: &Url, segments: &[&str]) -> Url {
-    let mut url = base.clone();
-    {
-        let mut path = url
-            .path_segments_mut()
-            .expect("base URLs are checked at start to be http(s)");
-        path.pop_if_empty();
-        for s in segments {
-            path.push(s);
-        }
-    }
-    url
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn join_url_keeps_the_base_path_and_encodes_segments() {
-        let base = Url::parse("https://api.clockify.me/api").unwrap();
-        let url = join_url(&base, &["v1", "workspaces", "a/b c", "clients"]);
-        assert_eq!(
-            url.as_str(),
-            "https://api.clockify.me/api/v1/workspaces/a%2Fb%20c/clients"
-        );
-        let base = Url::parse("http://127.0.0.1:9/").unwrap();
-        assert_eq!(
-            join_url(&base, &["client"]).as_str(),
-            "http://127.0.0.1:9/client"
-        );
-    }
-
-    #[test]
-    fn a_400_saying_the_phrase_is_a_conflict() {
-        let body = serde_json::json!({"error": "Login ID already in use"});
-        let err = |status| ProviderError::from_status(status, Some(&body));
-        let phrase = "login id already in use";
-        assert_eq!(
-            conflict_when(
-                err(StatusCode::BAD_REQUEST),
-                StatusCode::BAD_REQUEST,
-                phrase
-            )
-            .kind,
-            ErrorKind::Conflict
-        );
-        assert_eq!(
-            conflict_when(
-                err(StatusCode::INTERNAL_SERVER_ERROR),
-                StatusCode::INTERNAL_SERVER_ERROR,
-                phrase
-            )
-            .kind,
-            ErrorKind::Unavailable,
-            "only a 400 says the request was refused as a duplicate"
-        );
-        assert_eq!(
-            conflict_when(
-                err(StatusCode::BAD_REQUEST),
-                StatusCode::BAD_REQUEST,
-                "taken"
-            )
-            .kind,
-            ErrorKind::Validation
-        );
-    }
 }

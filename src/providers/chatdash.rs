@@ -5,7 +5,6 @@
 //! `GET {base}/clients/{id}/members` of each client of the same name; a list item that carries
 //! `loginId` itself (an older generation of the API) is matched directly.
 
-use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -13,8 +12,8 @@ use url::Url;
 use utoipa::ToSchema;
 
 use super::{
-    conflict_when, join_url, provider_settings, read, when_selected, Adapter, Auth, Candidate,
-    Created, Examples, Found, Listed, Page, Planned, Request,
+    conflict_when, error_of, join_url, provider_settings, read, when_selected, Adapter, Auth,
+    Candidate, Created, Examples, Found, Listed, Page, Planned, Reply, Request,
 };
 use crate::domain::schema::{Email, Line255};
 use crate::domain::text::{email, is_path_id, text};
@@ -331,12 +330,10 @@ impl Adapter for Chatdash {
         }
     }
 
-    fn error(&self, status: StatusCode, body: Option<&Value>) -> ProviderError {
-        let message = body
-            .and_then(|b| read::<ChatdashError>(b).ok())
-            .and_then(|e| e.error);
-        let err = ProviderError::from_status(status, body).with_message(message);
-        conflict_when(err, status, DUPLICATE_LOGIN)
+    fn error(&self, reply: &Reply) -> ProviderError {
+        let message = reply.read::<ChatdashError>().and_then(|e| e.error);
+        let err = error_of(reply).with_message(message);
+        conflict_when(err, reply.status, DUPLICATE_LOGIN)
     }
 
     fn examples() -> Examples {
@@ -345,14 +342,18 @@ impl Adapter for Chatdash {
             created: json!({ "status": "created", "provider_status": 200, "provider_client_id": "6650c0ffee00000000000077", "attempts": 1, "duration_ms": 61, "replayed": false, "reconciled": false,
                 "credentials": { "login": "nova", "password": "q7!Rm2#vTz9@Lk4pWx8e" },
                 "response": { "message": "Client created successfully" } }),
-            partial: Some(json!({ "status": "failed", "provider_status": 400, "attempts": 1, "duration_ms": 61, "replayed": false, "reconciled": false,
+            partial: Some(
+                json!({ "status": "failed", "provider_status": 400, "attempts": 1, "duration_ms": 61, "replayed": false, "reconciled": false,
                 "error": { "kind": "conflict", "message": "Login ID already in use", "retryable": false, "provider_status": 400,
-                           "provider_error": { "error": "Login ID already in use" } } })),
-            planned: Some(json!({ "status": "planned", "attempts": 0, "duration_ms": 0, "replayed": false, "reconciled": false,
+                           "provider_error": { "error": "Login ID already in use" } } }),
+            ),
+            planned: Some(
+                json!({ "status": "planned", "attempts": 0, "duration_ms": 0, "replayed": false, "reconciled": false,
                 "request": { "method": "POST", "url": "https://api.chat-dash.com/v1/public/clients",
                              "headers": { "accept": "application/json", "authorization": "[redacted]", "content-type": "application/json" },
                              "body": { "client": { "name": "Nova Consulting Ltd", "language": "en" },
-                                       "member": { "name": "Nova Smith", "loginId": "nova", "email": "nova.smith@nova.example", "password": "[redacted]" } } } })),
+                                       "member": { "name": "Nova Smith", "loginId": "nova", "email": "nova.smith@nova.example", "password": "[redacted]" } } } }),
+            ),
             single: None,
         }
     }
@@ -362,10 +363,14 @@ impl Adapter for Chatdash {
 mod tests {
     use super::*;
     use crate::provider_error::ErrorKind;
+    use reqwest::StatusCode;
 
     #[test]
     fn the_default_base_url_is_the_production_one() {
-        assert_eq!(ChatdashSettings::default().base_url.as_str(), "https://api.chat-dash.com/v1/public");
+        assert_eq!(
+            ChatdashSettings::default().base_url.as_str(),
+            "https://api.chat-dash.com/v1/public"
+        );
     }
 
     fn chatdash() -> Chatdash {
@@ -391,8 +396,13 @@ mod tests {
 
     #[test]
     fn member_defaults_come_from_the_contact_and_a_password_is_generated() {
-        let plan = Adapter::plan(&chatdash(), &client(), options(json!({"login_id": "nova"})), "/t")
-            .unwrap();
+        let plan = Adapter::plan(
+            &chatdash(),
+            &client(),
+            options(json!({"login_id": "nova"})),
+            "/t",
+        )
+        .unwrap();
         let credentials = plan.credentials.unwrap();
         assert_eq!(credentials.login, "nova");
         let password = credentials.password.expose_secret().to_owned();
@@ -428,10 +438,13 @@ mod tests {
     #[test]
     fn a_used_login_id_is_a_conflict() {
         let body = json!({"error": "Login ID already in use"});
-        let e = chatdash().error(StatusCode::BAD_REQUEST, Some(&body));
+        let e = chatdash().error(&Reply::json(StatusCode::BAD_REQUEST, &body));
         assert_eq!(e.kind, ErrorKind::Conflict);
         assert_eq!(e.message, "Login ID already in use");
-        let e = chatdash().error(StatusCode::INTERNAL_SERVER_ERROR, Some(&json!({"error": "db down"})));
+        let e = chatdash().error(&Reply::json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &json!({"error": "db down"}),
+        ));
         assert_eq!(e.kind, ErrorKind::Unavailable);
         assert_eq!(e.message, "db down");
     }

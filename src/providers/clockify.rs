@@ -3,15 +3,14 @@
 //! `name` in the workspace: `GET .../clients?name=` (a filter of undocumented match mode: names are
 //! compared exactly here), paged by `page` while `Last-Page` is not `true`.
 
-use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use url::Url;
 use utoipa::ToSchema;
 
 use super::{
-    conflict_when, join_url, provider_settings, query_number, read, with_query, Adapter, Auth,
-    Created, Examples, Found, Listed, Page, Planned, Request,
+    conflict_when, error_of, join_url, provider_settings, query_number, read, with_query, Adapter,
+    Auth, Created, Examples, Found, Listed, Page, Planned, Reply, Request,
 };
 use crate::domain::schema::ObjectId;
 use crate::domain::text::is_object_id;
@@ -219,12 +218,10 @@ impl Adapter for Clockify {
         }
     }
 
-    fn error(&self, status: StatusCode, body: Option<&Value>) -> ProviderError {
-        let message = body
-            .and_then(|b| read::<ClockifyError>(b).ok())
-            .and_then(|e| e.message);
-        let err = ProviderError::from_status(status, body).with_message(message);
-        conflict_when(err, status, DUPLICATE_NAME)
+    fn error(&self, reply: &Reply) -> ProviderError {
+        let message = reply.read::<ClockifyError>().and_then(|e| e.message);
+        let err = error_of(reply).with_message(message);
+        conflict_when(err, reply.status, DUPLICATE_NAME)
     }
 
     fn examples() -> Examples {
@@ -234,7 +231,9 @@ impl Adapter for Clockify {
                 "response": { "id": "44a687e29ae1f428e7ebe305", "name": "Nova Consulting Ltd", "workspaceId": "64a687e29ae1f428e7ebe303", "archived": false } }),
             partial: None,
             planned: None,
-            single: Some(json!({ "name": "Acme Logistics", "email": "billing@acme.example", "note": "Pilot project" })),
+            single: Some(
+                json!({ "name": "Acme Logistics", "email": "billing@acme.example", "note": "Pilot project" }),
+            ),
         }
     }
 }
@@ -243,10 +242,14 @@ impl Adapter for Clockify {
 mod tests {
     use super::*;
     use crate::provider_error::ErrorKind;
+    use reqwest::StatusCode;
 
     #[test]
     fn the_default_base_url_is_the_production_one() {
-        assert_eq!(ClockifySettings::default().base_url.as_str(), "https://api.clockify.me/api");
+        assert_eq!(
+            ClockifySettings::default().base_url.as_str(),
+            "https://api.clockify.me/api"
+        );
     }
 
     fn clockify(workspace: Option<&str>) -> Clockify {
@@ -270,8 +273,7 @@ mod tests {
     #[test]
     fn the_workspace_is_a_path_segment_from_the_request_or_the_config() {
         let w1 = "64a687e29ae1f428e7ebe301";
-        let plan = Adapter::plan(&clockify(Some(w1)), &client(), Default::default(), "/t")
-            .unwrap();
+        let plan = Adapter::plan(&clockify(Some(w1)), &client(), Default::default(), "/t").unwrap();
         assert_eq!(
             plan.create.url.as_str(),
             format!("https://api.clockify.me/api/v1/workspaces/{w1}/clients")
@@ -284,8 +286,19 @@ mod tests {
             workspace_id: Some("64a687e29ae1f428e7ebe302".into()),
         };
         let plan = Adapter::plan(&clockify(Some(w1)), &client(), opts, "/t").unwrap();
-        assert!(plan.create.url.path().contains("/64a687e29ae1f428e7ebe302/"));
-        for bad in [".", "..", "..;", "a/b", "64a687e29ae1f428e7ebe30", "64a687e29ae1f428e7ebe30g"] {
+        assert!(plan
+            .create
+            .url
+            .path()
+            .contains("/64a687e29ae1f428e7ebe302/"));
+        for bad in [
+            ".",
+            "..",
+            "..;",
+            "a/b",
+            "64a687e29ae1f428e7ebe30",
+            "64a687e29ae1f428e7ebe30g",
+        ] {
             let opts = ClockifyOptions {
                 workspace_id: Some(bad.into()),
             };
@@ -304,13 +317,19 @@ mod tests {
 
     #[test]
     fn a_duplicate_name_is_a_conflict() {
-        let body = json!({"message": "Client with that name already exists on workspace", "code": 501});
-        let e = clockify(None).error(StatusCode::BAD_REQUEST, Some(&body));
+        let body =
+            json!({"message": "Client with that name already exists on workspace", "code": 501});
+        let e = clockify(None).error(&Reply::json(StatusCode::BAD_REQUEST, &body));
         assert_eq!(e.kind, ErrorKind::Conflict);
-        assert_eq!(e.message, "Client with that name already exists on workspace");
+        assert_eq!(
+            e.message,
+            "Client with that name already exists on workspace"
+        );
         let other = json!({"message": "name: must not be blank", "code": 501});
         assert_eq!(
-            clockify(None).error(StatusCode::BAD_REQUEST, Some(&other)).kind,
+            clockify(None)
+                .error(&Reply::json(StatusCode::BAD_REQUEST, &other))
+                .kind,
             ErrorKind::Validation
         );
     }

@@ -12,9 +12,10 @@ use serde_json::{json, Number, Value};
 use url::Url;
 use utoipa::ToSchema;
 
+use super::kit::{integer_id, positive};
 use super::{
-    join_url, provider_settings, query_number, read, with_query, Adapter, Auth, Created,
-    Examples, Found, Listed, Page, Planned, Request,
+    error_of, join_url, provider_settings, query_number, read, with_query, Adapter, Auth, Created,
+    Examples, Found, Listed, Page, Planned, Reply, Request,
 };
 use crate::domain::NewClient;
 use crate::field_error::FieldError;
@@ -129,20 +130,6 @@ pub struct Lucca {
 /// Words of a message saying that a value is taken.
 const TAKEN: [&str; 6] = ["unique", "already", "exist", "duplicate", "taken", "in use"];
 
-fn positive(v: Option<i64>, pointer: String, errors: &mut Vec<FieldError>) -> Option<u64> {
-    match v {
-        Some(n) if (1..=json_number::MAX_EXACT).contains(&n) => Some(n.unsigned_abs()),
-        Some(_) => {
-            errors.push(FieldError::new(
-                pointer,
-                "must be a positive integer, at most 9007199254740991",
-            ));
-            None
-        }
-        None => None,
-    }
-}
-
 impl Adapter for Lucca {
     type Settings = LuccaSettings;
     type Options = LuccaOptions;
@@ -176,9 +163,12 @@ impl Adapter for Lucca {
         at: &str,
     ) -> Result<Planned<LuccaLookup>, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let organization_id =
-            positive(opts.organization_id, format!("{at}/organization_id"), &mut errors)
-                .or(self.organization_id);
+        let organization_id = positive(
+            opts.organization_id,
+            format!("{at}/organization_id"),
+            &mut errors,
+        )
+        .or(self.organization_id);
         let owner_id =
             positive(opts.owner_id, format!("{at}/owner_id"), &mut errors).or(self.owner_id);
         if organization_id.is_none() && errors.is_empty() {
@@ -227,7 +217,7 @@ impl Adapter for Lucca {
                 let id = client.id.ok_or("a listed client has no `id`")?;
                 return Ok(Listed {
                     found: Some(Found {
-                        id: integer(&id)?,
+                        id: integer_id(&id)?,
                         record: item,
                     }),
                     ..Listed::default()
@@ -249,14 +239,14 @@ impl Adapter for Lucca {
         let client: LuccaClient =
             read(body).map_err(|e| format!("no numeric `id` in the Client resource ({e})"))?;
         Ok(Created {
-            id: Some(integer(&client.id)?),
+            id: Some(integer_id(&client.id)?),
             credentials: None,
         })
     }
 
-    fn error(&self, status: StatusCode, body: Option<&Value>) -> ProviderError {
-        let err = ProviderError::from_status(status, body);
-        let problem: LuccaProblem = body.and_then(|b| read(b).ok()).unwrap_or_default();
+    fn error(&self, reply: &Reply) -> ProviderError {
+        let err = error_of(reply);
+        let problem: LuccaProblem = reply.read().unwrap_or_default();
         let field_errors: Vec<(&str, &str)> = problem
             .errors
             .iter()
@@ -280,7 +270,7 @@ impl Adapter for Lucca {
             field == "code" && TAKEN.iter().any(|w| msg.contains(w))
         });
         let err = err.with_message(Some(message));
-        if status == StatusCode::BAD_REQUEST && code_taken {
+        if reply.status == StatusCode::BAD_REQUEST && code_taken {
             err.with_kind(ErrorKind::Conflict)
         } else {
             err
@@ -294,24 +284,15 @@ impl Adapter for Lucca {
             options: json!({ "organization_id": 12, "owner_id": 7 }),
             partial: Some(created.clone()),
             created,
-            planned: Some(json!({ "status": "planned", "attempts": 0, "duration_ms": 0, "replayed": false, "reconciled": false,
+            planned: Some(
+                json!({ "status": "planned", "attempts": 0, "duration_ms": 0, "replayed": false, "reconciled": false,
                 "request": { "method": "POST", "url": "https://acme.ilucca.net/timmi-project/api/v4/clients",
                              "headers": { "accept": "application/json", "authorization": "lucca application=[redacted]", "content-type": "application/json" },
-                             "body": { "name": "Nova Consulting Ltd", "code": "NOVA", "externalCode": "crm-4711", "ownerId": 7, "organizationId": 12 } } })),
+                             "body": { "name": "Nova Consulting Ltd", "code": "NOVA", "externalCode": "crm-4711", "ownerId": 7, "organizationId": 12 } } }),
+            ),
             single: None,
         }
     }
-}
-
-/// The id as a string: an integer, or a float without a fraction (some JSON encoders write
-/// `123.0`) small enough to be exact.
-fn integer(n: &Number) -> Result<String, String> {
-    if n.is_u64() {
-        return Ok(n.to_string());
-    }
-    json_number::integer(n)
-        .map(|i| i.to_string())
-        .ok_or_else(|| format!("`id` is not an integer: {n}"))
 }
 
 #[cfg(test)]
@@ -321,7 +302,10 @@ mod tests {
 
     #[test]
     fn the_default_base_url_is_the_production_one() {
-        assert_eq!(LuccaSettings::default().base_url.as_str(), "https://example.ilucca.net/");
+        assert_eq!(
+            LuccaSettings::default().base_url.as_str(),
+            "https://example.ilucca.net/"
+        );
     }
 
     fn lucca() -> Lucca {
@@ -357,7 +341,9 @@ mod tests {
         );
         assert_eq!(
             plan.create.body,
-            Some(json!({"name": "Nova", "code": "NOVA", "externalCode": "crm-4711", "ownerId": 7, "organizationId": 12}))
+            Some(
+                json!({"name": "Nova", "code": "NOVA", "externalCode": "crm-4711", "ownerId": 7, "organizationId": 12})
+            )
         );
     }
 
@@ -379,10 +365,22 @@ mod tests {
             owner_id: None,
         };
         let plan = Adapter::plan(&lucca(), &client("!!!", None), opts, "/t").unwrap();
-        let code = plan.create.body.as_ref().unwrap()["code"].as_str().unwrap().to_owned();
+        let code = plan.create.body.as_ref().unwrap()["code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         assert!(code.starts_with("CLIENT-") && code.len() == 15, "{code}");
         // The same name gives the same code, so a retry or a lookup finds the same client.
-        let again = Adapter::plan(&lucca(), &client("!!!", None), LuccaOptions { organization_id: Some(12), owner_id: None }, "/t").unwrap();
+        let again = Adapter::plan(
+            &lucca(),
+            &client("!!!", None),
+            LuccaOptions {
+                organization_id: Some(12),
+                owner_id: None,
+            },
+            "/t",
+        )
+        .unwrap();
         assert_eq!(again.create.body.unwrap()["code"], code.as_str());
     }
 
@@ -395,8 +393,8 @@ mod tests {
         let errors = Adapter::plan(&lucca(), &client("!!!", None), opts, "/t").unwrap_err();
         let pointers: Vec<&str> = errors.iter().map(|e| e.pointer.as_str()).collect();
         assert_eq!(pointers, ["/t/owner_id"]);
-        let errors = Adapter::plan(&lucca(), &client("Nova", None), Default::default(), "/t")
-            .unwrap_err();
+        let errors =
+            Adapter::plan(&lucca(), &client("Nova", None), Default::default(), "/t").unwrap_err();
         assert_eq!(errors[0].pointer, "/t/organization_id");
     }
 
@@ -404,29 +402,35 @@ mod tests {
     fn conflict_only_for_code_uniqueness() {
         let dup = json!({"type": "x", "title": "One or more validation errors occurred.", "status": 400,
             "errors": {"Code": ["The code 'NOVA' is already used by another client; it must be unique."]}});
-        let e = lucca().error(StatusCode::BAD_REQUEST, Some(&dup));
+        let e = lucca().error(&Reply::json(StatusCode::BAD_REQUEST, &dup));
         assert_eq!(e.kind, ErrorKind::Conflict);
         assert!(e.message.contains("Code: The code 'NOVA'"), "{}", e.message);
 
         let missing = json!({"title": "One or more validation errors occurred.", "status": 400,
             "errors": {"organizationId": ["A value for the 'organizationId' parameter or property was not provided."]}});
         assert_eq!(
-            lucca().error(StatusCode::BAD_REQUEST, Some(&missing)).kind,
+            lucca()
+                .error(&Reply::json(StatusCode::BAD_REQUEST, &missing))
+                .kind,
             ErrorKind::Validation
         );
         let external = json!({"errors": {"externalCode": ["already exists"]}});
         assert_eq!(
-            lucca().error(StatusCode::BAD_REQUEST, Some(&external)).kind,
+            lucca()
+                .error(&Reply::json(StatusCode::BAD_REQUEST, &external))
+                .kind,
             ErrorKind::Validation
         );
         let one = json!({"errors": {"code": "is already taken"}});
         assert_eq!(
-            lucca().error(StatusCode::BAD_REQUEST, Some(&one)).kind,
+            lucca()
+                .error(&Reply::json(StatusCode::BAD_REQUEST, &one))
+                .kind,
             ErrorKind::Conflict,
             "a single message instead of a list"
         );
         let odd = json!({"title": "Server error", "errors": 5});
-        let e = lucca().error(StatusCode::INTERNAL_SERVER_ERROR, Some(&odd));
+        let e = lucca().error(&Reply::json(StatusCode::INTERNAL_SERVER_ERROR, &odd));
         assert_eq!(e.kind, ErrorKind::Unavailable);
         assert_eq!(e.message, "Server error");
     }

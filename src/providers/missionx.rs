@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 
-use reqwest::StatusCode;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -14,8 +13,8 @@ use url::Url;
 use utoipa::ToSchema;
 
 use super::{
-    join_url, provider_settings, read, Adapter, Auth, Created, Examples, Found,
-    Listed, Page, Planned, Request, TokenSource,
+    error_of, join_url, provider_settings, read, Adapter, Auth, Created, Examples, Found, Listed,
+    Page, Planned, Reply, Request, TokenSource,
 };
 use crate::domain::schema::string_schema;
 use crate::domain::text::is_object_id;
@@ -137,8 +136,6 @@ fn next_page(current: &Url, link: &str) -> Result<Url, String> {
     }
     Ok(next)
 }
-
-
 
 impl Adapter for Missionx {
     type Settings = MissionxSettings;
@@ -284,11 +281,9 @@ impl Adapter for Missionx {
         }
     }
 
-    fn error(&self, status: StatusCode, body: Option<&Value>) -> ProviderError {
-        let message = body
-            .and_then(|b| read::<MissionxError>(b).ok())
-            .and_then(|e| e.message);
-        ProviderError::from_status(status, body).with_message(message)
+    fn error(&self, reply: &Reply) -> ProviderError {
+        let message = reply.read::<MissionxError>().and_then(|e| e.message);
+        error_of(reply).with_message(message)
     }
 
     /// With `if_exists: adopt`, the client is found by its `customId`: `client.external_id`.
@@ -313,8 +308,10 @@ impl Adapter for Missionx {
             options: json!({ "departments": ["6650c0ffee0000000000abcd"] }),
             created: json!({ "status": "created", "provider_status": 200, "provider_client_id": "6650c0ffee00000000000042", "attempts": 1, "duration_ms": 102, "replayed": false, "reconciled": false,
                 "response": { "_id": "6650c0ffee00000000000042", "title": "Nova Consulting Ltd", "customId": "crm-4711", "emailDomains": ["nova.example"], "departments": ["6650c0ffee0000000000abcd"] } }),
-            partial: Some(json!({ "status": "unknown", "attempts": 1, "duration_ms": 5000, "replayed": false, "reconciled": false,
-                "error": { "kind": "timeout", "message": "no answer within 5000 ms; the client may have been created", "retryable": true } })),
+            partial: Some(
+                json!({ "status": "unknown", "attempts": 1, "duration_ms": 5000, "replayed": false, "reconciled": false,
+                "error": { "kind": "timeout", "message": "no answer within 5000 ms; the client may have been created", "retryable": true } }),
+            ),
             planned: None,
             single: None,
         }
@@ -324,6 +321,7 @@ impl Adapter for Missionx {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use reqwest::StatusCode;
 
     fn missionx(departments: &[&str]) -> Missionx {
         Missionx::new(&MissionxSettings {
@@ -335,7 +333,10 @@ mod tests {
 
     #[test]
     fn the_default_base_url_is_the_production_one() {
-        assert_eq!(MissionxSettings::default().base_url.as_str(), "https://open.api.missionx.ai/v2");
+        assert_eq!(
+            MissionxSettings::default().base_url.as_str(),
+            "https://open.api.missionx.ai/v2"
+        );
         assert_eq!(
             MissionxSettings::default().token_url.as_str(),
             "https://open.api.missionx.ai/v2/auth/token"
@@ -356,10 +357,15 @@ mod tests {
     fn the_request_is_the_documented_one() {
         let d = "6650c0ffee0000000000abcd";
         let plan = Adapter::plan(&missionx(&[d]), &client(), Default::default(), "/t").unwrap();
-        assert_eq!(plan.create.url.as_str(), "https://open.api.missionx.ai/v2/clients");
+        assert_eq!(
+            plan.create.url.as_str(),
+            "https://open.api.missionx.ai/v2/clients"
+        );
         assert_eq!(
             plan.create.body,
-            Some(json!({"title": "Nova", "customId": "crm-1", "emailDomains": ["nova.example"], "departments": [d]}))
+            Some(
+                json!({"title": "Nova", "customId": "crm-1", "emailDomains": ["nova.example"], "departments": [d]})
+            )
         );
     }
 
@@ -404,8 +410,9 @@ mod tests {
         let m = missionx(&[]);
         assert_eq!(m.created(&json!({"_id": "x1"})).unwrap().id.unwrap(), "x1");
         assert!(m.created(&json!({"id": "x1"})).is_err());
-        let body = json!({"message": "\"title\" is required", "code": "VALIDATION_ERROR", "data": {}});
-        let e = m.error(StatusCode::BAD_REQUEST, Some(&body));
+        let body =
+            json!({"message": "\"title\" is required", "code": "VALIDATION_ERROR", "data": {}});
+        let e = m.error(&Reply::json(StatusCode::BAD_REQUEST, &body));
         assert_eq!(e.message, "\"title\" is required");
         assert_eq!(e.provider_error, Some(body));
     }

@@ -8,16 +8,20 @@
 mod adapter;
 mod auth;
 mod http;
+pub mod kit;
 mod oauth;
 mod settings;
 mod target;
 
 pub use adapter::{
-    conflict_when, join_url, query_number, read, when_selected, with_query, Adapter, Candidate,
-    Created, DynAdapter, Examples, Found, Listed, LookupKey, Page, Plan, Planned, Request,
+    Adapter, Candidate, Created, DynAdapter, Examples, Found, Listed, LookupKey, Page, Plan,
+    Planned, Request,
 };
 pub use auth::Auth;
 pub use http::{http_client, ClientSpec, Connections, Pick};
+pub use kit::{
+    conflict_when, error_of, join_url, query_number, read, when_selected, with_query, Reply,
+};
 pub use oauth::TokenSource;
 pub(crate) use settings::provider_settings;
 pub use settings::{Common, ProviderSettings};

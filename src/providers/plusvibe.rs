@@ -378,7 +378,10 @@ mod tests {
 
     #[test]
     fn the_default_base_url_is_the_production_one() {
-        assert_eq!(PlusvibeSettings::default().base_url.as_str(), "https://api.plusvibe.ai/api/v1");
+        assert_eq!(
+            PlusvibeSettings::default().base_url.as_str(),
+            "https://api.plusvibe.ai/api/v1"
+        );
     }
 
     fn client(contact: bool) -> NewClient {
@@ -397,9 +400,17 @@ mod tests {
 
     #[test]
     fn the_default_workspace_gets_full_access_and_the_company_email_is_the_login() {
-        let plan =
-            Adapter::plan(&plusvibe(Some("w1")), &client(true), Default::default(), "/t").unwrap();
-        assert_eq!(plan.create.url.as_str(), "https://api.plusvibe.ai/api/v1/client");
+        let plan = Adapter::plan(
+            &plusvibe(Some("w1")),
+            &client(true),
+            Default::default(),
+            "/t",
+        )
+        .unwrap();
+        assert_eq!(
+            plan.create.url.as_str(),
+            "https://api.plusvibe.ai/api/v1/client"
+        );
         assert_eq!(
             plan.create.body,
             Some(json!({
@@ -417,7 +428,11 @@ mod tests {
         let pointers: Vec<&str> = errors.iter().map(|e| e.pointer.as_str()).collect();
         assert_eq!(
             pointers,
-            ["/t/workspace_id", "/client/contact/first_name", "/client/contact/last_name"]
+            [
+                "/t/workspace_id",
+                "/client/contact/first_name",
+                "/client/contact/last_name"
+            ]
         );
     }
 

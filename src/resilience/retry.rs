@@ -80,6 +80,13 @@ impl RetryPolicy {
         }
     }
 
+    /// Whether an answer with `status` to a request sent with an OAuth2 token means the token
+    /// was refused (a 401), so that the request is sent again with a new one — once per
+    /// exchange (`refreshed`: it was already). A refused token created nothing.
+    pub fn refresh_token(&self, status: u16, refreshed: bool) -> bool {
+        status == 401 && !refreshed
+    }
+
     /// The pause before attempt `attempt + 1` (`attempt` ≥ 1): `base` doubled per retry, capped
     /// at `max`, scaled by `jitter` in `[0, 1]`.
     pub fn backoff(&self, attempt: u32, jitter: f64) -> Duration {
@@ -116,6 +123,16 @@ mod tests {
         Attempt::Answered {
             status,
             retry_after: retry_after.map(Duration::from_secs),
+        }
+    }
+
+    #[test]
+    fn a_refused_token_is_refreshed_once() {
+        let p = policy();
+        assert!(p.refresh_token(401, false));
+        assert!(!p.refresh_token(401, true), "once per exchange");
+        for status in [200, 400, 403, 500] {
+            assert!(!p.refresh_token(status, false), "{status}");
         }
     }
 

@@ -36,9 +36,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// Fetch Clients: every client of the agency.
-async fn list(req: HttpRequest, state: web::Data<Behaviour>, tenant: web::Data<Tenant>) -> HttpResponse {
+async fn list(
+    req: HttpRequest,
+    state: web::Data<Behaviour>,
+    tenant: web::Data<Tenant>,
+) -> HttpResponse {
     if header(&req, "authorization") != Some(API_KEY) {
-        return answer(&state, StatusCode::UNAUTHORIZED, json!({"error": "Invalid API key"})).await;
+        return answer(
+            &state,
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "Invalid API key"}),
+        )
+        .await;
     }
     let clients = tenant.clients.filtered(|_| true);
     answer(&state, StatusCode::OK, Value::Array(clients)).await
@@ -52,13 +61,28 @@ async fn members(
     tenant: web::Data<Tenant>,
 ) -> HttpResponse {
     if header(&req, "authorization") != Some(API_KEY) {
-        return answer(&state, StatusCode::UNAUTHORIZED, json!({"error": "Invalid API key"})).await;
+        return answer(
+            &state,
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "Invalid API key"}),
+        )
+        .await;
     }
-    let known = !tenant.clients.filtered(|c| c["_id"] == client_id.as_str()).is_empty();
+    let known = !tenant
+        .clients
+        .filtered(|c| c["_id"] == client_id.as_str())
+        .is_empty();
     if !known {
-        return answer(&state, StatusCode::NOT_FOUND, json!({"error": "Client not found"})).await;
+        return answer(
+            &state,
+            StatusCode::NOT_FOUND,
+            json!({"error": "Client not found"}),
+        )
+        .await;
     }
-    let members = tenant.members.filtered(|m| m["clientId"] == client_id.as_str());
+    let members = tenant
+        .members
+        .filtered(|m| m["clientId"] == client_id.as_str());
     answer(&state, StatusCode::OK, Value::Array(members)).await
 }
 

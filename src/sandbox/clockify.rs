@@ -35,10 +35,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         "/v1/workspaces/{workspace_id}/clients",
         web::post().to(create),
     )
-    .route(
-        "/v1/workspaces/{workspace_id}/clients",
-        web::get().to(list),
-    );
+    .route("/v1/workspaces/{workspace_id}/clients", web::get().to(list));
 }
 
 /// Find clients on a workspace: `name` (contained, case-insensitive), `page`, `page-size`.

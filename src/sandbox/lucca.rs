@@ -55,7 +55,11 @@ fn authorized(req: &HttpRequest) -> bool {
 }
 
 /// List Clients: `organizationId` (required), `code` (strictly equal), `page`, `limit`.
-async fn list(req: HttpRequest, state: web::Data<Behaviour>, tenant: web::Data<Tenant>) -> HttpResponse {
+async fn list(
+    req: HttpRequest,
+    state: web::Data<Behaviour>,
+    tenant: web::Data<Tenant>,
+) -> HttpResponse {
     if !authorized(&req) {
         let status = StatusCode::UNAUTHORIZED;
         return answer(&state, status, problem(status, "Unauthorized", None)).await;
@@ -75,7 +79,11 @@ async fn list(req: HttpRequest, state: web::Data<Behaviour>, tenant: web::Data<T
                 json!(["organizationId is required; page and limit are positive integers."]),
             );
             let status = StatusCode::BAD_REQUEST;
-            let body = problem(status, "One or more validation errors occurred.", Some(errors));
+            let body = problem(
+                status,
+                "One or more validation errors occurred.",
+                Some(errors),
+            );
             return answer(&state, status, body).await;
         }
     };
@@ -88,7 +96,9 @@ async fn list(req: HttpRequest, state: web::Data<Behaviour>, tenant: web::Data<T
         .collect();
     let (items, more) = page_of(&matching, page, limit);
     let link = |p: usize| {
-        format!("/timmi-project/api/v4/clients?organizationId={organization}&page={p}&limit={limit}")
+        format!(
+            "/timmi-project/api/v4/clients?organizationId={organization}&page={p}&limit={limit}"
+        )
     };
     let body = json!({
         "items": items,

@@ -49,22 +49,38 @@ fn authorized(req: &HttpRequest, tenant: &Tenant) -> bool {
 
 /// List clients: newest first; `updatedAt=gte <date>` (and the other operators), `limit`
 /// (default 40, 1–100); the sandbox's own `cursor` in `nextLink`.
-async fn list(req: HttpRequest, state: web::Data<Behaviour>, tenant: web::Data<Tenant>) -> HttpResponse {
+async fn list(
+    req: HttpRequest,
+    state: web::Data<Behaviour>,
+    tenant: web::Data<Tenant>,
+) -> HttpResponse {
     if !authorized(&req, &tenant) {
-        return answer(&state, StatusCode::UNAUTHORIZED, error("Unauthorized", "UNAUTHORIZED")).await;
+        return answer(
+            &state,
+            StatusCode::UNAUTHORIZED,
+            error("Unauthorized", "UNAUTHORIZED"),
+        )
+        .await;
     }
     let q = query(&req);
     let limit = q.get("limit").map_or(Ok(40), |l| l.parse::<usize>());
     let cursor = q.get("cursor").map_or(Ok(0), |c| c.parse::<usize>());
     let updated = q.get("updatedAt").map(|f| updated_filter(f));
     let (Ok(limit @ 1..=100), Ok(cursor), None | Some(Some(_))) = (limit, cursor, &updated) else {
-        let body = error("\"limit\" must be 1–100; \"updatedAt\" is `<op> <ISO date>`", "VALIDATION_ERROR");
+        let body = error(
+            "\"limit\" must be 1–100; \"updatedAt\" is `<op> <ISO date>`",
+            "VALIDATION_ERROR",
+        );
         return answer(&state, StatusCode::BAD_REQUEST, body).await;
     };
     let filter = updated.flatten();
     let mut matching: Vec<Value> = tenant
         .clients
-        .filtered(|(at, _)| filter.as_ref().is_none_or(|(op, when)| op.holds(*at, *when)))
+        .filtered(|(at, _)| {
+            filter
+                .as_ref()
+                .is_none_or(|(op, when)| op.holds(*at, *when))
+        })
         .into_iter()
         .map(|(_, c)| c)
         .collect();

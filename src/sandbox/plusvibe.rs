@@ -32,7 +32,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// List clients: those with access to `workspace_id` (required).
-async fn list(req: HttpRequest, state: web::Data<Behaviour>, tenant: web::Data<Tenant>) -> HttpResponse {
+async fn list(
+    req: HttpRequest,
+    state: web::Data<Behaviour>,
+    tenant: web::Data<Tenant>,
+) -> HttpResponse {
     if header(&req, "x-api-key") != Some(API_KEY) {
         let body = invalid("\"api_key\" is invalid".into());
         return answer(&state, StatusCode::UNAUTHORIZED, body).await;

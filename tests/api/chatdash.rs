@@ -96,7 +96,9 @@ async fn answer_with(response: ResponseTemplate) -> Value {
         .mount(&app.mocks.chatdash)
         .await;
     // A 5xx is read as `failed` once a lookup shows nothing was created.
-    fixture(ProviderId::Chatdash).mount_not_found(&app.mocks).await;
+    fixture(ProviderId::Chatdash)
+        .mount_not_found(&app.mocks)
+        .await;
     let answer = app
         .create(&one_target(
             "chatdash",
@@ -179,8 +181,14 @@ async fn the_id_is_read_by_a_lookup_after_the_create() {
     .expect(1)
     .mount(&app.mocks.chatdash)
     .await;
-    members("a", &["nova2", "nov"]).expect(1).mount(&app.mocks.chatdash).await;
-    members("b", &["NOVA"]).expect(1).mount(&app.mocks.chatdash).await;
+    members("a", &["nova2", "nov"])
+        .expect(1)
+        .mount(&app.mocks.chatdash)
+        .await;
+    members("b", &["NOVA"])
+        .expect(1)
+        .mount(&app.mocks.chatdash)
+        .await;
     members("c", &["nova"])
         .expect(0)
         .named("a client of another name is not read")
@@ -250,7 +258,10 @@ async fn resolve_id_can_be_turned_off() {
         .mount(&app.mocks.chatdash)
         .await;
     let body = one_target("chatdash", json!({"member": {"login_id": "nova"}}));
-    assert_eq!(app.create(&body).await["results"]["chatdash"]["status"], "created");
+    assert_eq!(
+        app.create(&body).await["results"]["chatdash"]["status"],
+        "created"
+    );
 }
 
 /// An `_id` from ChatDash's list goes into a path only if it looks like an id: `..` would turn

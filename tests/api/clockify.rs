@@ -82,12 +82,24 @@ async fn minimal_request_uses_the_configured_workspace() {
 async fn a_workspace_id_that_is_not_an_id_is_refused_and_nothing_is_sent() {
     let app = spawn_app().await;
     app.mocks.expect_no_calls().await;
-    for bad in [".", "..", "..;", "a/b", "%2e%2e", "64a687e29ae1f428e7ebe30", " 64a687e29ae1f428e7ebe303"] {
+    for bad in [
+        ".",
+        "..",
+        "..;",
+        "a/b",
+        "%2e%2e",
+        "64a687e29ae1f428e7ebe30",
+        " 64a687e29ae1f428e7ebe303",
+    ] {
         let response = app
             .post_clients(&one_target("clockify", json!({"workspace_id": bad})))
             .await;
         let problem = assert_problem(response, 422).await;
-        assert_eq!(pointers(&problem), ["/targets/clockify/workspace_id"], "{bad:?}");
+        assert_eq!(
+            pointers(&problem),
+            ["/targets/clockify/workspace_id"],
+            "{bad:?}"
+        );
     }
 }
 
@@ -186,7 +198,9 @@ async fn answer_with_on(app: &TestApp, response: ResponseTemplate) -> Value {
         .mount(&app.mocks.clockify)
         .await;
     // A 5xx is read as `failed` once a lookup shows nothing was created.
-    fixture(ProviderId::Clockify).mount_not_found(&app.mocks).await;
+    fixture(ProviderId::Clockify)
+        .mount_not_found(&app.mocks)
+        .await;
     let answer = app.create(&one_target("clockify", json!({}))).await;
     answer["results"]["clockify"].clone()
 }
@@ -201,11 +215,9 @@ fn adopt_nova() -> Value {
 async fn duplicate_name(app: &TestApp) {
     Mock::given(method("POST"))
         .and(path(path_of(CLOCKIFY_WORKSPACE)))
-        .respond_with(
-            ResponseTemplate::new(400).set_body_json(
-                json!({"message": "Client with that name already exists on workspace", "code": 501}),
-            ),
-        )
+        .respond_with(ResponseTemplate::new(400).set_body_json(
+            json!({"message": "Client with that name already exists on workspace", "code": 501}),
+        ))
         .expect(1)
         .mount(&app.mocks.clockify)
         .await;
@@ -292,4 +304,26 @@ async fn an_error_during_the_lookup_keeps_the_conflict() {
         .as_str()
         .unwrap()
         .contains("Api key does not exist"));
+}
+
+/// The adapter reads the whole answer: a duplicate said in plain text, or as a JSON string, is a
+/// conflict too.
+#[tokio::test]
+async fn a_duplicate_said_in_plain_text_or_a_json_string_is_a_conflict() {
+    for response in [
+        ResponseTemplate::new(400).set_body_raw(
+            "Client with that name already exists on workspace",
+            "text/plain",
+        ),
+        ResponseTemplate::new(400)
+            .set_body_json(json!("Client with that name already exists on workspace")),
+    ] {
+        let r = answer_with(response).await;
+        assert_eq!(r["status"], "failed", "{r}");
+        assert_eq!(r["error"]["kind"], "conflict", "{r}");
+        assert_eq!(
+            r["error"]["message"],
+            "answered HTTP 400: Client with that name already exists on workspace"
+        );
+    }
 }

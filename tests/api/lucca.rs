@@ -1,7 +1,7 @@
 //! Lucca Project adapter, against a mock of its documented API.
 
-use serde_json::{json, Value};
 use clients_gateway::catalog::ProviderId;
+use serde_json::{json, Value};
 use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, ResponseTemplate};
 
@@ -253,7 +253,11 @@ async fn an_error_during_the_lookup_keeps_the_conflict() {
     duplicate_code(&app).await;
     Mock::given(method("GET"))
         .and(path(PATH))
-        .respond_with(ResponseTemplate::new(403).set_body_json(problem(403, "Forbidden", json!({}))))
+        .respond_with(ResponseTemplate::new(403).set_body_json(problem(
+            403,
+            "Forbidden",
+            json!({}),
+        )))
         .expect(1)
         .mount(&app.mocks.lucca)
         .await;

@@ -285,7 +285,10 @@ async fn a_dry_run_shows_the_bearer_scheme_and_fetches_no_token() {
     let answer = assert_207(response).await;
     let request = &answer["results"]["missionx"]["request"];
     assert_eq!(request["headers"]["authorization"], "Bearer [redacted]");
-    assert_eq!(request["url"], format!("{}{PATH}", app.mocks.missionx.uri()));
+    assert_eq!(
+        request["url"],
+        format!("{}{PATH}", app.mocks.missionx.uri())
+    );
 }
 
 fn adopt_nova() -> Value {
@@ -328,7 +331,9 @@ async fn adopt_reads_the_list_for_the_custom_id_before_creating() {
         .and(path(PATH))
         .and(header("authorization", BEARER))
         .and(query_param("page-token", "2"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"value": [client("n3", "crm-4711")]})))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"value": [client("n3", "crm-4711")]})),
+        )
         .expect(1)
         .mount(&app.mocks.missionx)
         .await;
@@ -382,7 +387,9 @@ async fn an_unanswered_create_is_looked_up_from_just_before_it_was_sent() {
         .mount(&app.mocks.missionx)
         .await;
     listing()
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"value": [client("n9", "crm-4711")]})))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"value": [client("n9", "crm-4711")]})),
+        )
         .expect(1)
         .mount(&app.mocks.missionx)
         .await;
@@ -396,7 +403,10 @@ async fn an_unanswered_create_is_looked_up_from_just_before_it_was_sent() {
     assert_eq!(r["reconciled"], true);
     assert_eq!(r["provider_client_id"], "n9");
     let requests = app.mocks.missionx.received_requests().await.unwrap();
-    let list = requests.iter().find(|r| r.method.as_str() == "GET").unwrap();
+    let list = requests
+        .iter()
+        .find(|r| r.method.as_str() == "GET")
+        .unwrap();
     let since = list
         .url
         .query_pairs()
@@ -517,7 +527,13 @@ async fn an_oversized_token_answer_is_not_read_whole() {
     let r = &app.create(&one_target("missionx", json!({}))).await["results"]["missionx"];
     assert_eq!(r["status"], "failed", "{r}");
     assert_eq!(r["error"]["kind"], "invalid_response");
-    assert!(r["error"]["message"].as_str().unwrap().contains("over 65536 bytes"), "{r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("over 65536 bytes"),
+        "{r}"
+    );
 }
 
 /// Without `external_id`, missionX cannot be looked up: a 5xx may have created the client, so
@@ -528,14 +544,20 @@ async fn a_5xx_that_cannot_be_looked_up_is_unknown() {
     mount_missionx_token(&app.mocks.missionx).await;
     Mock::given(method("POST"))
         .and(path(PATH))
-        .respond_with(ResponseTemplate::new(500).set_body_json(json!({"message": "Internal", "code": "INTERNAL", "data": {}})))
+        .respond_with(
+            ResponseTemplate::new(500)
+                .set_body_json(json!({"message": "Internal", "code": "INTERNAL", "data": {}})),
+        )
         .expect(1)
         .mount(&app.mocks.missionx)
         .await;
     let r = &app.create(&one_target("missionx", json!({}))).await["results"]["missionx"];
     assert_eq!(r["status"], "unknown", "{r}");
     assert_eq!(r["error"]["kind"], "unavailable");
-    assert!(r["error"]["message"].as_str().unwrap().contains("may have been created"));
+    assert!(r["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("may have been created"));
 }
 
 /// The bearer token echoed in an error is relayed redacted.
@@ -546,7 +568,9 @@ async fn an_echoed_token_is_not_relayed() {
     let echo = format!("token {MISSIONX_TOKEN} is not allowed here");
     Mock::given(method("POST"))
         .and(path(PATH))
-        .respond_with(ResponseTemplate::new(403).set_body_json(json!({"message": echo, "code": "FORBIDDEN", "data": {"token": MISSIONX_TOKEN}})))
+        .respond_with(ResponseTemplate::new(403).set_body_json(
+            json!({"message": echo, "code": "FORBIDDEN", "data": {"token": MISSIONX_TOKEN}}),
+        ))
         .mount(&app.mocks.missionx)
         .await;
     let answer = app.create(&one_target("missionx", json!({}))).await;

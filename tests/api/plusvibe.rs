@@ -104,7 +104,9 @@ async fn answer_with(response: ResponseTemplate) -> Value {
         .mount(&app.mocks.plusvibe)
         .await;
     // A 5xx is read as `failed` once a lookup shows nothing was created.
-    fixture(ProviderId::Plusvibe).mount_not_found(&app.mocks).await;
+    fixture(ProviderId::Plusvibe)
+        .mount_not_found(&app.mocks)
+        .await;
     let answer = app.create(&one_target("plusvibe", json!({}))).await;
     answer["results"]["plusvibe"].clone()
 }
@@ -163,7 +165,10 @@ async fn adopt_looks_the_email_up_before_creating_case_insensitively() {
         .and(path(LIST))
         .and(header("x-api-key", PLUSVIBE_KEY))
         .and(query_param("workspace_id", PLUSVIBE_WORKSPACE))
-        .respond_with(listed(&["nova.smith@nova.example.org", "Nova.Smith@NOVA.example"]))
+        .respond_with(listed(&[
+            "nova.smith@nova.example.org",
+            "Nova.Smith@NOVA.example",
+        ]))
         .expect(1)
         .mount(&app.mocks.plusvibe)
         .await;
@@ -188,7 +193,10 @@ async fn a_near_miss_is_not_taken_and_the_client_is_created_once() {
     let app = spawn_app().await;
     Mock::given(method("GET"))
         .and(path(LIST))
-        .respond_with(listed(&["nova.smith@nova.example.org", "smith@nova.example"]))
+        .respond_with(listed(&[
+            "nova.smith@nova.example.org",
+            "smith@nova.example",
+        ]))
         .mount(&app.mocks.plusvibe)
         .await;
     Mock::given(method("POST"))
@@ -207,7 +215,9 @@ async fn a_failed_lookup_creates_nothing_and_says_why() {
     let app = spawn_app().await;
     Mock::given(method("GET"))
         .and(path(LIST))
-        .respond_with(ResponseTemplate::new(200).set_body_raw("<html>maintenance</html>", "text/html"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_raw("<html>maintenance</html>", "text/html"),
+        )
         .mount(&app.mocks.plusvibe)
         .await;
     Mock::given(method("POST"))

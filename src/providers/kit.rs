@@ -1,0 +1,317 @@
+//! What an adapter may need, in one place: the provider's answer as read ([`Reply`]) and its
+//! default reading ([`error_of`]), wire structs read from JSON, a duplicate recognised in a
+//! refusal, URLs joined and queried, integers from a provider and from a request, request rules.
+
+use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
+use serde_json::{Number, Value};
+use url::Url;
+
+use crate::field_error::FieldError;
+use crate::json_number;
+use crate::net::Cut;
+use crate::provider_error::{ErrorKind, ProviderError};
+
+/// A provider's answer as read, its body bounded: what an adapter maps to its errors, JSON,
+/// JSON strings and plain text alike.
+#[derive(Debug, Clone, Copy)]
+pub struct Reply<'a> {
+    pub status: StatusCode,
+    /// Its `Content-Type` (empty when it sent none).
+    pub content_type: &'a str,
+    /// The body, as far as it was read.
+    pub body: &'a [u8],
+    /// The body parsed as JSON, when it is (whole) JSON: an object, an array, a string...
+    pub json: Option<&'a Value>,
+    /// Why the body is incomplete, when it is.
+    pub cut: Option<&'a Cut>,
+}
+
+/// Longest text of a body kept in a message.
+const MAX_TEXT: usize = 500;
+
+impl<'a> Reply<'a> {
+    /// A reply with a JSON body (tests, and answers read whole).
+    pub fn json(status: StatusCode, json: &'a Value) -> Self {
+        Self {
+            status,
+            content_type: "application/json",
+            body: &[],
+            json: Some(json),
+            cut: None,
+        }
+    }
+
+    /// A reply with a plain-text body.
+    pub fn text(status: StatusCode, body: &'a str) -> Self {
+        Self {
+            status,
+            content_type: "text/plain",
+            body: body.as_bytes(),
+            json: None,
+            cut: None,
+        }
+    }
+
+    /// The body's text: a JSON string's value, or a body that is not JSON, HTML or empty, read
+    /// as UTF-8; trimmed, control characters replaced, at most 500 characters.
+    pub fn message(&self) -> Option<String> {
+        let text = match self.json {
+            Some(Value::String(s)) => s.as_str(),
+            Some(_) => return None,
+            None if self.cut.is_some() || self.looks_like_html() || self.says_json() => {
+                return None
+            }
+            None => std::str::from_utf8(self.body).ok()?,
+        };
+        let text: String = text
+            .trim()
+            .chars()
+            .map(|c| {
+                if c.is_control() || is_bidi_control(c) {
+                    ' '
+                } else {
+                    c
+                }
+            })
+            .take(MAX_TEXT)
+            .collect();
+        (!text.trim().is_empty()).then_some(text)
+    }
+
+    fn says_json(&self) -> bool {
+        self.content_type.to_ascii_lowercase().contains("json")
+    }
+
+    /// The body read into a provider's wire struct, when it is JSON of that shape.
+    pub fn read<T: DeserializeOwned>(&self) -> Option<T> {
+        self.json.and_then(|j| read(j).ok())
+    }
+
+    fn looks_like_html(&self) -> bool {
+        self.content_type.to_ascii_lowercase().contains("html")
+            || self.body.trim_ascii_start().starts_with(b"<")
+    }
+
+    /// What the body is, in words, when it is not the JSON expected.
+    pub fn described(&self) -> String {
+        if let Some(cut) = self.cut {
+            return format!("the body was {cut}");
+        }
+        let ct = self.content_type.to_ascii_lowercase();
+        let n = self.body.len();
+        let what = if self.body.is_empty() {
+            "an empty body".to_owned()
+        } else if self.looks_like_html() {
+            format!("an HTML body ({n} bytes)")
+        } else if self.says_json() {
+            format!("invalid JSON ({n} bytes)")
+        } else {
+            let ct = if ct.is_empty() {
+                "no content type"
+            } else {
+                &ct
+            };
+            format!("a non-JSON body ({ct}, {n} bytes)")
+        };
+        format!("with {what}")
+    }
+}
+
+/// The default reading of a refusal: its kind from the status, its message from a JSON error
+/// body's usual members, from a plain-text or JSON-string body, else what the body was.
+pub fn error_of(reply: &Reply) -> ProviderError {
+    let code = reply.status.as_u16();
+    let err = ProviderError::from_status(reply.status, reply.json);
+    if matches!(reply.json, Some(Value::Object(_) | Value::Array(_))) {
+        return err;
+    }
+    let message = match (reply.message(), reply.cut) {
+        (Some(text), _) => format!("answered HTTP {code}: {text}"),
+        (None, Some(cut)) => format!("answered HTTP {code}; the body was {cut}"),
+        (None, None) => format!("answered HTTP {code} {}", reply.described()),
+    };
+    ProviderError { message, ..err }
+}
+
+/// Bidirectional-text controls, which make a message read otherwise than it is.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}')
+}
+
+/// Reads a JSON body into a provider's wire struct.
+pub fn read<T: DeserializeOwned>(body: &Value) -> Result<T, String> {
+    T::deserialize(body).map_err(|e| e.to_string())
+}
+
+/// A 400 whose message contains `phrase` (compared case-insensitively) is a conflict: the
+/// provider refused a duplicate. The message is the provider's own (from its JSON error, or its
+/// plain-text body).
+pub fn conflict_when(err: ProviderError, status: StatusCode, phrase: &str) -> ProviderError {
+    let says_so = err.message.to_lowercase().contains(&phrase.to_lowercase());
+    if status == StatusCode::BAD_REQUEST && says_so {
+        err.with_kind(ErrorKind::Conflict)
+    } else {
+        err
+    }
+}
+
+/// A provider's integer id, as a string (an integer written `12.0` included).
+pub fn integer_id(n: &Number) -> Result<String, String> {
+    if n.is_u64() {
+        return Ok(n.to_string());
+    }
+    json_number::integer(n)
+        .map(|i| i.to_string())
+        .ok_or_else(|| format!("`id` is not an integer: {n}"))
+}
+
+/// A positive integer option of a request (at most 2^53 − 1, what JSON numbers hold exactly);
+/// a fault at `pointer` otherwise.
+pub fn positive(v: Option<i64>, pointer: String, errors: &mut Vec<FieldError>) -> Option<u64> {
+    match v {
+        Some(n) if (1..=json_number::MAX_EXACT).contains(&n) => Some(n.unsigned_abs()),
+        Some(_) => {
+            errors.push(FieldError::new(
+                pointer,
+                "must be a positive integer, at most 9007199254740991",
+            ));
+            None
+        }
+        None => None,
+    }
+}
+
+/// A JSON Schema rule: when the request selects provider `name`, the body must also be `then`.
+pub fn when_selected(name: &str, then: Value) -> Value {
+    serde_json::json!({
+        "if": { "required": ["targets"], "properties": { "targets": { "required": [name] } } },
+        "then": then
+    })
+}
+
+/// The URL with its query parameter `name` set to `value` (added, or replaced).
+pub fn with_query(url: &Url, name: &str, value: &str) -> Url {
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != name)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let mut url = url.clone();
+    url.query_pairs_mut()
+        .clear()
+        .extend_pairs(kept)
+        .append_pair(name, value);
+    url
+}
+
+/// The number in the URL's query parameter `name`, if any.
+pub fn query_number(url: &Url, name: &str) -> Option<u64> {
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .and_then(|(_, v)| v.parse().ok())
+}
+
+/// Joins a base URL (the prefix before the documented path) with path segments, each
+/// percent-encoded as one segment.
+pub fn join_url(base: &Url, segments: &[&str]) -> Url {
+    let mut url = base.clone();
+    {
+        let mut path = url
+            .path_segments_mut()
+            .expect("base URLs are checked at start to be http(s)");
+        path.pop_if_empty();
+        for s in segments {
+            path.push(s);
+        }
+    }
+    url
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_text_and_json_strings_reach_the_message() {
+        let e = error_of(&Reply::text(
+            StatusCode::BAD_REQUEST,
+            "  name already taken\n",
+        ));
+        assert_eq!(e.message, "answered HTTP 400: name already taken");
+        assert_eq!(e.kind, ErrorKind::Validation);
+        let s = Value::String("Login ID already in use".into());
+        let e = error_of(&Reply::json(StatusCode::BAD_REQUEST, &s));
+        assert_eq!(e.message, "answered HTTP 400: Login ID already in use");
+        let html = Reply {
+            content_type: "text/html",
+            ..Reply::text(StatusCode::BAD_GATEWAY, "<html>oops</html>")
+        };
+        assert_eq!(
+            error_of(&html).message,
+            "answered HTTP 502 with an HTML body (17 bytes)"
+        );
+        let object = serde_json::json!({"message": "no such workspace"});
+        assert_eq!(
+            error_of(&Reply::json(StatusCode::NOT_FOUND, &object)).message,
+            "no such workspace"
+        );
+        let empty = Reply::text(StatusCode::SERVICE_UNAVAILABLE, "");
+        assert_eq!(
+            error_of(&empty).message,
+            "answered HTTP 503 with an empty body"
+        );
+        let control = Reply::text(StatusCode::BAD_REQUEST, "a\u{1b}[31mb");
+        assert_eq!(control.message().as_deref(), Some("a [31mb"));
+    }
+
+    #[test]
+    fn join_url_keeps_the_base_path_and_encodes_segments() {
+        let base = Url::parse("https://api.clockify.me/api").unwrap();
+        let url = join_url(&base, &["v1", "workspaces", "a/b c", "clients"]);
+        assert_eq!(
+            url.as_str(),
+            "https://api.clockify.me/api/v1/workspaces/a%2Fb%20c/clients"
+        );
+        let base = Url::parse("http://127.0.0.1:9/").unwrap();
+        assert_eq!(
+            join_url(&base, &["client"]).as_str(),
+            "http://127.0.0.1:9/client"
+        );
+    }
+
+    #[test]
+    fn a_400_saying_the_phrase_is_a_conflict() {
+        let body = serde_json::json!({"error": "Login ID already in use"});
+        let err = |status| ProviderError::from_status(status, Some(&body));
+        let phrase = "login id already in use";
+        assert_eq!(
+            conflict_when(
+                err(StatusCode::BAD_REQUEST),
+                StatusCode::BAD_REQUEST,
+                phrase
+            )
+            .kind,
+            ErrorKind::Conflict
+        );
+        assert_eq!(
+            conflict_when(
+                err(StatusCode::INTERNAL_SERVER_ERROR),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                phrase
+            )
+            .kind,
+            ErrorKind::Unavailable,
+            "only a 400 says the request was refused as a duplicate"
+        );
+        assert_eq!(
+            conflict_when(
+                err(StatusCode::BAD_REQUEST),
+                StatusCode::BAD_REQUEST,
+                "taken"
+            )
+            .kind,
+            ErrorKind::Validation
+        );
+    }
+}
