@@ -62,6 +62,78 @@ enum Refusal {
     Scope,
 }
 
+/// The one key source configured: an HS256 secret, a public key, or a JWKS.
+fn keys(settings: &AuthSettings, egress: &crate::egress::Egress) -> Result<Keys, String> {
+    let sources = [
+        settings.hs256_secret.is_some(),
+        settings.public_key_pem.is_some(),
+        settings.jwks_url.is_some(),
+    ]
+    .iter()
+    .filter(|s| **s)
+    .count();
+    if sources == 0 {
+        return Err("auth: no key configured: set one of auth.hs256_secret, auth.public_key_pem or auth.jwks_url (or auth.disabled = true for a development gateway)".into());
+    }
+    if sources > 1 {
+        return Err("auth: configure exactly one of auth.hs256_secret, auth.public_key_pem and auth.jwks_url".into());
+    }
+    if let Some(secret) = &settings.hs256_secret {
+        if secret.expose_secret().len() < 32 {
+            return Err("auth.hs256_secret must be at least 32 bytes".into());
+        }
+        return Ok(Keys::Static {
+            key: DecodingKey::from_secret(secret.expose_secret().as_bytes()),
+            alg: Algorithm::HS256,
+        });
+    }
+    if let Some(pem) = &settings.public_key_pem {
+        return public_key(pem.as_bytes());
+    }
+    let url = settings.jwks_url.clone().expect("counted above");
+    Ok(Keys::Jwks(Box::new(JwksCache::new(
+        url,
+        egress,
+        Duration::from_secs(settings.jwks_min_refresh_s),
+        Duration::from_secs(settings.jwks_max_age_s),
+    )?)))
+}
+
+/// A PEM public key: RSA (RS256) or P-256 (ES256).
+fn public_key(pem: &[u8]) -> Result<Keys, String> {
+    match (
+        DecodingKey::from_rsa_pem(pem),
+        DecodingKey::from_ec_pem(pem),
+    ) {
+        (Ok(key), _) => Ok(Keys::Static {
+            key,
+            alg: Algorithm::RS256,
+        }),
+        (_, Ok(key)) => Ok(Keys::Static {
+            key,
+            alg: Algorithm::ES256,
+        }),
+        _ => Err("auth.public_key_pem is neither an RSA nor a P-256 EC public key in PEM".into()),
+    }
+}
+
+/// The checks of a token signed with `alg`: `exp` and `sub` required, `nbf` honoured, `iss`
+/// and `aud` when configured, the leeway.
+fn validation(alg: Algorithm, settings: &AuthSettings) -> Validation {
+    let mut validation = Validation::new(alg);
+    validation.set_required_spec_claims(&["exp", "sub"]);
+    validation.leeway = settings.leeway_s;
+    validation.validate_nbf = true;
+    if let Some(iss) = &settings.issuer {
+        validation.set_issuer(&[iss]);
+    }
+    match &settings.audience {
+        Some(aud) => validation.set_audience(&[aud]),
+        None => validation.validate_aud = false,
+    }
+    validation
+}
+
 impl Authenticator {
     /// Builds the verifier; refuses "no authentication" unless it was asked for. A JWKS is
     /// fetched with `egress`'s trust and proxy.
@@ -72,77 +144,14 @@ impl Authenticator {
         if settings.disabled {
             return Ok(Authenticator::Disabled);
         }
-        let sources = [
-            settings.hs256_secret.is_some(),
-            settings.public_key_pem.is_some(),
-            settings.jwks_url.is_some(),
-        ]
-        .iter()
-        .filter(|s| **s)
-        .count();
-        if sources == 0 {
-            return Err("auth: no key configured: set one of auth.hs256_secret, auth.public_key_pem or auth.jwks_url (or auth.disabled = true for a development gateway)".into());
-        }
-        if sources > 1 {
-            return Err("auth: configure exactly one of auth.hs256_secret, auth.public_key_pem and auth.jwks_url".into());
-        }
-        let keys =
-            if let Some(secret) = &settings.hs256_secret {
-                if secret.expose_secret().len() < 32 {
-                    return Err("auth.hs256_secret must be at least 32 bytes".into());
-                }
-                Keys::Static {
-                    key: DecodingKey::from_secret(secret.expose_secret().as_bytes()),
-                    alg: Algorithm::HS256,
-                }
-            } else if let Some(pem) = &settings.public_key_pem {
-                let pem = pem.as_bytes();
-                match (
-                    DecodingKey::from_rsa_pem(pem),
-                    DecodingKey::from_ec_pem(pem),
-                ) {
-                    (Ok(key), _) => Keys::Static {
-                        key,
-                        alg: Algorithm::RS256,
-                    },
-                    (_, Ok(key)) => Keys::Static {
-                        key,
-                        alg: Algorithm::ES256,
-                    },
-                    _ => return Err(
-                        "auth.public_key_pem is neither an RSA nor a P-256 EC public key in PEM"
-                            .into(),
-                    ),
-                }
-            } else {
-                let url = settings.jwks_url.clone().expect("counted above");
-                Keys::Jwks(Box::new(JwksCache::new(
-                    url,
-                    egress,
-                    Duration::from_secs(settings.jwks_min_refresh_s),
-                    Duration::from_secs(settings.jwks_max_age_s),
-                )?))
-            };
+        let keys = keys(settings, egress)?;
         let algorithms = match &keys {
             Keys::Static { alg, .. } => vec![*alg],
             Keys::Jwks(_) => vec![Algorithm::RS256, Algorithm::ES256],
         };
         let validations = algorithms
             .into_iter()
-            .map(|alg| {
-                let mut validation = Validation::new(alg);
-                validation.set_required_spec_claims(&["exp", "sub"]);
-                validation.leeway = settings.leeway_s;
-                validation.validate_nbf = true;
-                if let Some(iss) = &settings.issuer {
-                    validation.set_issuer(&[iss]);
-                }
-                match &settings.audience {
-                    Some(aud) => validation.set_audience(&[aud]),
-                    None => validation.validate_aud = false,
-                }
-                (alg, validation)
-            })
+            .map(|alg| (alg, validation(alg, settings)))
             .collect();
         Ok(Authenticator::Jwt(Box::new(JwtVerifier {
             keys,
@@ -247,7 +256,7 @@ impl JwtVerifier {
 struct TokenCache {
     ttl: Duration,
     leeway_s: u64,
-    entries: std::sync::Mutex<HashMap<String, CachedToken>>,
+    entries: parking_lot::Mutex<HashMap<String, CachedToken>>,
 }
 
 struct CachedToken {
@@ -272,7 +281,7 @@ impl TokenCache {
         Self {
             ttl,
             leeway_s,
-            entries: std::sync::Mutex::new(HashMap::new()),
+            entries: parking_lot::Mutex::new(HashMap::new()),
         }
     }
 
@@ -280,7 +289,7 @@ impl TokenCache {
         if self.ttl.is_zero() {
             return None;
         }
-        let entries = self.entries.lock().expect("token cache lock");
+        let entries = self.entries.lock();
         let hit = entries.get(token)?;
         (hit.cached_at.elapsed() < self.ttl && unix_now() <= hit.until).then(|| hit.subject.clone())
     }
@@ -289,7 +298,7 @@ impl TokenCache {
         if self.ttl.is_zero() || token.len() > TOKEN_CACHE_MAX_LEN || subject.len() > 256 {
             return;
         }
-        let mut entries = self.entries.lock().expect("token cache lock");
+        let mut entries = self.entries.lock();
         if entries.len() >= TOKEN_CACHE_CAPACITY {
             let now = unix_now();
             entries.retain(|_, c| c.cached_at.elapsed() < self.ttl && now <= c.until);

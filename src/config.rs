@@ -266,22 +266,50 @@ impl Settings {
         Egress::from_settings(&self.tls, &self.proxy)
     }
 
-    /// Every number within its bounds: no setting can overflow a clock or exhaust memory.
+    /// Every number within its bounds (no setting can overflow a clock or exhaust memory), and
+    /// what depends on more than one key.
     fn check(&self) -> Result<(), ConfigError> {
+        for (key, value, min, max) in self.bounds() {
+            if !(min..=max).contains(&value) {
+                return Err(ConfigError::Invalid(format!(
+                    "{key} must be between {min} and {max}, got {value}"
+                )));
+            }
+        }
+        // A running request's record must not be forgotten: it is kept at least as long as a
+        // claim holds (the deadline and its margin).
+        let lease_s = self.server.deadline_ms.div_ceil(1000) + 30;
+        if self.idempotency.retain_s < lease_s {
+            return Err(ConfigError::Invalid(format!(
+                "idempotency.retain_s must be at least server.deadline_ms + 30 s ({lease_s} s)"
+            )));
+        }
+        self.telemetry.check()?;
+        for (id, common) in self.providers.commons() {
+            if let Some(problem) = common.problem() {
+                return Err(ConfigError::Invalid(format!("providers.{id}.{problem}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Each number with its key and its bounds.
+    fn bounds(&self) -> [(&'static str, u64, u64, u64); 15] {
         const DAY_S: u64 = 86_400;
         let s = &self.server;
         let a = &self.auth;
         let i = &self.idempotency;
-        let bounds: [(&str, u64, u64, u64); 15] = [
+        let n = |v: usize| v as u64;
+        [
             (
                 "server.header_limit_bytes",
-                s.header_limit_bytes as u64,
+                n(s.header_limit_bytes),
                 1024,
                 1 << 20,
             ),
             (
                 "server.body_limit_bytes",
-                s.body_limit_bytes as u64,
+                n(s.body_limit_bytes),
                 1024,
                 16 << 20,
             ),
@@ -290,7 +318,7 @@ impl Settings {
             ("server.body_timeout_ms", s.body_timeout_ms, 1, 600_000),
             (
                 "server.max_connections",
-                s.max_connections.unwrap_or(1) as u64,
+                n(s.max_connections.unwrap_or(1)),
                 1,
                 1_000_000,
             ),
@@ -300,7 +328,7 @@ impl Settings {
                 64,
                 1 << 20,
             ),
-            ("server.workers", s.workers.unwrap_or(1) as u64, 1, 1_024),
+            ("server.workers", n(s.workers.unwrap_or(1)), 1, 1_024),
             ("auth.leeway_s", a.leeway_s, 0, 3_600),
             ("auth.cache_ttl_s", a.cache_ttl_s, 0, DAY_S),
             ("auth.jwks_min_refresh_s", a.jwks_min_refresh_s, 0, DAY_S),
@@ -308,29 +336,18 @@ impl Settings {
             ("idempotency.ttl_s", i.ttl_s, 1, 30 * DAY_S),
             (
                 "idempotency.max_keys",
-                i.max_keys.unwrap_or(1) as u64,
+                n(i.max_keys.unwrap_or(1)),
                 1,
                 10_000_000,
             ),
             ("idempotency.retain_s", i.retain_s, 1, 30 * DAY_S),
-        ];
-        for (key, value, min, max) in bounds {
-            if !(min..=max).contains(&value) {
-                return Err(ConfigError::Invalid(format!(
-                    "{key} must be between {min} and {max}, got {value}"
-                )));
-            }
-        }
-        // A running request's record must not be forgotten: it is kept at least as long as a
-        // claim holds (the deadline and its margin).
-        let lease_s = s.deadline_ms.div_ceil(1000) + 30;
-        if i.retain_s < lease_s {
-            return Err(ConfigError::Invalid(format!(
-                "idempotency.retain_s must be at least server.deadline_ms + 30 s ({lease_s} s)"
-            )));
-        }
-        let t = &self.telemetry;
-        if let Some(url) = &t.otlp_endpoint {
+        ]
+    }
+}
+
+impl TelemetrySettings {
+    fn check(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.otlp_endpoint {
             // The exporter speaks plain HTTP: a collector in the cluster or a sidecar. A URL with
             // credentials would put them where a URL is shown.
             if url.scheme() != "http" || !url.username().is_empty() || url.password().is_some() {
@@ -341,15 +358,10 @@ impl Settings {
                 ));
             }
         }
-        if t.service_name.trim().is_empty() || t.service_name.len() > 255 {
+        if self.service_name.trim().is_empty() || self.service_name.len() > 255 {
             return Err(ConfigError::Invalid(
                 "telemetry.service_name must have 1 to 255 characters".into(),
             ));
-        }
-        for (id, common) in self.providers.commons() {
-            if let Some(problem) = common.problem() {
-                return Err(ConfigError::Invalid(format!("providers.{id}.{problem}")));
-            }
         }
         Ok(())
     }

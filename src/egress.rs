@@ -128,36 +128,13 @@ fn credentials(url: &Url) -> Vec<SecretString> {
             continue;
         }
         out.push(SecretString::from(raw.to_owned()));
-        if let Ok(decoded) = percent_decode(raw) {
+        if let Ok(decoded) = percent_encoding::percent_decode_str(raw).decode_utf8() {
             if decoded != raw {
-                out.push(SecretString::from(decoded));
+                out.push(SecretString::from(decoded.into_owned()));
             }
         }
     }
     out
-}
-
-fn percent_decode(text: &str) -> Result<String, std::string::FromUtf8Error> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out)
 }
 
 /// What every outbound client is built with: trust and proxy.
@@ -192,73 +169,62 @@ fn crypto() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// What outbound TLS trusts (the bundled roots, the system store, the CA bundle of `tls.ca_file`
+/// or `SSL_CERT_FILE`, as configured), and that in words.
+fn trusted(tls: &TlsSettings) -> Result<(RootCertStore, String), String> {
+    let from_env = std::env::var_os("SSL_CERT_FILE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let (extra, extra_from) = match (&tls.ca_file, from_env) {
+        (Some(path), _) => (
+            read_ca_file("tls.ca_file", path)?,
+            Some(path.display().to_string()),
+        ),
+        (None, Some(path)) => (
+            read_ca_file("SSL_CERT_FILE", &path)?,
+            Some(format!("{} (SSL_CERT_FILE)", path.display())),
+        ),
+        (None, None) => (Vec::new(), None),
+    };
+    let mut roots = RootCertStore::empty();
+    let mut trust = Vec::new();
+    if tls.bundled_roots {
+        roots = bundled_roots();
+        trust.push(format!("{} bundled roots", roots.len()));
+    }
+    if tls.native_roots {
+        let native = rustls_native_certs::load_native_certs();
+        let (added, _) = roots.add_parsable_certificates(native.certs);
+        if added == 0 {
+            return Err("tls.native_roots: the system store holds no usable certificate".into());
+        }
+        trust.push(format!("{added} from the system store"));
+    }
+    if let Some(from) = extra_from {
+        let (added, _) = roots.add_parsable_certificates(extra);
+        trust.push(format!("{added} CA(s) from {from}"));
+    }
+    if roots.is_empty() {
+        return Err("tls: nothing would be trusted: set tls.ca_file, or keep \
+                    tls.bundled_roots or tls.native_roots on"
+            .into());
+    }
+    Ok((roots, trust.join(" + ")))
+}
+
 impl Egress {
     /// Reads the CA bundle and checks the proxy; errors name the key, never a credential.
     pub fn from_settings(tls: &TlsSettings, proxy: &ProxySettings) -> Result<Self, String> {
-        let from_env = std::env::var_os("SSL_CERT_FILE")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from);
-        let (extra, extra_from) = match (&tls.ca_file, from_env) {
-            (Some(path), _) => (
-                read_ca_file("tls.ca_file", path)?,
-                Some(path.display().to_string()),
-            ),
-            (None, Some(path)) => (
-                read_ca_file("SSL_CERT_FILE", &path)?,
-                Some(format!("{} (SSL_CERT_FILE)", path.display())),
-            ),
-            (None, None) => (Vec::new(), None),
-        };
-        let mut roots = RootCertStore::empty();
-        let mut trust = Vec::new();
-        if tls.bundled_roots {
-            roots = bundled_roots();
-            trust.push(format!("{} bundled roots", roots.len()));
-        }
-        if tls.native_roots {
-            let native = rustls_native_certs::load_native_certs();
-            let (added, _) = roots.add_parsable_certificates(native.certs);
-            if added == 0 {
-                return Err(
-                    "tls.native_roots: the system store holds no usable certificate".into(),
-                );
-            }
-            trust.push(format!("{added} from the system store"));
-        }
-        if let Some(from) = extra_from {
-            let (added, _) = roots.add_parsable_certificates(extra);
-            trust.push(format!("{added} CA(s) from {from}"));
-        }
-        if roots.is_empty() {
-            return Err("tls: nothing would be trusted: set tls.ca_file, or keep \
-                        tls.bundled_roots or tls.native_roots on"
-                .into());
-        }
+        let (roots, trust) = trusted(tls)?;
         let mut egress = Self {
             roots: Arc::new(roots),
-            trust: trust.join(" + "),
+            trust,
             proxy: None,
             proxy_shown: None,
             secrets: Vec::new(),
         };
         match &proxy.url {
-            Some(url) => {
-                let parsed = Url::parse(url.expose_secret())
-                    .map_err(|e| format!("proxy.url is not a URL ({e})"))?;
-                if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-                    return Err("proxy.url must be an http:// or https:// URL with a host".into());
-                }
-                let mut reqwest_proxy = reqwest::Proxy::all(parsed.as_str())
-                    .map_err(|_| "proxy.url cannot be used as a proxy".to_owned())?;
-                let no_proxy = match &proxy.no_proxy {
-                    Some(list) => reqwest::NoProxy::from_string(list),
-                    None => reqwest::NoProxy::from_env(),
-                };
-                reqwest_proxy = reqwest_proxy.no_proxy(no_proxy);
-                egress.proxy = Some(reqwest_proxy);
-                egress.proxy_shown = Some(format!("{} (proxy.url)", shown(&parsed)));
-                egress.secrets = credentials(&parsed);
-            }
+            Some(url) => egress.set_proxy(url, proxy.no_proxy.as_deref())?,
             None if proxy.no_proxy.is_some() => {
                 return Err(
                     "proxy.no_proxy is set without proxy.url (with the HTTPS_PROXY \
@@ -266,23 +232,43 @@ impl Egress {
                         .into(),
                 );
             }
-            None => {
-                for name in PROXY_VARIABLES {
-                    let Some(value) = std::env::var(name).ok().filter(|v| !v.is_empty()) else {
-                        continue;
-                    };
-                    // What reqwest reads itself; noted here to show it and to scrub its
-                    // credentials.
-                    if let Ok(parsed) = Url::parse(&value) {
-                        egress.secrets.extend(credentials(&parsed));
-                        egress
-                            .proxy_shown
-                            .get_or_insert_with(|| format!("{} ({name})", shown(&parsed)));
-                    }
-                }
-            }
+            None => egress.note_proxy_variables(),
         }
         Ok(egress)
+    }
+
+    /// The configured proxy (`proxy.url`), and the hosts it does not serve.
+    fn set_proxy(&mut self, url: &SecretString, no_proxy: Option<&str>) -> Result<(), String> {
+        let parsed =
+            Url::parse(url.expose_secret()).map_err(|e| format!("proxy.url is not a URL ({e})"))?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+            return Err("proxy.url must be an http:// or https:// URL with a host".into());
+        }
+        let reqwest_proxy = reqwest::Proxy::all(parsed.as_str())
+            .map_err(|_| "proxy.url cannot be used as a proxy".to_owned())?;
+        let no_proxy = match no_proxy {
+            Some(list) => reqwest::NoProxy::from_string(list),
+            None => reqwest::NoProxy::from_env(),
+        };
+        self.proxy = Some(reqwest_proxy.no_proxy(no_proxy));
+        self.proxy_shown = Some(format!("{} (proxy.url)", shown(&parsed)));
+        self.secrets = credentials(&parsed);
+        Ok(())
+    }
+
+    /// The proxy variables reqwest reads itself: noted here to show them and to scrub their
+    /// credentials.
+    fn note_proxy_variables(&mut self) {
+        for name in PROXY_VARIABLES {
+            let Some(value) = std::env::var(name).ok().filter(|v| !v.is_empty()) else {
+                continue;
+            };
+            if let Ok(parsed) = Url::parse(&value) {
+                self.secrets.extend(credentials(&parsed));
+                self.proxy_shown
+                    .get_or_insert_with(|| format!("{} ({name})", shown(&parsed)));
+            }
+        }
     }
 
     /// The TLS configuration of one provider's clients: this trust plus `extra` (its own CAs),

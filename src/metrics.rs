@@ -111,6 +111,11 @@ fn describe() {
         IDEMPOTENCY_KEYS,
         "Idempotency keys held by the in-process store (idempotency.max_keys at most)"
     );
+    describe_load();
+}
+
+/// The load's metrics: shedding, what is in flight, the memory budget.
+fn describe_load() {
     metrics::describe_counter!(
         SHED,
         "POST /clients refused with 503 overloaded before its body was read: reason budget (the requests in flight fill the memory budget) or memory (the working set is near the limit)"

@@ -82,11 +82,7 @@ async fn answer<B: MessageBody + 'static>(
     req.extensions_mut().insert(Arrived(started));
     let method = req.method().clone();
     let limit = req.app_data::<HeaderLimit>().map_or(usize::MAX, |l| l.0);
-    let head: usize = req
-        .headers()
-        .iter()
-        .map(|(k, v)| k.as_str().len() + v.len() + 4)
-        .sum();
+    let head = head_size(&req);
     let route = req
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
@@ -111,16 +107,7 @@ async fn answer<B: MessageBody + 'static>(
             .await?
             .map_into_left_body()
     };
-    let status = response.status().as_u16();
-    span.record("http.response.status_code", status);
-    if status >= 500 {
-        span.record("otel.status_code", "ERROR");
-    }
-    if let Some(value) =
-        crate::telemetry::traceparent(&span).and_then(|t| HeaderValue::from_str(&t).ok())
-    {
-        response.headers_mut().insert(TRACEPARENT, value);
-    }
+    answered(&span, &mut response);
     crate::metrics::http_request(
         &route,
         method.as_str(),
@@ -131,6 +118,28 @@ async fn answer<B: MessageBody + 'static>(
         response.headers_mut().insert(X_REQUEST_ID, value);
     }
     Ok(response)
+}
+
+/// The request head's size: every header's name and value, with their separators.
+fn head_size(req: &ServiceRequest) -> usize {
+    req.headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum()
+}
+
+/// The server span's status, and the `traceparent` answered when traces are on.
+fn answered<B>(span: &tracing::Span, response: &mut ServiceResponse<B>) {
+    let status = response.status().as_u16();
+    span.record("http.response.status_code", status);
+    if status >= 500 {
+        span.record("otel.status_code", "ERROR");
+    }
+    if let Some(value) =
+        crate::telemetry::traceparent(span).and_then(|t| HeaderValue::from_str(&t).ok())
+    {
+        response.headers_mut().insert(TRACEPARENT, value);
+    }
 }
 
 /// The request's body stream, shared between the handler (through [`Forward`]) and the answer.

@@ -41,15 +41,7 @@ impl Application {
         raise_open_files_limit();
         // First: what is built next (the circuit breakers) exports its state.
         let metrics = web::Data::new(crate::metrics::handle());
-        let egress = settings.egress()?;
-        tracing::info!(egress = %egress.describe(), "outbound HTTPS");
-        let registry = Registry::from_settings(&settings.providers, &egress)?;
-        let authenticator = Authenticator::from_settings(&settings.auth, &egress)?;
-        if matches!(authenticator, Authenticator::Disabled) {
-            tracing::warn!("CALLER AUTHENTICATION IS DISABLED (auth.disabled = true): anyone who reaches this gateway can create clients");
-        }
-        let available: Vec<&str> = registry.available().map(|p| p.as_str()).collect();
-        tracing::info!(providers = ?available, "adapters ready");
+        let (registry, authenticator) = outbound(settings)?;
 
         let listener = TcpListener::bind(&settings.server.bind)
             .map_err(|e| format!("cannot listen on {}: {e}", settings.server.bind))?;
@@ -134,6 +126,20 @@ impl Application {
             None => self.server.await,
         }
     }
+}
+
+/// The providers and the caller authentication, built with the outbound trust and proxy.
+fn outbound(settings: &Settings) -> Result<(Registry, Authenticator), StartError> {
+    let egress = settings.egress()?;
+    tracing::info!(egress = %egress.describe(), "outbound HTTPS");
+    let registry = Registry::from_settings(&settings.providers, &egress)?;
+    let authenticator = Authenticator::from_settings(&settings.auth, &egress)?;
+    if matches!(authenticator, Authenticator::Disabled) {
+        tracing::warn!("CALLER AUTHENTICATION IS DISABLED (auth.disabled = true): anyone who reaches this gateway can create clients");
+    }
+    let available: Vec<&str> = registry.available().map(|p| p.as_str()).collect();
+    tracing::info!(providers = ?available, "adapters ready");
+    Ok((registry, authenticator))
 }
 
 /// What every worker's application shares.

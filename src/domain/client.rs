@@ -77,16 +77,7 @@ impl NewClient {
             errors,
         );
         let note = text::text(input.note.as_deref(), "/client/note", 3000, true, errors);
-        let language = input.language.as_deref().and_then(|l| {
-            let ok = l.len() == 2 && l.bytes().all(|b| b.is_ascii_lowercase());
-            if !ok {
-                errors.push(FieldError::new(
-                    "/client/language",
-                    "must be an ISO 639-1 code in lower case, such as `en`",
-                ));
-            }
-            ok.then(|| l.to_owned())
-        });
+        let language = parse_language(input.language.as_deref(), errors);
         let contact = parse_contact(input.contact.as_ref(), errors);
         let email_domains = match &input.email_domains {
             Some(domains) => parse_domains(domains, errors),
@@ -112,6 +103,19 @@ impl NewClient {
             contact,
         })
     }
+}
+
+/// `client.language`: an ISO 639-1 code, in lower case.
+fn parse_language(language: Option<&str>, errors: &mut Vec<FieldError>) -> Option<String> {
+    let l = language?;
+    let ok = l.len() == 2 && l.bytes().all(|b| b.is_ascii_lowercase());
+    if !ok {
+        errors.push(FieldError::new(
+            "/client/language",
+            "must be an ISO 639-1 code in lower case, such as `en`",
+        ));
+    }
+    ok.then(|| l.to_owned())
 }
 
 /// The code of a client that gives none: the upper-case slug of its name (`NOVA-CONSULTING-LTD`),

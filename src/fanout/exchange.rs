@@ -89,55 +89,16 @@ pub async fn exchange(
 ) -> Exchanged {
     let mut token_refreshed = false;
     loop {
-        if let Err(e) = take_quota(target) {
-            return Exchanged::NotSent(e);
-        }
-        let (auth_name, auth_value) = match authorization(target).await {
-            Ok(auth) => auth,
-            Err(e) => return Exchanged::NotSent(e),
-        };
-        // A burst waits for a slot, but at most half of what is left: a call sent with too
-        // little time for the provider to answer would only end unknown.
-        let wait = until.saturating_duration_since(Instant::now()) / 2;
-        let Ok(slot) = Box::pin(tokio::time::timeout(wait, target.slot())).await else {
-            return Exchanged::NotSent(all_busy(target));
-        };
-        // Waiting for the client (while the provider's protocol is learnt) sends nothing either.
-        let connections = target.connections();
-        let pick = Box::pin(connections.pick()).await;
-        progress.in_flight = true;
-        progress.attempts += 1;
-        let sent = send(pick.http, request, auth_name, auth_value.clone()).await;
-        connections.learn(sent.as_ref().map(reqwest::Response::version));
-        drop(pick);
-        let (attempt, last) = match sent {
-            Err(e) if e.is_connect() => {
-                (Attempt::NotConnected, Exchanged::NotSent(not_connected(&e)))
-            }
-            Err(e) => (Attempt::Lost, Exchanged::Lost(describe_transport(&e))),
-            Ok(response) => {
-                let status = response.status().as_u16();
-                if let (Auth::OAuth2(source), true) = (
-                    &target.auth,
-                    target.retry.refresh_token(status, token_refreshed),
-                ) {
-                    // The token was refused, so nothing was created: send again with a new one.
-                    Box::pin(source.invalidate(&auth_value)).await;
+        let (attempt, last) =
+            match Box::pin(once(target, request, until, progress, token_refreshed)).await {
+                Once::Ended(attempt, last) => (attempt, last),
+                Once::Early(exchanged) => return exchanged,
+                // The token was refused, so nothing was created: send again with a new one.
+                Once::TokenRefreshed => {
                     token_refreshed = true;
-                    progress.in_flight = false;
                     continue;
                 }
-                let answer = Box::pin(read_answer(response)).await;
-                let attempt = Attempt::Answered {
-                    status: answer.status.as_u16(),
-                    retry_after: answer.retry_after,
-                };
-                (attempt, Exchanged::Answered(answer))
-            }
-        };
-        // The provider answered or was never reached: nothing is in flight any more.
-        progress.in_flight = false;
-        drop(slot);
+            };
         let remaining = until.saturating_duration_since(Instant::now());
         match target
             .retry
@@ -154,6 +115,73 @@ pub async fn exchange(
             }
         }
     }
+}
+
+/// What one attempt gave.
+enum Once {
+    /// Sent (or not): what it gave, for the retry policy, and what it is.
+    Ended(Attempt, Exchanged),
+    /// Nothing could be sent, and no attempt will do better (quota, token endpoint, slots).
+    Early(Exchanged),
+    /// The token was refused and dropped: the next attempt fetches a new one.
+    TokenRefreshed,
+}
+
+/// One attempt: the quota, the authorization, a connection slot, the request, the answer read.
+async fn once(
+    target: &Target,
+    request: &Outbound,
+    until: Instant,
+    progress: &mut Progress,
+    token_refreshed: bool,
+) -> Once {
+    if let Err(e) = take_quota(target) {
+        return Once::Early(Exchanged::NotSent(e));
+    }
+    let (auth_name, auth_value) = match authorization(target).await {
+        Ok(auth) => auth,
+        Err(e) => return Once::Early(Exchanged::NotSent(e)),
+    };
+    // A burst waits for a slot, but at most half of what is left: a call sent with too
+    // little time for the provider to answer would only end unknown.
+    let wait = until.saturating_duration_since(Instant::now()) / 2;
+    let Ok(_slot) = Box::pin(tokio::time::timeout(wait, target.slot())).await else {
+        return Once::Early(Exchanged::NotSent(all_busy(target)));
+    };
+    // Waiting for the client (while the provider's protocol is learnt) sends nothing either.
+    let connections = target.connections();
+    let pick = Box::pin(connections.pick()).await;
+    progress.in_flight = true;
+    progress.attempts += 1;
+    let sent = send(pick.http, request, auth_name, auth_value.clone()).await;
+    connections.learn(sent.as_ref().map(reqwest::Response::version));
+    drop(pick);
+    let ended = match sent {
+        Err(e) if e.is_connect() => {
+            Once::Ended(Attempt::NotConnected, Exchanged::NotSent(not_connected(&e)))
+        }
+        Err(e) => Once::Ended(Attempt::Lost, Exchanged::Lost(describe_transport(&e))),
+        Ok(response) => {
+            let status = response.status().as_u16();
+            if let (Auth::OAuth2(source), true) = (
+                &target.auth,
+                target.retry.refresh_token(status, token_refreshed),
+            ) {
+                Box::pin(source.invalidate(&auth_value)).await;
+                progress.in_flight = false;
+                return Once::TokenRefreshed;
+            }
+            let answer = Box::pin(read_answer(response)).await;
+            let attempt = Attempt::Answered {
+                status: answer.status.as_u16(),
+                retry_after: answer.retry_after,
+            };
+            Once::Ended(attempt, Exchanged::Answered(answer))
+        }
+    };
+    // The provider answered or was never reached: nothing is in flight any more.
+    progress.in_flight = false;
+    ended
 }
 
 /// The gateway's own outbound limit for the provider. Earlier attempts, if any, were ones the

@@ -56,40 +56,8 @@ pub async fn fan_out(
         .into_iter()
         .map(|call| {
             let provider = call.provider;
-            let job = call.job.name();
-            // A child of the request's span (it carries no credential: names, counts, kinds).
-            let span = crate::gateway_span!(
-                "provider_call",
-                otel.name = %format_args!("{job} {provider}"),
-                otel.kind = "internal",
-                otel.status_code = tracing::field::Empty,
-                provider = provider.as_str(),
-                job,
-                request_id = request_id.as_str(),
-                status = tracing::field::Empty,
-                attempts = tracing::field::Empty,
-                reconciled = tracing::field::Empty,
-                error.kind = tracing::field::Empty,
-                http.response.status_code = tracing::field::Empty,
-                network.protocol.version = tracing::field::Empty,
-            );
-            let traits = Traits {
-                if_exists,
-                findable: call.plan.lookup.is_some(),
-                accepts_duplicates: call.target.adapter.accepts_duplicates(),
-                resolves_id: call.target.adapter.resolves_id(),
-                settle: call.target.settle,
-                retry: call.target.retry.clone(),
-                credentials: call.plan.credentials.clone(),
-            };
-            let work = Work {
-                target: call.target,
-                create: Outbound::from(&call.plan.create),
-                credentials: call.plan.credentials,
-                lookup: call.plan.lookup,
-                deadline,
-            };
-            let life = Life::new(call.job, traits);
+            let span = call_span(provider, call.job, request_id);
+            let (work, life) = Work::start(call, if_exists, deadline);
             (
                 provider,
                 tokio::spawn(async move { work.run(life).await }.instrument(span)),
@@ -110,6 +78,26 @@ pub async fn fan_out(
         results.insert(provider, done);
     }
     results
+}
+
+/// A target's span, a child of the request's (it carries no credential: names, counts, kinds).
+fn call_span(provider: ProviderId, job: Job, request_id: &RequestId) -> tracing::Span {
+    let job = job.name();
+    crate::gateway_span!(
+        "provider_call",
+        otel.name = %format_args!("{job} {provider}"),
+        otel.kind = "internal",
+        otel.status_code = tracing::field::Empty,
+        provider = provider.as_str(),
+        job,
+        request_id = request_id.as_str(),
+        status = tracing::field::Empty,
+        attempts = tracing::field::Empty,
+        reconciled = tracing::field::Empty,
+        error.kind = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+        network.protocol.version = tracing::field::Empty,
+    )
 }
 
 /// The result of a target whose call ended in a bug (a panic): it may have been sent.
@@ -167,6 +155,28 @@ struct Work {
 }
 
 impl Work {
+    /// A call's work and its life: what the executor needs (the request serialized once, the
+    /// plan's JSON dropped) and what the state machine knows.
+    fn start(call: Call, if_exists: IfExists, deadline: Instant) -> (Self, Life) {
+        let traits = Traits {
+            if_exists,
+            findable: call.plan.lookup.is_some(),
+            accepts_duplicates: call.target.adapter.accepts_duplicates(),
+            resolves_id: call.target.adapter.resolves_id(),
+            settle: call.target.settle,
+            retry: call.target.retry.clone(),
+            credentials: call.plan.credentials.clone(),
+        };
+        let work = Work {
+            target: call.target,
+            create: Outbound::from(&call.plan.create),
+            credentials: call.plan.credentials,
+            lookup: call.plan.lookup,
+            deadline,
+        };
+        (work, Life::new(call.job, traits))
+    }
+
     /// Does what `life` says until it finishes. Each step's future is boxed: a call in flight
     /// holds the futures of the step under way, nothing more.
     async fn run(self, mut life: Life) -> Done {

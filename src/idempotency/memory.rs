@@ -4,8 +4,8 @@
 //! about to be retried; when every record is that recent, the new key is refused (the caller
 //! gets 503 and nothing is sent).
 
+use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use futures_util::future::{self, BoxFuture};
@@ -109,7 +109,7 @@ impl MemoryStore {
 
     /// Keys held now.
     pub fn len(&self) -> usize {
-        self.entries.lock().expect("store lock").map.len()
+        self.entries.lock().map.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -125,7 +125,7 @@ impl MemoryStore {
         ttl: Duration,
     ) -> Claim {
         let now = Instant::now();
-        let mut entries = self.entries.lock().expect("store lock");
+        let mut entries = self.entries.lock();
         let running = Some((holder.owner.as_str().into(), now + lease, unix_ms()));
         let live = entries.map.get(key).is_some_and(|e| e.expires > now);
         if !live {
@@ -168,7 +168,7 @@ impl MemoryStore {
 
     fn finish_now(&self, key: &str, holder: &Lease, record: &Record, ttl: Duration) -> bool {
         let now = Instant::now();
-        let mut entries = self.entries.lock().expect("store lock");
+        let mut entries = self.entries.lock();
         match entries.map.get_mut(key) {
             Some(e) if matches!(&e.running, Some((owner, _, _)) if **owner == *holder.owner) => {
                 e.running = None;
@@ -182,7 +182,7 @@ impl MemoryStore {
     }
 
     fn release_now(&self, key: &str, holder: &Lease) {
-        let mut entries = self.entries.lock().expect("store lock");
+        let mut entries = self.entries.lock();
         let Some(e) = entries.map.get_mut(key) else {
             return;
         };

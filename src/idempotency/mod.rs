@@ -54,49 +54,17 @@ impl IdempotencyKey {
         hash.update(caller.as_bytes());
         hash.update([0]);
         hash.update(self.0.as_bytes());
-        format!("clients-gateway:idempotency:{}", hex(&hash.finalize()))
+        format!("clients-gateway:idempotency:{:x}", hash.finalize())
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The fingerprint of a body: SHA-256 of its JSON with object keys sorted, so formatting and key
-/// order do not matter.
+/// The fingerprint of a body: SHA-256 of its JSON with object keys sorted (serialized compact),
+/// so formatting and key order do not matter.
 pub fn fingerprint(body: &Value) -> String {
-    fn canonical(value: &Value, out: &mut String) {
-        match value {
-            Value::Object(map) => {
-                let mut keys: Vec<&String> = map.keys().collect();
-                keys.sort();
-                out.push('{');
-                for (i, k) in keys.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    out.push_str(&Value::String((*k).clone()).to_string());
-                    out.push(':');
-                    canonical(&map[*k], out);
-                }
-                out.push('}');
-            }
-            Value::Array(items) => {
-                out.push('[');
-                for (i, v) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    canonical(v, out);
-                }
-                out.push(']');
-            }
-            other => out.push_str(&other.to_string()),
-        }
-    }
-    let mut text = String::new();
-    canonical(body, &mut text);
-    hex(&Sha256::digest(text.as_bytes()))
+    let mut canonical = body.clone();
+    canonical.sort_all_objects();
+    let text = serde_json::to_vec(&canonical).expect("a JSON value serializes");
+    format!("{:x}", Sha256::digest(&text))
 }
 
 /// What a finished request left: each target's result, passwords redacted, and when each
@@ -208,6 +176,21 @@ mod tests {
         let k = IdempotencyKey::parse(b"k").unwrap();
         assert_ne!(k.scoped("alice"), k.scoped("bob"));
         assert_eq!(k.scoped("alice"), k.scoped("alice"));
+    }
+
+    #[test]
+    fn fingerprints_and_scoped_keys_are_stable() {
+        // Records written by earlier releases must still be found and matched.
+        let body = json!({"targets": {"lucca": {"organization_id": 12}, "clockify": {}},
+            "client": {"name": "Nova \"Ltd\" é\u{1}", "emails": ["a@b", 1.5, null, true]}});
+        assert_eq!(
+            fingerprint(&body),
+            "f7d737d1e3691315016a2a4461d96eb6b13e59a8875e024fe990703171183402"
+        );
+        assert_eq!(
+            IdempotencyKey::parse(b"order-42").unwrap().scoped("alice"),
+            "clients-gateway:idempotency:ea87458611f8e4186e44abe3306340ff7d0045e51e8d7f6437b5e1e3a4d62a23"
+        );
     }
 
     #[test]

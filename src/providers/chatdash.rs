@@ -132,6 +132,63 @@ const DEFAULT_LANGUAGE: &str = "en";
 /// ChatDash's answer when a member already has the login id.
 const DUPLICATE_LOGIN: &str = "login id already in use";
 
+/// The member's login id: required.
+fn login_id(given: Option<&str>, at: &str, errors: &mut Vec<FieldError>) -> Option<String> {
+    let pointer = format!("{at}/member/login_id");
+    match given {
+        None => {
+            errors.push(FieldError::new(
+                &pointer,
+                "is required: the ChatDash member needs a login id",
+            ));
+            None
+        }
+        some => text(some, &pointer, 255, false, errors),
+    }
+}
+
+/// The member's name: given, else the contact's full name.
+fn member_name(
+    given: Option<&str>,
+    client: &NewClient,
+    at: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
+    let pointer = format!("{at}/member/name");
+    if given.is_some() {
+        return text(given, &pointer, 255, false, errors);
+    }
+    let derived = client.contact.full_name();
+    if derived.is_none() {
+        errors.push(FieldError::new(
+            pointer,
+            "is required: give it, or the contact's first or last name",
+        ));
+    }
+    derived
+}
+
+/// The member's password: given (8–128 characters), else generated (and returned once).
+fn password(
+    given: Option<&SecretString>,
+    at: &str,
+    errors: &mut Vec<FieldError>,
+) -> (SecretString, bool) {
+    match given {
+        Some(p) => {
+            let len = p.expose_secret().chars().count();
+            if !(8..=128).contains(&len) {
+                errors.push(FieldError::new(
+                    format!("{at}/member/password"),
+                    "must be 8–128 characters (omit it to have one generated)",
+                ));
+            }
+            (p.clone(), false)
+        }
+        None => (generate_password(), true),
+    }
+}
+
 impl Adapter for Chatdash {
     type Settings = ChatdashSettings;
     type Options = ChatdashOptions;
@@ -165,36 +222,8 @@ impl Adapter for Chatdash {
     ) -> Result<Planned<ChatdashLookup>, Vec<FieldError>> {
         let member = opts.member.unwrap_or_default();
         let mut errors = Vec::new();
-        let login_pointer = format!("{at}/member/login_id");
-        let login_id = match member.login_id.as_deref() {
-            None => {
-                errors.push(FieldError::new(
-                    &login_pointer,
-                    "is required: the ChatDash member needs a login id",
-                ));
-                None
-            }
-            some => text(some, &login_pointer, 255, false, &mut errors),
-        };
-        let name = match member.name.as_deref() {
-            Some(_) => text(
-                member.name.as_deref(),
-                &format!("{at}/member/name"),
-                255,
-                false,
-                &mut errors,
-            ),
-            None => {
-                let derived = client.contact.full_name();
-                if derived.is_none() {
-                    errors.push(FieldError::new(
-                        format!("{at}/member/name"),
-                        "is required: give it, or the contact's first or last name",
-                    ));
-                }
-                derived
-            }
-        };
+        let login_id = login_id(member.login_id.as_deref(), at, &mut errors);
+        let name = member_name(member.name.as_deref(), client, at, &mut errors);
         let member_email = match member.email.as_deref() {
             Some(_) => email(
                 member.email.as_deref(),
@@ -203,19 +232,7 @@ impl Adapter for Chatdash {
             ),
             None => client.contact.email.clone(),
         };
-        let (password, generated) = match &member.password {
-            Some(p) => {
-                let len = p.expose_secret().chars().count();
-                if !(8..=128).contains(&len) {
-                    errors.push(FieldError::new(
-                        format!("{at}/member/password"),
-                        "must be 8–128 characters (omit it to have one generated)",
-                    ));
-                }
-                (p.clone(), false)
-            }
-            None => (generate_password(), true),
-        };
+        let (password, generated) = password(member.password.as_ref(), at, &mut errors);
         let (Some(login_id), Some(name), true) = (login_id, name, errors.is_empty()) else {
             return Err(errors);
         };

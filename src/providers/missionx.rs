@@ -4,9 +4,6 @@
 //! so the list is read newest first (archived clients included), narrowed by `updatedAt` when the
 //! time of the create is known, following `nextLink` on the same host.
 
-use std::sync::Arc;
-
-use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use url::Url;
@@ -163,18 +160,16 @@ impl Adapter for Missionx {
 
     fn auth(s: &MissionxSettings, http: &reqwest::Client) -> Result<Option<Auth>, String> {
         match (&s.access_token, &s.client_id, &s.client_secret) {
-            (Some(token), _, _) => {
-                Auth::header("authorization", "Bearer ", token.expose_secret()).map(Some)
-            }
+            (Some(token), _, _) => Auth::bearer(Some(token)),
             (None, Some(client_id), Some(secret)) => {
-                Ok(Some(Auth::OAuth2(Arc::new(TokenSource::new(
+                Ok(Some(Auth::client_credentials(TokenSource::new(
                     http.clone(),
                     s.token_url.clone(),
                     client_id.clone(),
                     secret.clone(),
                     s.org_id.clone(),
                     s.scope.clone(),
-                )))))
+                ))))
             }
             (None, Some(_), None) => Err("client_id is set but client_secret is not".into()),
             (None, None, Some(_)) => Err("client_secret is set but client_id is not".into()),

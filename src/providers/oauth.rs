@@ -100,6 +100,46 @@ impl TokenSource {
     }
 
     async fn fetch(&self) -> Result<Cached, ProviderError> {
+        let (status, body) = Box::pin(self.ask()).await?;
+        if !status.is_success() {
+            return Err(refused(status, body.as_ref()));
+        }
+        let answer = body
+            .as_ref()
+            .and_then(|b| TokenAnswer::deserialize(b).ok())
+            .filter(|a| !a.access_token.is_empty());
+        let Some(answer) = answer else {
+            return Err(ProviderError::new(
+                ErrorKind::InvalidResponse,
+                "token endpoint answered without an `access_token`",
+            ));
+        };
+        let token = answer.access_token;
+        let mut header = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+            ProviderError::new(
+                ErrorKind::InvalidResponse,
+                "token endpoint answered an access token that is not a valid header value",
+            )
+        })?;
+        header.set_sensitive(true);
+        let lifetime = answer
+            .expires_in
+            .as_ref()
+            .and_then(Value::as_u64)
+            .map(Duration::from_secs)
+            .unwrap_or(DEFAULT_LIFETIME)
+            .min(MAX_LIFETIME);
+        let margin = RENEW_MARGIN.min(lifetime / 10);
+        Ok(Cached {
+            header,
+            token: SecretString::from(token),
+            renew_at: Instant::now() + lifetime - margin,
+        })
+    }
+
+    /// The client-credentials grant, sent: the token endpoint's status and its JSON body (read
+    /// within [`MAX_TOKEN_ANSWER_BYTES`]).
+    async fn ask(&self) -> Result<(StatusCode, Option<Value>), ProviderError> {
         let mut form = vec![
             ("grant_type", "client_credentials"),
             ("client_id", self.client_id.as_str()),
@@ -136,52 +176,23 @@ impl TokenSource {
                 format!("token endpoint answer {cut}"),
             ));
         }
-        let body: Option<Value> = serde_json::from_slice(&bytes).ok();
-        if !status.is_success() {
-            let mut err = ProviderError::from_status(status, body.as_ref());
-            if matches!(
-                status,
-                StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
-            ) {
-                err = err.with_kind(ErrorKind::Unauthorized);
-            }
-            let reason = body
-                .as_ref()
-                .and_then(message_of)
-                .unwrap_or_else(|| format!("HTTP {}", status.as_u16()));
-            err.message = format!("token endpoint refused the client credentials: {reason}");
-            return Err(err);
-        }
-        let answer = body
-            .as_ref()
-            .and_then(|b| TokenAnswer::deserialize(b).ok())
-            .filter(|a| !a.access_token.is_empty());
-        let Some(answer) = answer else {
-            return Err(ProviderError::new(
-                ErrorKind::InvalidResponse,
-                "token endpoint answered without an `access_token`",
-            ));
-        };
-        let token = answer.access_token;
-        let mut header = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-            ProviderError::new(
-                ErrorKind::InvalidResponse,
-                "token endpoint answered an access token that is not a valid header value",
-            )
-        })?;
-        header.set_sensitive(true);
-        let lifetime = answer
-            .expires_in
-            .as_ref()
-            .and_then(Value::as_u64)
-            .map(Duration::from_secs)
-            .unwrap_or(DEFAULT_LIFETIME)
-            .min(MAX_LIFETIME);
-        let margin = RENEW_MARGIN.min(lifetime / 10);
-        Ok(Cached {
-            header,
-            token: SecretString::from(token),
-            renew_at: Instant::now() + lifetime - margin,
-        })
+        Ok((status, serde_json::from_slice(&bytes).ok()))
     }
+}
+
+/// The token endpoint's refusal: the client credentials are not accepted (400, 401, 403), or it
+/// failed otherwise.
+fn refused(status: StatusCode, body: Option<&Value>) -> ProviderError {
+    let mut err = ProviderError::from_status(status, body);
+    if matches!(
+        status,
+        StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+    ) {
+        err = err.with_kind(ErrorKind::Unauthorized);
+    }
+    let reason = body
+        .and_then(message_of)
+        .unwrap_or_else(|| format!("HTTP {}", status.as_u16()));
+    err.message = format!("token endpoint refused the client credentials: {reason}");
+    err
 }

@@ -128,6 +128,109 @@ pub struct Plusvibe {
     workspace_id: Option<String>,
 }
 
+impl Plusvibe {
+    /// The workspace: the request's, else the configured one; a fault when neither is.
+    fn workspace(
+        &self,
+        requested: Option<&str>,
+        at: &str,
+        errors: &mut Vec<FieldError>,
+    ) -> Option<String> {
+        let pointer = format!("{at}/workspace_id");
+        match requested {
+            Some(w) if !is_valid_id(w) => {
+                errors.push(FieldError::new(
+                    pointer,
+                    "must be a workspace id of 1–64 characters",
+                ));
+                None
+            }
+            Some(w) => Some(w.trim().to_owned()),
+            None if self.workspace_id.is_none() => {
+                errors.push(FieldError::new(
+                    pointer,
+                    "is required: PlusVibe needs the API user's workspace, and the gateway has no default (providers.plusvibe.workspace_id)",
+                ));
+                None
+            }
+            None => self.workspace_id.clone(),
+        }
+    }
+}
+
+/// The workspaces a client is given: at least one, at most [`MAX_WORKSPACES`], each id valid,
+/// at most [`MAX_LABELS`] hidden labels each.
+fn check_workspaces(list: &[PlusvibeWorkspace], at: &str, errors: &mut Vec<FieldError>) {
+    if list.is_empty() {
+        errors.push(FieldError::new(
+            format!("{at}/workspaces"),
+            "must list at least one workspace (omit it to use workspace_id)",
+        ));
+    }
+    if list.len() > MAX_WORKSPACES {
+        errors.push(FieldError::new(
+            format!("{at}/workspaces"),
+            format!("must list at most {MAX_WORKSPACES} workspaces"),
+        ));
+    }
+    for (i, w) in list.iter().enumerate() {
+        if !is_valid_id(&w.id) {
+            errors.push(FieldError::new(
+                format!("{at}/workspaces/{i}/id"),
+                "must be a workspace id of 1–64 characters",
+            ));
+        }
+        if w.hide_labels.len() > MAX_LABELS {
+            errors.push(FieldError::new(
+                format!("{at}/workspaces/{i}/hide_labels"),
+                format!("must list at most {MAX_LABELS} labels"),
+            ));
+            continue;
+        }
+        for (j, label) in w.hide_labels.iter().enumerate() {
+            let pointer = format!("{at}/workspaces/{i}/hide_labels/{j}");
+            text(Some(label), &pointer, 100, false, errors);
+        }
+    }
+}
+
+/// The client's login at PlusVibe: e-mail (the contact's, else the client's), first and last
+/// name; a fault for each missing.
+fn login<'a>(
+    client: &'a NewClient,
+    errors: &mut Vec<FieldError>,
+) -> Option<(&'a str, &'a str, &'a str)> {
+    let contact = &client.contact;
+    let email = contact.email.as_deref().or(client.email.as_deref());
+    let missing = [
+        (
+            "/client/contact/first_name",
+            contact.first_name.is_none(),
+            "is required by PlusVibe (the client's login)",
+        ),
+        (
+            "/client/contact/last_name",
+            contact.last_name.is_none(),
+            "is required by PlusVibe (the client's login)",
+        ),
+        (
+            "/client/contact/email",
+            email.is_none(),
+            "is required by PlusVibe (the client's login); `client.email` is used when the contact has none",
+        ),
+    ];
+    for (pointer, is_missing, detail) in missing {
+        if is_missing {
+            errors.push(FieldError::new(pointer, detail));
+        }
+    }
+    Some((
+        email?,
+        contact.first_name.as_deref()?,
+        contact.last_name.as_deref()?,
+    ))
+}
+
 impl Adapter for Plusvibe {
     type Settings = PlusvibeSettings;
     type Options = PlusvibeOptions;
@@ -161,87 +264,14 @@ impl Adapter for Plusvibe {
         at: &str,
     ) -> Result<Planned<PlusvibeLookup>, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let workspace_id = match opts.workspace_id.as_deref() {
-            Some(w) if !is_valid_id(w) => {
-                errors.push(FieldError::new(
-                    format!("{at}/workspace_id"),
-                    "must be a workspace id of 1–64 characters",
-                ));
-                None
-            }
-            Some(w) => Some(w.trim().to_owned()),
-            None => self.workspace_id.clone(),
-        };
-        if workspace_id.is_none() && errors.is_empty() {
-            errors.push(FieldError::new(
-                format!("{at}/workspace_id"),
-                "is required: PlusVibe needs the API user's workspace, and the gateway has no default (providers.plusvibe.workspace_id)",
-            ));
-        }
+        let workspace_id = self.workspace(opts.workspace_id.as_deref(), at, &mut errors);
         if let Some(list) = &opts.workspaces {
-            if list.is_empty() {
-                errors.push(FieldError::new(
-                    format!("{at}/workspaces"),
-                    "must list at least one workspace (omit it to use workspace_id)",
-                ));
-            }
-            if list.len() > MAX_WORKSPACES {
-                errors.push(FieldError::new(
-                    format!("{at}/workspaces"),
-                    format!("must list at most {MAX_WORKSPACES} workspaces"),
-                ));
-            }
-            for (i, w) in list.iter().enumerate() {
-                if !is_valid_id(&w.id) {
-                    errors.push(FieldError::new(
-                        format!("{at}/workspaces/{i}/id"),
-                        "must be a workspace id of 1–64 characters",
-                    ));
-                }
-                if w.hide_labels.len() > MAX_LABELS {
-                    errors.push(FieldError::new(
-                        format!("{at}/workspaces/{i}/hide_labels"),
-                        format!("must list at most {MAX_LABELS} labels"),
-                    ));
-                    continue;
-                }
-                for (j, label) in w.hide_labels.iter().enumerate() {
-                    let pointer = format!("{at}/workspaces/{i}/hide_labels/{j}");
-                    text(Some(label), &pointer, 100, false, &mut errors);
-                }
-            }
+            check_workspaces(list, at, &mut errors);
         }
-        let contact = &client.contact;
-        let email = contact.email.as_deref().or(client.email.as_deref());
-        let missing = [
-            (
-                "/client/contact/first_name",
-                contact.first_name.is_none(),
-                "is required by PlusVibe (the client's login)",
-            ),
-            (
-                "/client/contact/last_name",
-                contact.last_name.is_none(),
-                "is required by PlusVibe (the client's login)",
-            ),
-            (
-                "/client/contact/email",
-                email.is_none(),
-                "is required by PlusVibe (the client's login); `client.email` is used when the contact has none",
-            ),
-        ];
-        for (pointer, is_missing, detail) in missing {
-            if is_missing {
-                errors.push(FieldError::new(pointer, detail));
-            }
-        }
-        let (Some(workspace_id), Some(email), Some(first), Some(last), true) = (
-            workspace_id.as_deref(),
-            email,
-            contact.first_name.as_deref(),
-            contact.last_name.as_deref(),
-            errors.is_empty(),
-        ) else {
+        let login = login(client, &mut errors);
+        let (Some(workspace_id), Some((email, first, last)), true) =
+            (workspace_id.as_deref(), login, errors.is_empty())
+        else {
             return Err(errors);
         };
         let workspaces = match &opts.workspaces {

@@ -120,6 +120,19 @@ struct Slots {
     h2: tokio::sync::Semaphore,
 }
 
+impl Slots {
+    /// `max_connections` over HTTP/1.1, `http2_max_streams` each over HTTP/2.
+    fn new(common: &super::Common) -> Self {
+        let h2 = common
+            .max_connections
+            .saturating_mul(common.http2_max_streams);
+        Self {
+            h1: tokio::sync::Semaphore::new(common.max_connections),
+            h2: tokio::sync::Semaphore::new(h2),
+        }
+    }
+}
+
 /// A call's slot, held while it is in flight.
 pub struct Slot<'a> {
     _permit: tokio::sync::SemaphorePermit<'a>,
@@ -189,18 +202,7 @@ pub fn build<A: Adapter>(
     }
     let at = |e: String| format!("providers.{id}: {e}");
     let adapter = A::new(settings).map_err(at)?;
-    let extra_roots = match &common.ca_file {
-        Some(path) => crate::egress::read_ca_file(&format!("providers.{id}.ca_file"), path)?,
-        None => Vec::new(),
-    };
-    let spec = ClientSpec {
-        egress: egress.clone(),
-        tls: egress.tls_config(&extra_roots, common.http2).map_err(at)?,
-        http2: common.http2,
-        max_streams: common.http2_max_streams,
-        max_connections: common.max_connections,
-        idle: Duration::from_millis(common.idle_timeout_ms),
-    };
+    let spec = client_spec(id, &common, egress)?;
     // Built here, as every worker's first client is: a client that cannot be built stops the
     // start, not a worker's first call. A token endpoint, if any, is called through it.
     let http = http_client(&spec).map_err(at)?;
@@ -210,6 +212,7 @@ pub fn build<A: Adapter>(
             id.display_name()
         ))));
     };
+    let secrets = scrubbed(settings.secrets(), &auth, egress);
     Ok(Ok(Target {
         id,
         adapter: Box::new(adapter),
@@ -232,21 +235,47 @@ pub fn build<A: Adapter>(
             .max_per_minute
             .and_then(std::num::NonZeroU32::new)
             .map(Quota::per_minute),
-        slots: Slots {
-            h1: tokio::sync::Semaphore::new(common.max_connections),
-            h2: tokio::sync::Semaphore::new(
-                common
-                    .max_connections
-                    .saturating_mul(common.http2_max_streams),
-            ),
-        },
+        slots: Slots::new(&common),
         settle: Duration::from_secs(common.settle_s),
         adopting: KeyedLocks::default(),
-        secrets: settings
-            .secrets()
-            .into_iter()
-            .chain(egress.secrets())
-            .cloned()
-            .collect(),
+        secrets,
     }))
+}
+
+/// What is scrubbed from what the provider relays: the configured secrets, the header as sent
+/// (a Basic credential encoded), the proxy's credentials.
+fn scrubbed(
+    configured: Vec<&SecretString>,
+    auth: &Auth,
+    egress: &crate::egress::Egress,
+) -> Vec<SecretString> {
+    configured
+        .into_iter()
+        .cloned()
+        .chain(auth.sent_secret())
+        .chain(egress.secrets().iter().cloned())
+        .collect()
+}
+
+/// How the provider's outbound clients are built: the gateway's trust and the provider's own
+/// CA, the proxy, HTTP/2, the connection caps and idle timeout.
+fn client_spec(
+    id: ProviderId,
+    common: &super::Common,
+    egress: &crate::egress::Egress,
+) -> Result<ClientSpec, String> {
+    let extra_roots = match &common.ca_file {
+        Some(path) => crate::egress::read_ca_file(&format!("providers.{id}.ca_file"), path)?,
+        None => Vec::new(),
+    };
+    Ok(ClientSpec {
+        egress: egress.clone(),
+        tls: egress
+            .tls_config(&extra_roots, common.http2)
+            .map_err(|e| format!("providers.{id}: {e}"))?,
+        http2: common.http2,
+        max_streams: common.http2_max_streams,
+        max_connections: common.max_connections,
+        idle: Duration::from_millis(common.idle_timeout_ms),
+    })
 }

@@ -1,6 +1,6 @@
 //! The circuit breaker of one provider.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -116,7 +116,7 @@ impl CircuitBreaker {
 
     fn leave(&self) -> Result<Leave, Duration> {
         // A panic elsewhere while the lock was held leaves a state that is still whole.
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.state.lock();
         match *state {
             State::Closed { .. } => Ok(Leave::Call),
             State::Open { until } => {
@@ -141,7 +141,7 @@ impl CircuitBreaker {
     }
 
     fn record(&self, leave: Leave, health: Health) {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.state.lock();
         let next = match (*state, leave, health) {
             (_, _, Health::Up) => State::Closed { failures: 0 },
             (State::Closed { failures }, Leave::Call, Health::Down) => {

@@ -3,7 +3,9 @@
 //! both create it. Within a replica, they take turns.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
 
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
@@ -23,7 +25,7 @@ impl KeyedLocks {
     /// Waits for the lock of `key`; it is released when the guard drops.
     pub async fn lock(&self, key: &str) -> OwnedMutexGuard<()> {
         let lock = {
-            let mut locks = self.locks.lock().expect("keyed locks");
+            let mut locks = self.locks.lock();
             // Names nobody holds any more are forgotten: the map holds only the names in use.
             locks.retain(|_, held| held.strong_count() > 0);
             match locks.get(key).and_then(Weak::upgrade) {
@@ -40,7 +42,7 @@ impl KeyedLocks {
 
     /// Names currently held or waited for.
     pub fn len(&self) -> usize {
-        let locks = self.locks.lock().expect("keyed locks");
+        let locks = self.locks.lock();
         locks
             .values()
             .filter(|held| held.strong_count() > 0)
@@ -75,10 +77,6 @@ mod tests {
         drop(other);
         assert!(locks.is_empty());
         let _again = locks.lock("c").await;
-        assert_eq!(
-            locks.locks.lock().unwrap().len(),
-            1,
-            "forgotten names are gone"
-        );
+        assert_eq!(locks.locks.lock().len(), 1, "forgotten names are gone");
     }
 }

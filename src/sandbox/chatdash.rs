@@ -2,8 +2,8 @@
 //! agency's clients listed by `GET /clients` (no filter, no paging), each client's members by
 //! `GET /clients/{id}/members`.
 
+use parking_lot::Mutex;
 use std::collections::HashSet;
-use std::sync::Mutex;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};

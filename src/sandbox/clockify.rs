@@ -2,8 +2,8 @@
 //! workspace's clients listed with a `name` filter (contained, case-insensitive), paged by
 //! `page`/`page-size` with a `Last-Page` header.
 
+use parking_lot::Mutex;
 use std::collections::HashSet;
-use std::sync::Mutex;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};

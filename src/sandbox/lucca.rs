@@ -2,9 +2,9 @@
 //! Clients by organization, filtered by `code` (strictly equal), paged by `page`/`limit` with a
 //! `next` link.
 
+use parking_lot::Mutex;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -139,33 +139,26 @@ fn problem(status: StatusCode, title: &str, errors: Option<Map<String, Value>>) 
     body
 }
 
-async fn create(
-    req: HttpRequest,
-    body: web::Bytes,
-    state: web::Data<Behaviour>,
-    tenant: web::Data<Tenant>,
-) -> HttpResponse {
-    if !authorized(&req) {
-        let status = StatusCode::UNAUTHORIZED;
-        return answer(&state, status, problem(status, "Unauthorized", None)).await;
-    }
-    let bad = |errors: Map<String, Value>| {
-        let status = StatusCode::BAD_REQUEST;
-        problem(
-            status,
-            "One or more validation errors occurred.",
-            Some(errors),
-        )
-    };
-    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        let mut errors = Map::new();
+/// Lucca's validation problem, with its field errors.
+fn invalid(errors: Map<String, Value>) -> Value {
+    problem(
+        StatusCode::BAD_REQUEST,
+        "One or more validation errors occurred.",
+        Some(errors),
+    )
+}
+
+/// A Client resource with its required fields (`name`, `code`, `organizationId`), or the field
+/// errors Lucca answers.
+fn valid(body: &[u8]) -> Result<Value, Map<String, Value>> {
+    let mut errors = Map::new();
+    let Ok(body) = serde_json::from_slice::<Value>(body) else {
         errors.insert(
             "$".into(),
             json!(["The JSON value could not be converted to Client."]),
         );
-        return answer(&state, StatusCode::BAD_REQUEST, bad(errors)).await;
+        return Err(errors);
     };
-    let mut errors = Map::new();
     for (field, present) in [
         ("name", text(&body, "/name").is_some()),
         ("code", text(&body, "/code").is_some()),
@@ -183,9 +176,28 @@ async fn create(
             );
         }
     }
-    if !errors.is_empty() {
-        return answer(&state, StatusCode::BAD_REQUEST, bad(errors)).await;
+    if errors.is_empty() {
+        Ok(body)
+    } else {
+        Err(errors)
     }
+}
+
+async fn create(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<Behaviour>,
+    tenant: web::Data<Tenant>,
+) -> HttpResponse {
+    if !authorized(&req) {
+        let status = StatusCode::UNAUTHORIZED;
+        return answer(&state, status, problem(status, "Unauthorized", None)).await;
+    }
+    let body = match valid(&body) {
+        Ok(body) => body,
+        Err(errors) => return answer(&state, StatusCode::BAD_REQUEST, invalid(errors)).await,
+    };
+    let mut errors = Map::new();
     let code = text(&body, "/code").unwrap_or_default();
     let fresh = state.first_use(&tenant.codes, code.to_lowercase());
     if !fresh {
@@ -195,7 +207,7 @@ async fn create(
                 "The code '{code}' is already used by another client: client codes must be unique."
             )]),
         );
-        return answer(&state, StatusCode::BAD_REQUEST, bad(errors)).await;
+        return answer(&state, StatusCode::BAD_REQUEST, invalid(errors)).await;
     }
     let id = tenant.next_id.fetch_add(1, Ordering::Relaxed);
     let owner = body.get("ownerId").and_then(Value::as_u64).map(|id| {

@@ -2,8 +2,8 @@
 //! `POST /clients`; `{message, code, data}` errors; `GET /clients` newest first, filtered by
 //! `updatedAt`, `limit` at most 100, paged by an absolute `nextLink`.
 
+use parking_lot::Mutex;
 use std::collections::HashSet;
-use std::sync::Mutex;
 use std::time::SystemTime;
 
 use actix_web::http::StatusCode;
@@ -44,7 +44,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 fn authorized(req: &HttpRequest, tenant: &Tenant) -> bool {
     let token = header(req, "authorization").and_then(|h| h.strip_prefix("Bearer "));
-    token.is_some_and(|t| tenant.tokens.lock().expect("sandbox state").contains(t))
+    token.is_some_and(|t| tenant.tokens.lock().contains(t))
 }
 
 /// List clients: newest first; `updatedAt=gte <date>` (and the other operators), `limit`
@@ -176,11 +176,7 @@ async fn token(
         return answer(&state, StatusCode::UNAUTHORIZED, body).await;
     }
     let token = format!("mx_{}{}", object_id(), object_id());
-    tenant
-        .tokens
-        .lock()
-        .expect("sandbox state")
-        .insert(token.clone());
+    tenant.tokens.lock().insert(token.clone());
     let body =
         json!({"access_token": token, "token_type": "Bearer", "expires_in": TOKEN_LIFETIME_S});
     answer(&state, StatusCode::OK, body).await

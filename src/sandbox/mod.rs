@@ -9,9 +9,9 @@
 //! `routes` (the documented paths, under the base URL) and how it `configure`s the gateway's
 //! settings to use it.
 
+use parking_lot::Mutex;
 use std::collections::{HashSet, VecDeque};
 use std::net::TcpListener;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
@@ -115,7 +115,7 @@ impl Behaviour {
 
     /// Records `key` in `set`; false when it was there already and uniqueness is enforced.
     fn first_use<K: std::hash::Hash + Eq>(&self, set: &Mutex<HashSet<K>>, key: K) -> bool {
-        !self.unique || set.lock().expect("sandbox state").insert(key)
+        !self.unique || set.lock().insert(key)
     }
 }
 
@@ -229,7 +229,7 @@ impl<T> Default for Stored<T> {
 
 impl<T: Clone> Stored<T> {
     fn push(&self, item: T) {
-        let mut items = self.items.lock().expect("sandbox state");
+        let mut items = self.items.lock();
         if items.len() == KEPT {
             items.pop_front();
         }
@@ -238,7 +238,7 @@ impl<T: Clone> Stored<T> {
 
     /// The items that pass `keep`, oldest first.
     fn filtered(&self, keep: impl Fn(&T) -> bool) -> Vec<T> {
-        let items = self.items.lock().expect("sandbox state");
+        let items = self.items.lock();
         items.iter().filter(|i| keep(i)).cloned().collect()
     }
 }

@@ -111,17 +111,9 @@ pub async fn create_client(
     let admitted = req.extensions_mut().remove::<admission::Admitted>();
     let fail = |e: ApiError| e.with_request(&request_id);
     let (dry_run, key) = read_head(&req).map_err(fail)?;
-    let body = tokio::time::timeout(
-        state.body_timeout,
-        read_body(&req, payload, state.body_limit),
-    )
-    .await
-    .map_err(|_| {
-        fail(ApiError::BodyTimeout {
-            ms: state.body_timeout.as_millis(),
-        })
-    })?
-    .map_err(fail)?;
+    let body = read_body_in_time(&req, payload, &state)
+        .await
+        .map_err(fail)?;
     let request = parse(&body).map_err(fail)?;
     let if_exists = request.if_exists.unwrap_or_default();
     let calls = validate(&request, if_exists, &state.registry).map_err(fail)?;
@@ -141,13 +133,7 @@ pub async fn create_client(
     let targets = targets.join(",");
     let deadline = started + state.deadline;
     let (operation_id, results) = match (dry_run, keyed) {
-        (true, _) => {
-            let planned = calls
-                .iter()
-                .map(|c| (c.provider, fanout::planned(&c.target, &c.plan)))
-                .collect();
-            (crate::ids::v7(), planned)
-        }
+        (true, _) => (crate::ids::v7(), planned(&calls)),
         (false, None) => {
             let done = fanout::fan_out(calls, if_exists, deadline, &request_id).await;
             let results = done.into_iter().map(|(p, d)| (p, d.result)).collect();
@@ -165,6 +151,30 @@ pub async fn create_client(
     };
     log_finished(&answer, &request_id, &caller, &targets, started);
     Ok(HttpResponse::build(StatusCode::MULTI_STATUS).json(answer))
+}
+
+/// What a dry run answers: each target's planned requests.
+fn planned(calls: &[Call]) -> std::collections::BTreeMap<ProviderId, crate::results::TargetResult> {
+    calls
+        .iter()
+        .map(|c| (c.provider, fanout::planned(&c.target, &c.plan)))
+        .collect()
+}
+
+/// The body, within `server.body_timeout_ms` and `server.body_limit_bytes`.
+async fn read_body_in_time(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &ClientsState,
+) -> Result<web::BytesMut, ApiError> {
+    tokio::time::timeout(
+        state.body_timeout,
+        read_body(req, payload, state.body_limit),
+    )
+    .await
+    .map_err(|_| ApiError::BodyTimeout {
+        ms: state.body_timeout.as_millis(),
+    })?
 }
 
 /// The query (`dry_run`), the `Idempotency-Key` and the content type, checked before the body is
@@ -316,39 +326,10 @@ fn validate(
         )),
         Some(targets) => {
             for (name, options) in targets {
-                let pointer = push("/targets", name);
-                let Some(provider) = ProviderId::parse(name) else {
-                    errors.push(FieldError::new(
-                        pointer,
-                        format!("unknown target; known targets: {}", ProviderId::known()),
-                    ));
-                    continue;
-                };
-                let target = match registry.get(provider) {
-                    Ok(t) => t,
-                    Err(why) => {
-                        errors.push(FieldError::new(pointer, why.0.clone()));
-                        continue;
-                    }
-                };
-                if !options.is_object() {
-                    errors.push(FieldError::new(
-                        pointer,
-                        "must be an object of the provider's options (`{}` for the defaults)",
-                    ));
-                    continue;
-                }
-                let Some(client) = &client else { continue };
-                match target
-                    .adapter
-                    .plan(client, options, &target.options_at, if_exists)
-                {
-                    Ok(plan) => calls.push(Call {
-                        provider,
-                        target: target.clone(),
-                        plan,
-                        job: Job::Create,
-                    }),
+                let planned = plan(name, options, client.as_ref(), if_exists, registry);
+                match planned {
+                    Ok(Some(call)) => calls.push(call),
+                    Ok(None) => {}
                     Err(e) => errors.extend(e),
                 }
             }
@@ -360,4 +341,43 @@ fn validate(
     let mut seen = HashSet::new();
     errors.retain(|e| seen.insert(e.pointer.clone()));
     Err(ApiError::Validation(errors))
+}
+
+/// The call to the target `name` with its `options`; `None` when the client itself is invalid
+/// (its faults are reported already).
+fn plan(
+    name: &str,
+    options: &serde_json::Value,
+    client: Option<&NewClient>,
+    if_exists: IfExists,
+    registry: &Registry,
+) -> Result<Option<Call>, Vec<FieldError>> {
+    let pointer = push("/targets", name);
+    let Some(provider) = ProviderId::parse(name) else {
+        return Err(vec![FieldError::new(
+            pointer,
+            format!("unknown target; known targets: {}", ProviderId::known()),
+        )]);
+    };
+    let target = registry
+        .get(provider)
+        .map_err(|why| vec![FieldError::new(&pointer, why.0.clone())])?;
+    if !options.is_object() {
+        return Err(vec![FieldError::new(
+            pointer,
+            "must be an object of the provider's options (`{}` for the defaults)",
+        )]);
+    }
+    let Some(client) = client else {
+        return Ok(None);
+    };
+    let plan = target
+        .adapter
+        .plan(client, options, &target.options_at, if_exists)?;
+    Ok(Some(Call {
+        provider,
+        target: target.clone(),
+        plan,
+        job: Job::Create,
+    }))
 }
