@@ -50,7 +50,7 @@ enum Command {
         delay_ms: u64,
         #[arg(long, default_value_t = 1)]
         workers: usize,
-        /// Accept duplicates (no Lucca code, Clockify name or ChatDash login uniqueness).
+        /// Accept duplicates: no simulated provider enforces its documented uniqueness rule.
         #[arg(long)]
         no_uniqueness: bool,
         /// Serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN) with this PEM certificate chain...

@@ -81,6 +81,14 @@ impl Modify for Providers {
                     .merge(extensions);
             }
         }
+        // The options each provider may have configured instead of given.
+        for item in openapi.paths.paths.values_mut() {
+            if let Some(post) = item.post.as_mut() {
+                if let Some(d) = post.description.as_mut() {
+                    *d = d.replace("CONFIGURED_DEFAULTS", &configured_in_words());
+                }
+            }
+        }
         let client = openapi
             .components
             .as_mut()
@@ -93,6 +101,33 @@ impl Modify for Providers {
             description.push_str(&table);
         }
     }
+}
+
+/// The options a configuration may give, by provider: "Lucca `organization_id`, Clockify and
+/// PlusVibe `workspace_id`" (providers with the same options named together).
+fn configured_in_words() -> String {
+    let mut groups: Vec<(&[&str], Vec<&str>)> = Vec::new();
+    for (id, options) in providers::configured_options() {
+        if options.is_empty() {
+            continue;
+        }
+        match groups.iter_mut().find(|(o, _)| *o == options) {
+            Some((_, names)) => names.push(id.display_name()),
+            None => groups.push((options, vec![id.display_name()])),
+        }
+    }
+    let parts: Vec<String> = groups
+        .iter()
+        .map(|(options, names)| {
+            let options: Vec<String> = options.iter().map(|o| format!("`{o}`")).collect();
+            format!(
+                "{} {}",
+                in_words(names.iter().copied()),
+                in_words(options.iter().map(String::as_str))
+            )
+        })
+        .collect();
+    parts.join(", ")
 }
 
 /// "a, b and c".

@@ -46,6 +46,11 @@ pub trait Adapter: Sized + Send + Sync + 'static {
     /// duplicates is asked to create, and looked up on its conflict answer.
     const ACCEPTS_DUPLICATES: bool;
 
+    /// Its options that the gateway's configuration may give instead of the request
+    /// (`organization_id`): a request that omits one where none is configured is refused (422).
+    /// The OpenAPI document's description of the operation lists them.
+    const CONFIGURED: &'static [&'static str] = &[];
+
     /// The fields of the canonical client it sends, each with the provider's field it fills:
     /// `("external_id", "`customId`")`. The OpenAPI document's mapping table is made of these.
     const SENDS: &'static [(&'static str, &'static str)];

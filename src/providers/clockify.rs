@@ -104,6 +104,8 @@ impl Adapter for Clockify {
     /// A name is unique in its workspace.
     const ACCEPTS_DUPLICATES: bool = false;
 
+    const CONFIGURED: &'static [&'static str] = &["workspace_id"];
+
     const SENDS: &'static [(&'static str, &'static str)] = &[
         ("name", "`name` (unique in the workspace)"),
         ("email", "`email`"),

@@ -138,6 +138,8 @@ impl Adapter for Lucca {
     /// `code` is unique.
     const ACCEPTS_DUPLICATES: bool = false;
 
+    const CONFIGURED: &'static [&'static str] = &["organization_id"];
+
     const SENDS: &'static [(&'static str, &'static str)] = &[
         ("name", "`name`"),
         ("code", "`code` (unique)"),

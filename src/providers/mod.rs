@@ -23,7 +23,7 @@ pub use kit::{
     conflict_when, error_of, join_url, query_number, read, when_selected, with_query, Reply,
 };
 pub use oauth::TokenSource;
-pub(crate) use settings::provider_settings;
+pub(crate) use settings::{provider_settings, provider_settings_with, with_common_keys};
 pub use settings::{Common, ProviderSettings};
 pub use target::{Registry, Target, Unavailable};
 
@@ -82,6 +82,11 @@ macro_rules! adapters {
         /// Each provider's mapping of the canonical client (`Adapter::SENDS`).
         pub fn mappings() -> Vec<(ProviderId, &'static [(&'static str, &'static str)])> {
             vec![$((ProviderId::$variant, <$module::$variant as Adapter>::SENDS)),*]
+        }
+
+        /// Each provider's options the configuration may give (`Adapter::CONFIGURED`).
+        pub fn configured_options() -> Vec<(ProviderId, &'static [&'static str])> {
+            vec![$((ProviderId::$variant, <$module::$variant as Adapter>::CONFIGURED)),*]
         }
 
         /// Every provider's rules on the whole request body (`Adapter::request_rules`).

@@ -239,6 +239,8 @@ impl Adapter for Plusvibe {
     /// Nothing documented stops a second client with the same e-mail.
     const ACCEPTS_DUPLICATES: bool = true;
 
+    const CONFIGURED: &'static [&'static str] = &["workspace_id"];
+
     const SENDS: &'static [(&'static str, &'static str)] = &[
         ("name", "`client_business_name`"),
         ("email", "`client_email` when the contact has no e-mail"),

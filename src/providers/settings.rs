@@ -9,25 +9,64 @@ use url::Url;
 
 use crate::secret::SecretFileError;
 
-/// The keys every provider has, beside its own credentials and defaults.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Common {
-    pub enabled: bool,
-    pub base_url: Url,
-    pub timeout_ms: u64,
-    pub max_attempts: u32,
-    pub retry_base_delay_ms: u64,
-    pub retry_max_delay_ms: u64,
-    pub max_per_minute: Option<u32>,
-    pub max_connections: usize,
-    pub circuit_failure_threshold: u32,
-    pub circuit_cooldown_ms: u64,
-    pub settle_s: u64,
-    pub ca_file: Option<std::path::PathBuf>,
-    pub http2: bool,
-    pub http2_max_streams: usize,
-    pub idle_timeout_ms: u64,
+/// Calls `$callback! { [keys] $($rest)* }` with the keys every provider has: each with its doc,
+/// its name and its type. The one list of them: [`Common`] and every provider's section
+/// ([`provider_settings!`]) are made from it; the defaults are [`Common::with_base_url`]'s.
+macro_rules! with_common_keys {
+    ($($callback:ident)::+ ! { $($rest:tt)* }) => {
+        $($callback)::+! {
+            [
+                /// `false` makes selecting this provider a 422.
+                enabled: bool,
+                /// The prefix before the documented path.
+                base_url: url::Url,
+                /// Per-target timeout, inside `server.deadline_ms`.
+                timeout_ms: u64,
+                /// HTTP requests at most per target, retries included (retries only where the
+                /// provider cannot have acted).
+                max_attempts: u32,
+                retry_base_delay_ms: u64,
+                retry_max_delay_ms: u64,
+                /// Outbound requests per minute at most (per replica); absent: no limit.
+                max_per_minute: Option<u32>,
+                /// Connections to this provider at most (per replica): over HTTP/1.1 one per call
+                /// in flight, over HTTP/2 each carries `http2_max_streams` calls. More calls wait
+                /// for a slot, inside their timeout, before anything is sent.
+                max_connections: usize,
+                /// Consecutive `unavailable`/`timeout` results that open the circuit.
+                circuit_failure_threshold: u32,
+                /// How long an open circuit refuses calls before one probe.
+                circuit_cooldown_ms: u64,
+                /// An unanswered create not found by a lookup is sent again (on a replay with
+                /// its `Idempotency-Key`) only this long after it was first sent.
+                settle_s: u64,
+                /// CA certificates (PEM) trusted for this provider only, besides `[tls]`'s.
+                ca_file: Option<std::path::PathBuf>,
+                /// Offer HTTP/2 (ALPN) over TLS; `false`: HTTP/1.1 only.
+                http2: bool,
+                /// Calls in flight at most on one HTTP/2 connection; past it, another is opened.
+                http2_max_streams: usize,
+                /// An outbound connection idle this long is closed (before the provider's own
+                /// keep-alive ends, so that no call goes on a connection it is closing).
+                idle_timeout_ms: u64,
+            ]
+            $($rest)*
+        }
+    };
 }
+pub(crate) use with_common_keys;
+
+macro_rules! common_struct {
+    ([ $( $(#[$cdoc:meta])* $ckey:ident : $cty:ty ),* $(,)? ]) => {
+        /// The keys every provider has, beside its own credentials and defaults.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct Common {
+            $( $(#[$cdoc])* pub $ckey: $cty, )*
+        }
+    };
+}
+
+with_common_keys!(common_struct! {});
 
 impl Common {
     /// The defaults, with the provider's production base URL.
@@ -125,43 +164,32 @@ macro_rules! provider_settings {
             $( $(#[$fdoc:meta])* $field:ident : $ty:ty = $default:expr ),* $(,)?
         }
     ) => {
+        $crate::providers::with_common_keys!($crate::providers::provider_settings_with! {
+            $(#[$doc])*
+            pub struct $name ($base_url) {
+                secrets { $( $(#[$sdoc])* $secret / $secret_file ),* },
+                $( $(#[$fdoc])* $field : $ty = $default ),*
+            }
+        });
+    };
+}
+pub(crate) use provider_settings;
+
+/// [`provider_settings!`] with the common keys (from [`with_common_keys!`]).
+macro_rules! provider_settings_with {
+    (
+        [ $( $(#[$cdoc:meta])* $ckey:ident : $cty:ty ),* $(,)? ]
+        $(#[$doc:meta])*
+        pub struct $name:ident ($base_url:literal) {
+            secrets { $( $(#[$sdoc:meta])* $secret:ident / $secret_file:ident ),* $(,)? },
+            $( $(#[$fdoc:meta])* $field:ident : $ty:ty = $default:expr ),* $(,)?
+        }
+    ) => {
         $(#[$doc])*
         #[derive(Debug, serde::Deserialize)]
         #[serde(deny_unknown_fields, default)]
         pub struct $name {
-            /// `false` makes selecting this provider a 422.
-            pub enabled: bool,
-            /// The prefix before the documented path.
-            pub base_url: url::Url,
-            /// Per-target timeout, inside `server.deadline_ms`.
-            pub timeout_ms: u64,
-            /// HTTP requests at most per target, retries included (retries only where the
-            /// provider cannot have acted).
-            pub max_attempts: u32,
-            pub retry_base_delay_ms: u64,
-            pub retry_max_delay_ms: u64,
-            /// Outbound requests per minute at most (per replica); absent: no limit.
-            pub max_per_minute: Option<u32>,
-            /// Connections to this provider at most (per replica): over HTTP/1.1 one per call in
-            /// flight, over HTTP/2 each carries `http2_max_streams` calls. More calls wait for
-            /// a slot, inside their timeout, before anything is sent.
-            pub max_connections: usize,
-            /// Consecutive `unavailable`/`timeout` results that open the circuit.
-            pub circuit_failure_threshold: u32,
-            /// How long an open circuit refuses calls before one probe.
-            pub circuit_cooldown_ms: u64,
-            /// An unanswered create not found by a lookup is sent again (on a replay with its
-            /// `Idempotency-Key`) only this long after it was first sent.
-            pub settle_s: u64,
-            /// CA certificates (PEM) trusted for this provider only, besides `[tls]`'s.
-            pub ca_file: Option<std::path::PathBuf>,
-            /// Offer HTTP/2 (ALPN) over TLS; `false`: HTTP/1.1 only.
-            pub http2: bool,
-            /// Calls in flight at most on one HTTP/2 connection; past it, another is opened.
-            pub http2_max_streams: usize,
-            /// An outbound connection idle this long is closed (before the provider's own
-            /// keep-alive ends, so that no call goes on a connection it is closing).
-            pub idle_timeout_ms: u64,
+            $( $(#[$cdoc])* pub $ckey: $cty, )*
             $(
                 $(#[$sdoc])*
                 pub $secret: Option<secrecy::SecretString>,
@@ -175,21 +203,7 @@ macro_rules! provider_settings {
             fn default() -> Self {
                 let c = $crate::providers::Common::with_base_url($base_url);
                 Self {
-                    enabled: c.enabled,
-                    base_url: c.base_url,
-                    timeout_ms: c.timeout_ms,
-                    max_attempts: c.max_attempts,
-                    retry_base_delay_ms: c.retry_base_delay_ms,
-                    retry_max_delay_ms: c.retry_max_delay_ms,
-                    max_per_minute: c.max_per_minute,
-                    max_connections: c.max_connections,
-                    circuit_failure_threshold: c.circuit_failure_threshold,
-                    circuit_cooldown_ms: c.circuit_cooldown_ms,
-                    settle_s: c.settle_s,
-                    ca_file: c.ca_file,
-                    http2: c.http2,
-                    http2_max_streams: c.http2_max_streams,
-                    idle_timeout_ms: c.idle_timeout_ms,
+                    $( $ckey: c.$ckey, )*
                     $( $secret: None, $secret_file: None, )*
                     $( $field: $default, )*
                 }
@@ -199,40 +213,12 @@ macro_rules! provider_settings {
         impl $crate::providers::ProviderSettings for $name {
             fn common(&self) -> $crate::providers::Common {
                 $crate::providers::Common {
-                    enabled: self.enabled,
-                    base_url: self.base_url.clone(),
-                    timeout_ms: self.timeout_ms,
-                    max_attempts: self.max_attempts,
-                    retry_base_delay_ms: self.retry_base_delay_ms,
-                    retry_max_delay_ms: self.retry_max_delay_ms,
-                    max_per_minute: self.max_per_minute,
-                    max_connections: self.max_connections,
-                    circuit_failure_threshold: self.circuit_failure_threshold,
-                    circuit_cooldown_ms: self.circuit_cooldown_ms,
-                    settle_s: self.settle_s,
-                    ca_file: self.ca_file.clone(),
-                    http2: self.http2,
-                    http2_max_streams: self.http2_max_streams,
-                    idle_timeout_ms: self.idle_timeout_ms,
+                    $( $ckey: self.$ckey.clone(), )*
                 }
             }
 
             fn set_common(&mut self, c: $crate::providers::Common) {
-                self.enabled = c.enabled;
-                self.base_url = c.base_url;
-                self.timeout_ms = c.timeout_ms;
-                self.max_attempts = c.max_attempts;
-                self.retry_base_delay_ms = c.retry_base_delay_ms;
-                self.retry_max_delay_ms = c.retry_max_delay_ms;
-                self.max_per_minute = c.max_per_minute;
-                self.max_connections = c.max_connections;
-                self.circuit_failure_threshold = c.circuit_failure_threshold;
-                self.circuit_cooldown_ms = c.circuit_cooldown_ms;
-                self.settle_s = c.settle_s;
-                self.ca_file = c.ca_file;
-                self.http2 = c.http2;
-                self.http2_max_streams = c.http2_max_streams;
-                self.idle_timeout_ms = c.idle_timeout_ms;
+                $( self.$ckey = c.$ckey; )*
             }
 
             #[allow(unused_variables)]
@@ -257,4 +243,5 @@ macro_rules! provider_settings {
         }
     };
 }
-pub(crate) use provider_settings;
+
+pub(crate) use provider_settings_with;

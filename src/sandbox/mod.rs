@@ -73,8 +73,9 @@ pub struct SandboxOptions {
     pub workers: Option<usize>,
     /// Listen address; default `127.0.0.1:0` (a free port).
     pub bind: String,
-    /// Enforce the providers' uniqueness rules (duplicate Lucca code, Clockify name, ChatDash
-    /// login id). Off for load tests that send the same body again and again.
+    /// Enforce the providers' documented uniqueness rules (each refuses a duplicate of its
+    /// natural key as its document says). Off for load tests that send the same body again and
+    /// again.
     pub unique: bool,
     /// This provider creates the client and then never answers (to show how the gateway
     /// settles an unanswered create).
@@ -266,6 +267,17 @@ async fn answer(behaviour: &Behaviour, status: StatusCode, body: Value) -> HttpR
     HttpResponse::build(status).json(body)
 }
 
+/// A plain-text answer (for a provider that documents its errors as text), after the delay.
+#[cfg_attr(not(test), allow(dead_code))]
+async fn answer_text(behaviour: &Behaviour, status: StatusCode, text: &str) -> HttpResponse {
+    if !behaviour.delay.is_zero() {
+        tokio::time::sleep(behaviour.delay).await;
+    }
+    HttpResponse::build(status)
+        .content_type("text/plain; charset=utf-8")
+        .body(text.to_owned())
+}
+
 /// A random 24-hex id, like the MongoDB ObjectIds several providers use.
 fn object_id() -> String {
     let mut rng = rand::rng();
@@ -283,4 +295,28 @@ fn text<'a>(body: &'a Value, pointer: &str) -> Option<&'a str> {
 
 fn header<'a>(req: &'a actix_web::HttpRequest, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[actix_web::test]
+    async fn a_text_answer_is_plain_text() {
+        let behaviour = Behaviour {
+            delay: Duration::ZERO,
+            unique: true,
+            unanswered: None,
+        };
+        let response = answer_text(&behaviour, StatusCode::BAD_REQUEST, "name taken").await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            response.headers().get("content-type").unwrap(),
+            "text/plain; charset=utf-8"
+        );
+        let body = actix_web::body::to_bytes(response.into_body())
+            .await
+            .unwrap();
+        assert_eq!(&body[..], b"name taken");
+    }
 }

@@ -5,6 +5,8 @@ use serde_json::{json, Value};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, ResponseTemplate};
 
+use secrecy::SecretString;
+
 use crate::helpers::*;
 
 const PATH: &str = "/v1/public/clients";
@@ -288,4 +290,48 @@ async fn a_listed_id_that_is_not_an_id_is_never_put_in_a_path() {
     let r = &app.create(&body).await["results"]["chatdash"];
     assert_eq!(r["status"], "created", "{r}");
     assert!(r.get("provider_client_id").is_none());
+}
+
+/// ChatDash as the tests see it: its row of the harness's table of providers.
+pub fn as_tested() -> Fixture {
+    Fixture {
+        id: ProviderId::Chatdash,
+        name: "chatdash",
+        base_path: "/v1/public",
+        create_path: "/v1/public/clients",
+        created_status: 200,
+        created_body: || json!({"message": "Client created successfully"}),
+        created_id: None,
+        generated_password: None,
+        minimal_options: || json!({"member": {"login_id": "nova"}}),
+        secret: ("api_key", CHATDASH_KEY),
+        toml: |uri| format!("base_url = \"{uri}/v1/public\"\n"),
+        configure: |p, url| {
+            p.chatdash.base_url = url;
+            p.chatdash.api_key = Some(SecretString::from(CHATDASH_KEY));
+        },
+        break_credentials: |p| p.chatdash.api_key = Some("wrong".to_owned().into()),
+        support: no_support,
+        issued: &[],
+        lookup: |found| {
+            let clients = if found {
+                json!([{"_id": "6650c0ffee00000000000077", "name": "Nova Consulting Ltd", "language": "en", "isSaasClient": false}])
+            } else {
+                json!([])
+            };
+            vec![
+                listing("/v1/public/clients", clients),
+                listing(
+                    "/v1/public/clients/6650c0ffee00000000000077/members",
+                    json!([{"_id": "m1", "clientId": "6650c0ffee00000000000077", "isAdmin": true, "name": "Nova Smith", "loginId": "nova"}]),
+                ),
+            ]
+        },
+        found_id: "6650c0ffee00000000000077",
+        duplicate: Some(|| {
+            ResponseTemplate::new(400).set_body_json(json!({"error": "Login ID already in use"}))
+        }),
+        wrong_credentials: "unauthorized",
+        name_alone: false,
+    }
 }

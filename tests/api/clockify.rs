@@ -5,6 +5,8 @@ use serde_json::{json, Value};
 use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, ResponseTemplate};
 
+use secrecy::SecretString;
+
 use crate::helpers::*;
 
 fn path_of(workspace: &str) -> String {
@@ -325,5 +327,49 @@ async fn a_duplicate_said_in_plain_text_or_a_json_string_is_a_conflict() {
             r["error"]["message"],
             "answered HTTP 400: Client with that name already exists on workspace"
         );
+    }
+}
+
+/// Clockify as the tests see it: its row of the harness's table of providers.
+pub fn as_tested() -> Fixture {
+    Fixture {
+        id: ProviderId::Clockify,
+        name: "clockify",
+        base_path: "/api",
+        create_path: "/api/v1/workspaces/64a687e29ae1f428e7ebe303/clients",
+        created_status: 201,
+        created_body: || json!({"id": "44a687e29ae1f428e7ebe305", "name": "Nova Consulting Ltd", "workspaceId": CLOCKIFY_WORKSPACE, "archived": false}),
+        created_id: Some("44a687e29ae1f428e7ebe305"),
+        generated_password: None,
+        minimal_options: || json!({}),
+        secret: ("api_key", CLOCKIFY_KEY),
+        toml: |uri| format!("base_url = \"{uri}/api\"\nworkspace_id = \"{CLOCKIFY_WORKSPACE}\"\n"),
+        configure: |p, url| {
+            p.clockify.base_url = url;
+            p.clockify.api_key = Some(SecretString::from(CLOCKIFY_KEY));
+            p.clockify.workspace_id = Some(CLOCKIFY_WORKSPACE.into());
+        },
+        break_credentials: |p| p.clockify.api_key = Some("wrong".to_owned().into()),
+        support: no_support,
+        issued: &[],
+        lookup: |found| {
+            let items = if found {
+                json!([{"id": "44a687e29ae1f428e7ebe305", "name": "Nova Consulting Ltd", "workspaceId": CLOCKIFY_WORKSPACE, "archived": false}])
+            } else {
+                json!([])
+            };
+            vec![listing(
+                "/api/v1/workspaces/64a687e29ae1f428e7ebe303/clients",
+                items,
+            )]
+        },
+        found_id: "44a687e29ae1f428e7ebe305",
+        duplicate: Some(|| {
+            ResponseTemplate::new(400).set_body_json(
+                json!({"message": "Client with that name already exists on workspace", "code": 501}),
+            )
+        }),
+        wrong_credentials: "unauthorized",
+        name_alone: true,
     }
 }

@@ -69,6 +69,10 @@ pub struct Fixture {
     pub found_id: &'static str,
     /// Its answer to a create of a client it already has, if it refuses duplicates.
     pub duplicate: Option<fn() -> ResponseTemplate>,
+    /// The error kind its sandbox answers to wrong credentials.
+    pub wrong_credentials: &'static str,
+    /// Whether it creates a client from a name alone, with `{}` options.
+    pub name_alone: bool,
 }
 
 impl Fixture {
@@ -99,7 +103,8 @@ impl Fixture {
     }
 }
 
-fn no_support() -> Vec<Mock> {
+/// No support mock (most providers need none).
+pub fn no_support() -> Vec<Mock> {
     Vec::new()
 }
 
@@ -110,202 +115,7 @@ pub fn listing(at: &str, body: Value) -> Mock {
         .respond_with(ResponseTemplate::new(200).set_body_json(body))
 }
 
-/// The providers, each exactly once (the `match` fails to compile when one is missing).
-pub fn fixture(id: ProviderId) -> Fixture {
-    match id {
-        ProviderId::Lucca => Fixture {
-            id,
-            name: "lucca",
-            base_path: "",
-            create_path: "/timmi-project/api/v4/clients",
-            created_status: 201,
-            created_body: || json!({"id": 123, "name": "Nova Consulting Ltd", "code": "NOVA", "externalCode": null, "owner": null}),
-            created_id: Some("123"),
-            generated_password: None,
-            minimal_options: || json!({}),
-            secret: ("api_key", LUCCA_KEY),
-            toml: |uri| format!("base_url = \"{uri}\"\norganization_id = 12\n"),
-            configure: |p, url| {
-                p.lucca.base_url = url;
-                p.lucca.api_key = Some(SecretString::from(LUCCA_KEY));
-                p.lucca.organization_id = Some(12);
-            },
-            break_credentials: |p| p.lucca.api_key = Some("wrong".to_owned().into()),
-            support: no_support,
-            issued: &[],
-            lookup: |found| {
-                let items = if found {
-                    json!([{"id": 123, "name": "Nova Consulting Ltd", "code": "NOVA", "externalCode": "crm-4711", "owner": null}])
-                } else {
-                    json!([])
-                };
-                vec![listing(
-                    "/timmi-project/api/v4/clients",
-                    json!({"items": items, "next": null, "prev": null}),
-                )]
-            },
-            found_id: "123",
-            duplicate: Some(|| {
-                ResponseTemplate::new(400).set_body_json(json!({"type": "https://tools.ietf.org/html/rfc7231#section-6.5.1",
-                    "title": "One or more validation errors occurred.", "status": 400,
-                    "errors": {"code": ["The code 'NOVA' is already used by another client: client codes must be unique."]}}))
-            }),
-        },
-        ProviderId::Clockify => Fixture {
-            id,
-            name: "clockify",
-            base_path: "/api",
-            create_path: "/api/v1/workspaces/64a687e29ae1f428e7ebe303/clients",
-            created_status: 201,
-            created_body: || json!({"id": "44a687e29ae1f428e7ebe305", "name": "Nova Consulting Ltd", "workspaceId": CLOCKIFY_WORKSPACE, "archived": false}),
-            created_id: Some("44a687e29ae1f428e7ebe305"),
-            generated_password: None,
-            minimal_options: || json!({}),
-            secret: ("api_key", CLOCKIFY_KEY),
-            toml: |uri| {
-                format!("base_url = \"{uri}/api\"\nworkspace_id = \"{CLOCKIFY_WORKSPACE}\"\n")
-            },
-            configure: |p, url| {
-                p.clockify.base_url = url;
-                p.clockify.api_key = Some(SecretString::from(CLOCKIFY_KEY));
-                p.clockify.workspace_id = Some(CLOCKIFY_WORKSPACE.into());
-            },
-            break_credentials: |p| p.clockify.api_key = Some("wrong".to_owned().into()),
-            support: no_support,
-            issued: &[],
-            lookup: |found| {
-                let items = if found {
-                    json!([{"id": "44a687e29ae1f428e7ebe305", "name": "Nova Consulting Ltd", "workspaceId": CLOCKIFY_WORKSPACE, "archived": false}])
-                } else {
-                    json!([])
-                };
-                vec![listing(
-                    "/api/v1/workspaces/64a687e29ae1f428e7ebe303/clients",
-                    items,
-                )]
-            },
-            found_id: "44a687e29ae1f428e7ebe305",
-            duplicate: Some(|| {
-                ResponseTemplate::new(400).set_body_json(
-                    json!({"message": "Client with that name already exists on workspace", "code": 501}),
-                )
-            }),
-        },
-        ProviderId::Plusvibe => Fixture {
-            id,
-            name: "plusvibe",
-            base_path: "/api/v1",
-            create_path: "/api/v1/client",
-            created_status: 200,
-            created_body: || json!({"client_id": "70218d5e05561a3877dcb77f", "email": "nova.smith@nova.example", "password": PLUSVIBE_PASSWORD}),
-            created_id: Some("70218d5e05561a3877dcb77f"),
-            generated_password: Some(PLUSVIBE_PASSWORD),
-            minimal_options: || json!({}),
-            secret: ("api_key", PLUSVIBE_KEY),
-            toml: |uri| {
-                format!("base_url = \"{uri}/api/v1\"\nworkspace_id = \"{PLUSVIBE_WORKSPACE}\"\n")
-            },
-            configure: |p, url| {
-                p.plusvibe.base_url = url;
-                p.plusvibe.api_key = Some(SecretString::from(PLUSVIBE_KEY));
-                p.plusvibe.workspace_id = Some(PLUSVIBE_WORKSPACE.into());
-            },
-            break_credentials: |p| p.plusvibe.api_key = Some("wrong".to_owned().into()),
-            support: no_support,
-            issued: &[],
-            lookup: |found| {
-                let clients = if found {
-                    json!([{"client_id": "70218d5e05561a3877dcb77f", "first_name": "Nova", "last_name": "Smith",
-                            "client_email": "nova.smith@nova.example", "client_business_name": "Nova Consulting Ltd", "status": "ACTIVE"}])
-                } else {
-                    json!([])
-                };
-                vec![listing("/api/v1/client/", json!({"clients": clients}))]
-            },
-            found_id: "70218d5e05561a3877dcb77f",
-            duplicate: None,
-        },
-        ProviderId::Chatdash => Fixture {
-            id,
-            name: "chatdash",
-            base_path: "/v1/public",
-            create_path: "/v1/public/clients",
-            created_status: 200,
-            created_body: || json!({"message": "Client created successfully"}),
-            created_id: None,
-            generated_password: None,
-            minimal_options: || json!({"member": {"login_id": "nova"}}),
-            secret: ("api_key", CHATDASH_KEY),
-            toml: |uri| format!("base_url = \"{uri}/v1/public\"\n"),
-            configure: |p, url| {
-                p.chatdash.base_url = url;
-                p.chatdash.api_key = Some(SecretString::from(CHATDASH_KEY));
-            },
-            break_credentials: |p| p.chatdash.api_key = Some("wrong".to_owned().into()),
-            support: no_support,
-            issued: &[],
-            lookup: |found| {
-                let clients = if found {
-                    json!([{"_id": "6650c0ffee00000000000077", "name": "Nova Consulting Ltd", "language": "en", "isSaasClient": false}])
-                } else {
-                    json!([])
-                };
-                vec![
-                    listing("/v1/public/clients", clients),
-                    listing(
-                        "/v1/public/clients/6650c0ffee00000000000077/members",
-                        json!([{"_id": "m1", "clientId": "6650c0ffee00000000000077", "isAdmin": true, "name": "Nova Smith", "loginId": "nova"}]),
-                    ),
-                ]
-            },
-            found_id: "6650c0ffee00000000000077",
-            duplicate: Some(|| {
-                ResponseTemplate::new(400)
-                    .set_body_json(json!({"error": "Login ID already in use"}))
-            }),
-        },
-        ProviderId::Missionx => Fixture {
-            id,
-            name: "missionx",
-            base_path: "/v2",
-            create_path: "/v2/clients",
-            created_status: 200,
-            created_body: || json!({"_id": "6650c0ffee00000000000042", "title": "Nova Consulting Ltd", "customId": null, "emailDomains": ["nova.example"], "departments": [DEPARTMENT]}),
-            created_id: Some("6650c0ffee00000000000042"),
-            generated_password: None,
-            minimal_options: || json!({}),
-            secret: ("client_secret", MISSIONX_SECRET),
-            toml: |uri| {
-                format!(
-                    "base_url = \"{uri}/v2\"\ntoken_url = \"{uri}/v2/auth/token\"\nclient_id = \"{MISSIONX_CLIENT_ID}\"\norg_id = \"{MISSIONX_ORG}\"\ndepartments = [\"{DEPARTMENT}\"]\n"
-                )
-            },
-            configure: |p, url| {
-                let m = &mut p.missionx;
-                m.token_url = Url::parse(&format!("{url}/auth/token")).unwrap();
-                m.base_url = url;
-                m.client_id = Some(MISSIONX_CLIENT_ID.into());
-                m.client_secret = Some(SecretString::from(MISSIONX_SECRET));
-                m.org_id = Some(MISSIONX_ORG.into());
-                m.departments = vec![DEPARTMENT.into()];
-            },
-            break_credentials: |p| p.missionx.client_secret = Some("wrong".to_owned().into()),
-            support: || vec![missionx_token()],
-            issued: &[MISSIONX_TOKEN],
-            lookup: |found| {
-                let clients = if found {
-                    json!([{"_id": "6650c0ffee00000000000042", "customId": "crm-4711", "title": "Nova Consulting Ltd",
-                            "emailDomains": ["nova.example"], "departments": [DEPARTMENT]}])
-                } else {
-                    json!([])
-                };
-                vec![listing("/v2/clients", json!({"value": clients}))]
-            },
-            found_id: "6650c0ffee00000000000042",
-            duplicate: None,
-        },
-    }
-}
+pub use crate::{fixture, Mocks};
 
 /// Every provider's fixture, in the order results are listed.
 pub fn fixtures() -> Vec<Fixture> {
@@ -321,37 +131,7 @@ pub fn missionx_token() -> Mock {
         })))
 }
 
-/// The mock providers, one server each.
-pub struct Mocks {
-    pub lucca: MockServer,
-    pub clockify: MockServer,
-    pub plusvibe: MockServer,
-    pub chatdash: MockServer,
-    pub missionx: MockServer,
-}
-
 impl Mocks {
-    pub async fn start() -> Self {
-        Self {
-            lucca: MockServer::start().await,
-            clockify: MockServer::start().await,
-            plusvibe: MockServer::start().await,
-            chatdash: MockServer::start().await,
-            missionx: MockServer::start().await,
-        }
-    }
-
-    /// The mock of one provider.
-    pub fn of(&self, id: ProviderId) -> &MockServer {
-        match id {
-            ProviderId::Lucca => &self.lucca,
-            ProviderId::Clockify => &self.clockify,
-            ProviderId::Plusvibe => &self.plusvibe,
-            ProviderId::Chatdash => &self.chatdash,
-            ProviderId::Missionx => &self.missionx,
-        }
-    }
-
     pub fn all(&self) -> Vec<&MockServer> {
         ProviderId::ALL.iter().map(|id| self.of(*id)).collect()
     }

@@ -5,6 +5,8 @@ use serde_json::{json, Value};
 use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, ResponseTemplate};
 
+use secrecy::SecretString;
+
 use crate::helpers::*;
 
 const PATH: &str = "/timmi-project/api/v4/clients";
@@ -268,4 +270,48 @@ async fn an_error_during_the_lookup_keeps_the_conflict() {
         .as_str()
         .unwrap()
         .contains("a lookup could not find the existing client: Forbidden"));
+}
+
+/// Lucca Project as the tests see it: its row of the harness's table of providers.
+pub fn as_tested() -> Fixture {
+    Fixture {
+        id: ProviderId::Lucca,
+        name: "lucca",
+        base_path: "",
+        create_path: "/timmi-project/api/v4/clients",
+        created_status: 201,
+        created_body: || json!({"id": 123, "name": "Nova Consulting Ltd", "code": "NOVA", "externalCode": null, "owner": null}),
+        created_id: Some("123"),
+        generated_password: None,
+        minimal_options: || json!({}),
+        secret: ("api_key", LUCCA_KEY),
+        toml: |uri| format!("base_url = \"{uri}\"\norganization_id = 12\n"),
+        configure: |p, url| {
+            p.lucca.base_url = url;
+            p.lucca.api_key = Some(SecretString::from(LUCCA_KEY));
+            p.lucca.organization_id = Some(12);
+        },
+        break_credentials: |p| p.lucca.api_key = Some("wrong".to_owned().into()),
+        support: no_support,
+        issued: &[],
+        lookup: |found| {
+            let items = if found {
+                json!([{"id": 123, "name": "Nova Consulting Ltd", "code": "NOVA", "externalCode": "crm-4711", "owner": null}])
+            } else {
+                json!([])
+            };
+            vec![listing(
+                "/timmi-project/api/v4/clients",
+                json!({"items": items, "next": null, "prev": null}),
+            )]
+        },
+        found_id: "123",
+        duplicate: Some(|| {
+            ResponseTemplate::new(400).set_body_json(json!({"type": "https://tools.ietf.org/html/rfc7231#section-6.5.1",
+                "title": "One or more validation errors occurred.", "status": 400,
+                "errors": {"code": ["The code 'NOVA' is already used by another client: client codes must be unique."]}}))
+        }),
+        wrong_credentials: "unauthorized",
+        name_alone: true,
+    }
 }

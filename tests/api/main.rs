@@ -23,6 +23,33 @@ mod traces;
 macro_rules! adapter_tests {
     ($(($variant:ident, $module:ident, $display:literal)),* $(,)?) => {
         $(mod $module;)*
+
+        /// A provider as the tests see it, from its own test file (`<name>::as_tested`).
+        pub fn fixture(id: clients_gateway::catalog::ProviderId) -> helpers::Fixture {
+            match id {
+                $(clients_gateway::catalog::ProviderId::$variant => $module::as_tested(),)*
+            }
+        }
+
+        /// The mock providers, one server each.
+        pub struct Mocks {
+            $(pub $module: wiremock::MockServer,)*
+        }
+
+        impl Mocks {
+            pub async fn start() -> Self {
+                Self {
+                    $($module: wiremock::MockServer::start().await,)*
+                }
+            }
+
+            /// The mock of one provider.
+            pub fn of(&self, id: clients_gateway::catalog::ProviderId) -> &wiremock::MockServer {
+                match id {
+                    $(clients_gateway::catalog::ProviderId::$variant => &self.$module,)*
+                }
+            }
+        }
     };
 }
 

@@ -49,3 +49,59 @@ async fn per_provider_series_appear_after_a_request() {
         assert!(text.contains(series), "{series} missing from:\n{text}");
     }
 }
+
+/// The circuit state of one provider, as the real binary exports it (the metrics recorder is the
+/// process's own, so no other test's gateway writes the same series).
+#[tokio::test]
+async fn the_circuit_state_is_exported() {
+    let clockify = wiremock::MockServer::start().await;
+    answer_first_then(
+        &clockify,
+        None,
+        ResponseTemplate::new(500),
+        1,
+        ResponseTemplate::new(201).set_body_json(json!({"id": "c1"})),
+        1,
+    )
+    .await;
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &binary_config(
+            port,
+            &format!(
+                "[providers.clockify]\nbase_url = \"{}/api\"\napi_key = \"{CLOCKIFY_KEY}\"\n\
+                 workspace_id = \"{CLOCKIFY_WORKSPACE}\"\ncircuit_failure_threshold = 1\n\
+                 circuit_cooldown_ms = 300\n",
+                clockify.uri()
+            ),
+        ),
+    );
+    let mut child = start_binary(&config, port, None).await;
+    let address = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let state = || async {
+        let text = http
+            .get(format!("{address}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find(|l| l.starts_with(r#"clients_gateway_circuit_state{provider="clockify"}"#))
+            .map(|l| l.rsplit(' ').next().unwrap().to_owned())
+    };
+    let token = token_for("circuit");
+    let body = one_target("clockify", json!({}));
+
+    assert_eq!(state().await.as_deref(), Some("0"), "closed");
+    post_keyed(&http, &address, &token, None, &body).await;
+    assert_eq!(state().await.as_deref(), Some("2"), "open");
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    post_keyed(&http, &address, &token, None, &body).await;
+    assert_eq!(state().await.as_deref(), Some("0"), "closed again");
+    terminate(&mut child).await;
+}

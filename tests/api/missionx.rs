@@ -11,6 +11,9 @@ use wiremock::matchers::{
 };
 use wiremock::{Mock, ResponseTemplate};
 
+use secrecy::SecretString;
+use url::Url;
+
 use crate::helpers::*;
 
 const PATH: &str = "/v2/clients";
@@ -576,4 +579,53 @@ async fn an_echoed_token_is_not_relayed() {
     let answer = app.create(&one_target("missionx", json!({}))).await;
     assert!(!answer.to_string().contains(MISSIONX_TOKEN), "{answer}");
     assert_eq!(answer["results"]["missionx"]["error"]["kind"], "forbidden");
+}
+
+/// missionX as the tests see it: its row of the harness's table of providers.
+pub fn as_tested() -> Fixture {
+    Fixture {
+        id: ProviderId::Missionx,
+        name: "missionx",
+        base_path: "/v2",
+        create_path: "/v2/clients",
+        created_status: 200,
+        created_body: || json!({"_id": "6650c0ffee00000000000042", "title": "Nova Consulting Ltd", "customId": null, "emailDomains": ["nova.example"], "departments": [DEPARTMENT]}),
+        created_id: Some("6650c0ffee00000000000042"),
+        generated_password: None,
+        minimal_options: || json!({}),
+        secret: ("client_secret", MISSIONX_SECRET),
+        toml: |uri| {
+            format!(
+                "base_url = \"{uri}/v2\"\ntoken_url = \"{uri}/v2/auth/token\"\nclient_id = \"{MISSIONX_CLIENT_ID}\"\norg_id = \"{MISSIONX_ORG}\"\ndepartments = [\"{DEPARTMENT}\"]\n"
+            )
+        },
+        configure: |p, url| {
+            let m = &mut p.missionx;
+            m.token_url = Url::parse(&format!("{url}/auth/token")).unwrap();
+            m.base_url = url;
+            m.client_id = Some(MISSIONX_CLIENT_ID.into());
+            m.client_secret = Some(SecretString::from(MISSIONX_SECRET));
+            m.org_id = Some(MISSIONX_ORG.into());
+            m.departments = vec![DEPARTMENT.into()];
+        },
+        break_credentials: |p| p.missionx.client_secret = Some("wrong".to_owned().into()),
+        support: || vec![missionx_token()],
+        issued: &[MISSIONX_TOKEN],
+        lookup: |found| {
+            let clients = if found {
+                json!([{"_id": "6650c0ffee00000000000042", "customId": "crm-4711", "title": "Nova Consulting Ltd",
+                        "emailDomains": ["nova.example"], "departments": [DEPARTMENT]}])
+            } else {
+                json!([])
+            };
+            vec![crate::helpers::listing(
+                "/v2/clients",
+                json!({"value": clients}),
+            )]
+        },
+        found_id: "6650c0ffee00000000000042",
+        duplicate: None,
+        wrong_credentials: "unauthorized",
+        name_alone: true,
+    }
 }

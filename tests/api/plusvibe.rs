@@ -5,6 +5,8 @@ use serde_json::{json, Value};
 use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, ResponseTemplate};
 
+use secrecy::SecretString;
+
 use crate::helpers::*;
 
 const PATH: &str = "/api/v1/client";
@@ -233,4 +235,44 @@ async fn a_failed_lookup_creates_nothing_and_says_why() {
         .unwrap()
         .contains("nothing was created"));
     assert_eq!(r["attempts"], 0);
+}
+
+/// PlusVibe as the tests see it: its row of the harness's table of providers.
+pub fn as_tested() -> Fixture {
+    Fixture {
+        id: ProviderId::Plusvibe,
+        name: "plusvibe",
+        base_path: "/api/v1",
+        create_path: "/api/v1/client",
+        created_status: 200,
+        created_body: || json!({"client_id": "70218d5e05561a3877dcb77f", "email": "nova.smith@nova.example", "password": PLUSVIBE_PASSWORD}),
+        created_id: Some("70218d5e05561a3877dcb77f"),
+        generated_password: Some(PLUSVIBE_PASSWORD),
+        minimal_options: || json!({}),
+        secret: ("api_key", PLUSVIBE_KEY),
+        toml: |uri| {
+            format!("base_url = \"{uri}/api/v1\"\nworkspace_id = \"{PLUSVIBE_WORKSPACE}\"\n")
+        },
+        configure: |p, url| {
+            p.plusvibe.base_url = url;
+            p.plusvibe.api_key = Some(SecretString::from(PLUSVIBE_KEY));
+            p.plusvibe.workspace_id = Some(PLUSVIBE_WORKSPACE.into());
+        },
+        break_credentials: |p| p.plusvibe.api_key = Some("wrong".to_owned().into()),
+        support: no_support,
+        issued: &[],
+        lookup: |found| {
+            let clients = if found {
+                json!([{"client_id": "70218d5e05561a3877dcb77f", "first_name": "Nova", "last_name": "Smith",
+                        "client_email": "nova.smith@nova.example", "client_business_name": "Nova Consulting Ltd", "status": "ACTIVE"}])
+            } else {
+                json!([])
+            };
+            vec![listing("/api/v1/client/", json!({"clients": clients}))]
+        },
+        found_id: "70218d5e05561a3877dcb77f",
+        duplicate: None,
+        wrong_credentials: "unauthorized",
+        name_alone: false,
+    }
 }

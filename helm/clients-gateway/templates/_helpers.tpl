@@ -49,12 +49,17 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/*
 The providers, each with the configuration key its credential feeds (as JSON; use with
-fromJson). Each one's values are config.providers.<name> (rendered as its [providers.<name>]
-section, keys in snake_case), its credential secrets.<name><Key> (camelCase), stored in the
-Secret under <name>-<key> (dashes).
+fromJson): every block of config.providers, its credential `api_key` unless its block says
+otherwise (credentialKey). Each one's values are config.providers.<name> (rendered as its
+[providers.<name>] section, keys in snake_case), its credential secrets.<name><Key> (camelCase),
+stored in the Secret under <name>-<key> (dashes).
 */}}
 {{- define "cg.providers" -}}
-{{- toJson (dict "lucca" "api_key" "clockify" "api_key" "plusvibe" "api_key" "chatdash" "api_key" "missionx" "client_secret") -}}
+{{- $providers := dict }}
+{{- range $name, $p := .Values.config.providers }}
+{{- $_ := set $providers $name ($p.credentialKey | default "api_key") }}
+{{- end }}
+{{- toJson $providers -}}
 {{- end }}
 
 {{/* Where the Secret's keys are mounted. */}}

@@ -56,8 +56,8 @@ pub struct ClientsState {
 /// rules, from each provider): a body the schema accepts is one the gateway accepts, with these
 /// exceptions, which depend on the gateway's configuration, not on the body: a provider that is
 /// disabled or has no credentials configured cannot be selected (422 at `/targets/<name>`); an
-/// organization or workspace that the request omits must be configured (Lucca
-/// `organization_id`, Clockify and PlusVibe `workspace_id`; else 422 at that option); a body over
+/// organization or workspace that the request omits must be configured (CONFIGURED_DEFAULTS;
+/// else 422 at that option); a body over
 /// `server.body_limit_bytes` (64 KiB) is refused with 413. One more depends on earlier requests:
 /// an `Idempotency-Key` already used with a different body is refused with 422 (and 409 while the
 /// first request with that key is still running).
