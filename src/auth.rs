@@ -52,7 +52,7 @@ pub struct JwtVerifier {
 
 enum Keys {
     Static { key: DecodingKey, alg: Algorithm },
-    Jwks(Box<JwksCache>),
+    Jwks(std::sync::Arc<JwksCache>),
 }
 
 /// Why a token was refused; words safe to send back (nothing about the key).
@@ -91,7 +91,7 @@ fn keys(settings: &AuthSettings, egress: &crate::egress::Egress) -> Result<Keys,
         return public_key(pem.as_bytes());
     }
     let url = settings.jwks_url.clone().expect("counted above");
-    Ok(Keys::Jwks(Box::new(JwksCache::new(
+    Ok(Keys::Jwks(std::sync::Arc::new(JwksCache::new(
         url,
         egress,
         Duration::from_secs(settings.jwks_min_refresh_s),
@@ -393,6 +393,8 @@ pub struct JwksCache {
     http: reqwest::Client,
     keys: RwLock<Fetched>,
     fetching: Mutex<()>,
+    /// A refetch of a stale set runs in the background (one at a time).
+    revalidating: std::sync::atomic::AtomicBool,
     min_refresh: Duration,
     max_age: Duration,
 }
@@ -424,6 +426,7 @@ impl JwksCache {
             http,
             keys: RwLock::new(Fetched::default()),
             fetching: Mutex::new(()),
+            revalidating: std::sync::atomic::AtomicBool::new(false),
             min_refresh,
             max_age,
         })
@@ -435,22 +438,39 @@ impl JwksCache {
         (fetched.keys.get(kid).cloned(), stale)
     }
 
-    async fn key(&self, kid: Option<&str>) -> Result<KeyEntry, Refusal> {
+    /// The key `kid` names. A known key is served at once, even from a set past its age: the
+    /// set is then refetched in the background (stale-while-revalidate), so that a slow or hung
+    /// identity provider never stalls the callers it already knows. An unknown `kid` waits for
+    /// a refetch (at most one per `jwks_min_refresh_s`, each bounded by its timeout).
+    async fn key(self: &std::sync::Arc<Self>, kid: Option<&str>) -> Result<KeyEntry, Refusal> {
         let kid = kid.ok_or(Refusal::Invalid("the token names no key (kid)"))?;
         match self.lookup(kid).await {
-            (Some(entry), false) => return Ok(entry),
-            (found, _) => {
+            (Some(entry), false) => Ok(entry),
+            (Some(entry), true) => {
+                self.revalidate();
+                Ok(entry)
+            }
+            (None, _) => {
                 self.refresh().await;
-                if let (Some(entry), _) = self.lookup(kid).await {
-                    return Ok(entry);
-                }
-                if found.is_some() {
-                    // The key was withdrawn from the set.
-                    return Err(Refusal::Invalid("unknown key (kid)"));
+                match self.lookup(kid).await {
+                    (Some(entry), _) => Ok(entry),
+                    (None, _) => Err(Refusal::Invalid("unknown key (kid)")),
                 }
             }
         }
-        Err(Refusal::Invalid("unknown key (kid)"))
+    }
+
+    /// Refetches a stale set in the background, unless a refetch is under way.
+    fn revalidate(self: &std::sync::Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        if self.revalidating.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            this.refresh().await;
+            this.revalidating.store(false, Ordering::Release);
+        });
     }
 
     /// Refetches the set unless another refetch happened within `min_refresh`.
@@ -531,6 +551,9 @@ struct MintedClaims<'a> {
 }
 
 /// Mints an HS256 token for development (`clients-gateway token`, `--sandbox`).
+/// The longest lifetime of a minted development token.
+pub const MAX_MINTED_TTL: Duration = Duration::from_secs(366 * 86_400);
+
 pub fn mint(
     secret: &SecretString,
     settings: &AuthSettings,
@@ -538,6 +561,13 @@ pub fn mint(
     scope: &str,
     ttl: Duration,
 ) -> Result<String, String> {
+    if ttl.is_zero() || ttl > MAX_MINTED_TTL {
+        return Err(format!(
+            "a token's lifetime must be between 1 s and {} days, got {}",
+            MAX_MINTED_TTL.as_secs() / 86_400,
+            humantime::format_duration(ttl)
+        ));
+    }
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_err(|e| e.to_string())?

@@ -8,13 +8,16 @@ use std::path::{Path, PathBuf};
 
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
 use crate::egress::{Egress, ProxySettings, TlsSettings};
 use crate::providers::ProvidersSettings;
 use crate::secret::{read_secret_file, SecretFileError};
+
+/// The largest configuration file read.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
 /// Prefix of the environment overrides; `__` separates the path segments.
 pub const ENV_PREFIX: &str = "CLIENTS_GATEWAY__";
@@ -223,7 +226,27 @@ impl Settings {
                     path.display()
                 )));
             }
-            figment = figment.merge(Toml::file_exact(path));
+            let text = match crate::secret::read_bounded(path, MAX_CONFIG_BYTES) {
+                Ok(bytes) => String::from_utf8(bytes).map_err(|_| {
+                    ConfigError::Invalid(format!(
+                        "config file {} is not UTF-8 text",
+                        path.display()
+                    ))
+                })?,
+                Err(crate::secret::FileReadError::TooLarge(limit)) => {
+                    return Err(ConfigError::Invalid(format!(
+                        "config file {} is larger than {limit} bytes",
+                        path.display()
+                    )))
+                }
+                Err(crate::secret::FileReadError::Io(e)) => {
+                    return Err(ConfigError::Invalid(format!(
+                        "config file {}: {e}",
+                        path.display()
+                    )))
+                }
+            };
+            figment = figment.merge(Toml::string(&text));
         }
         let mut settings: Settings = figment.merge(env).extract().map_err(Box::new)?;
         settings.resolve_secret_files()?;
@@ -239,12 +262,9 @@ impl Settings {
                 }
                 .into());
             }
-            let pem = std::fs::read_to_string(path).map_err(|source| SecretFileError::Read {
-                key: "auth.public_key_pem".into(),
-                path: path.clone(),
-                source,
-            })?;
-            self.auth.public_key_pem = Some(pem);
+            let mut pem = None;
+            read_secret_file("auth.public_key_pem", &mut pem, &Some(path.clone()))?;
+            self.auth.public_key_pem = pem.map(|p| p.expose_secret().to_owned());
         }
         read_secret_file(
             "idempotency.redis_url",
@@ -285,6 +305,13 @@ impl Settings {
             )));
         }
         self.telemetry.check()?;
+        if let Some(url) = &self.auth.jwks_url {
+            // The keys are fetched over the network, from the identity provider: a file or
+            // any other scheme is a mistake (every request would then be refused).
+            if let Some(problem) = crate::providers::kit::url_problem("auth.jwks_url", url) {
+                return Err(ConfigError::Invalid(problem));
+            }
+        }
         for (id, common) in self.providers.commons() {
             if let Some(problem) = common.problem() {
                 return Err(ConfigError::Invalid(format!("providers.{id}.{problem}")));

@@ -15,7 +15,6 @@
 //! relayed.
 
 use std::fmt;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use std::sync::Arc;
@@ -88,14 +87,10 @@ impl ProxySettings {
 pub fn read_ca_file(key: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     use rustls_pki_types::pem::PemObject;
     let at = |e: String| format!("{key} ({}): {e}", path.display());
-    let file = std::fs::File::open(path).map_err(|e| at(e.to_string()))?;
-    let mut pem = Vec::new();
-    file.take(MAX_CA_FILE_BYTES + 1)
-        .read_to_end(&mut pem)
-        .map_err(|e| at(e.to_string()))?;
-    if pem.len() as u64 > MAX_CA_FILE_BYTES {
-        return Err(at(format!("larger than {MAX_CA_FILE_BYTES} bytes")));
-    }
+    let pem = crate::secret::read_bounded(path, MAX_CA_FILE_BYTES).map_err(|e| match e {
+        crate::secret::FileReadError::Io(e) => at(e.to_string()),
+        crate::secret::FileReadError::TooLarge(limit) => at(format!("larger than {limit} bytes")),
+    })?;
     let certificates = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| at(format!("not a PEM certificate bundle: {e}")))?;
@@ -120,19 +115,33 @@ fn shown(url: &Url) -> String {
     }
 }
 
-/// The credentials in a proxy URL (user and password, percent-decoded and as written).
+/// The credentials in a proxy URL: user and password, percent-decoded and as written, and the
+/// `Proxy-Authorization: Basic` credential they make (a proxy may echo its request headers).
 fn credentials(url: &Url) -> Vec<SecretString> {
+    use base64::Engine;
+    let decoded = |raw: &str| {
+        percent_encoding::percent_decode_str(raw)
+            .decode_utf8()
+            .map_or_else(|_| raw.to_owned(), |d| d.into_owned())
+    };
     let mut out = Vec::new();
     for raw in [url.username(), url.password().unwrap_or("")] {
         if raw.is_empty() {
             continue;
         }
         out.push(SecretString::from(raw.to_owned()));
-        if let Ok(decoded) = percent_encoding::percent_decode_str(raw).decode_utf8() {
-            if decoded != raw {
-                out.push(SecretString::from(decoded.into_owned()));
-            }
+        if decoded(raw) != raw {
+            out.push(SecretString::from(decoded(raw)));
         }
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        let pair = format!(
+            "{}:{}",
+            decoded(url.username()),
+            decoded(url.password().unwrap_or(""))
+        );
+        let basic = base64::engine::general_purpose::STANDARD.encode(pair);
+        out.push(SecretString::from(basic));
     }
     out
 }
@@ -351,6 +360,8 @@ mod tests {
         assert!(!shown.contains("cret") && !shown.contains("gw:"), "{shown}");
         let secrets: Vec<&str> = egress.secrets().iter().map(|s| s.expose_secret()).collect();
         assert!(secrets.contains(&"s%40cret-pw") && secrets.contains(&"s@cret-pw"));
+        // base64("gw:s@cret-pw"): the Proxy-Authorization credential, as a proxy may echo it.
+        assert!(secrets.contains(&"Z3c6c0BjcmV0LXB3"), "{secrets:?}");
         assert!(!format!("{proxy:?}").contains("s%40cret-pw"));
     }
 

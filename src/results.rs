@@ -92,6 +92,27 @@ pub struct TargetResult {
     pub lookup: Option<Vec<PlannedRequest>>,
 }
 
+/// The longest provider-assigned id believed (ids go into every answer and record).
+pub const MAX_PROVIDER_ID: usize = 255;
+
+/// What is wrong with an id a provider assigned, if anything: it is shown to callers and stored
+/// in records, so it is bounded and holds no control or bidirectional-text character.
+pub fn provider_id_problem(id: &str) -> Option<String> {
+    let bidi = |c: char| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}');
+    if id.is_empty() {
+        Some("an empty id".into())
+    } else if id.len() > MAX_PROVIDER_ID {
+        Some(format!(
+            "an id of {} bytes (at most {MAX_PROVIDER_ID})",
+            id.len()
+        ))
+    } else if id.chars().any(|c| c.is_control() || bidi(c)) {
+        Some("an id with control or bidirectional-text characters".into())
+    } else {
+        None
+    }
+}
+
 impl TargetResult {
     pub fn new(status: TargetStatus) -> Self {
         Self {
@@ -159,12 +180,15 @@ impl TargetResult {
             .is_some_and(|e| e.kind == crate::provider_error::ErrorKind::Conflict)
     }
 
-    /// The HTTP status of a 5xx answer that failed the target, if it is one.
-    pub fn answered_5xx(&self) -> Option<u16> {
+    /// The HTTP status of an answer that failed the target without proving that nothing was
+    /// created — neither a success nor a refusal (4xx): a 5xx, a 3xx, an unasked 1xx — if it is
+    /// one.
+    pub fn answered_unsure(&self) -> Option<u16> {
         if self.status != TargetStatus::Failed {
             return None;
         }
-        self.provider_status.filter(|s| (500..=599).contains(s))
+        self.provider_status
+            .filter(|s| !(200..300).contains(s) && !(400..500).contains(s))
     }
 }
 

@@ -150,8 +150,42 @@ pub enum SecretFileError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{key}: the secret file {path} is larger than {limit} bytes (a secret is a key, not a file's contents)")]
+    TooLarge {
+        key: String,
+        path: PathBuf,
+        limit: u64,
+    },
+    #[error("{key}: the secret file {path} is empty")]
+    Empty { key: String, path: PathBuf },
     #[error("{key}: give either `{key}` or `{key}_file`, not both")]
     Twice { key: String },
+}
+
+/// The largest secret file read (a key, a token, a URL with a password).
+pub const MAX_SECRET_FILE_BYTES: u64 = 16 * 1024;
+
+/// Why a file read at start was not read.
+#[derive(Debug)]
+pub enum FileReadError {
+    Io(std::io::Error),
+    /// Longer than the limit: the rest was not read.
+    TooLarge(u64),
+}
+
+/// Reads a file at start, at most `limit` bytes: a file that is longer (or never ends, as
+/// `/dev/zero`) is refused, never read whole.
+pub fn read_bounded(path: &std::path::Path, limit: u64) -> Result<Vec<u8>, FileReadError> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(FileReadError::Io)?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(FileReadError::Io)?;
+    if bytes.len() as u64 > limit {
+        return Err(FileReadError::TooLarge(limit));
+    }
+    Ok(bytes)
 }
 
 /// Reads `KEY_file` into `KEY`, trimming the trailing newline a mounted secret usually has.
@@ -164,12 +198,33 @@ pub fn read_secret_file(
     if value.is_some() {
         return Err(SecretFileError::Twice { key: key.into() });
     }
-    let text = std::fs::read_to_string(path).map_err(|source| SecretFileError::Read {
+    let read = |source| SecretFileError::Read {
         key: key.into(),
         path: path.clone(),
         source,
+    };
+    let bytes = read_bounded(path, MAX_SECRET_FILE_BYTES).map_err(|e| match e {
+        FileReadError::Io(source) => read(source),
+        FileReadError::TooLarge(limit) => SecretFileError::TooLarge {
+            key: key.into(),
+            path: path.clone(),
+            limit,
+        },
     })?;
-    *value = Some(SecretString::from(text.trim_end_matches(['\r', '\n'])));
+    let text = String::from_utf8(bytes).map_err(|_| {
+        read(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not UTF-8 text",
+        ))
+    })?;
+    let secret = text.trim_end_matches(['\r', '\n']);
+    if secret.trim().is_empty() {
+        return Err(SecretFileError::Empty {
+            key: key.into(),
+            path: path.clone(),
+        });
+    }
+    *value = Some(SecretString::from(secret));
     Ok(())
 }
 

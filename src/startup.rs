@@ -111,6 +111,7 @@ impl Application {
         let ops = self.ops.map(|(server, _)| server);
         let ops_handle = ops.as_ref().map(Server::handle);
         let draining = self.draining.clone();
+        ignore_hangups();
         tokio::spawn(async move {
             shutdown_signal().await;
             tracing::info!("shutdown signal: draining in-flight requests");
@@ -324,6 +325,25 @@ fn ops_server(
     .client_request_timeout(Duration::from_secs(5))
     .run();
     Ok((server, port))
+}
+
+/// SIGHUP (a closed terminal, a reload request) would end the process and cut the requests in
+/// flight: it is ignored, and logged. The configuration is read at start; a restart (SIGTERM,
+/// which drains) applies a new one.
+fn ignore_hangups() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::hangup()) {
+        Ok(mut hup) => {
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    tracing::info!(
+                        "SIGHUP ignored: the configuration is read at start; restart to change it"
+                    );
+                }
+            });
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot listen for SIGHUP"),
+    }
 }
 
 async fn shutdown_signal() {

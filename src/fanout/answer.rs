@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::provider_error::{ErrorKind, ProviderError};
 use crate::providers::{DynAdapter, Reply};
-use crate::results::{TargetResult, TargetStatus};
+use crate::results::{provider_id_problem, TargetResult, TargetStatus};
 use crate::secret::{redact, Credentials};
 
 use super::exchange::{Answer, Exchanged};
@@ -114,7 +114,13 @@ fn created(
     let Some(json) = reply.json else {
         return unreadable(reply.described());
     };
-    match adapter.created(json) {
+    let created = adapter.created(json).and_then(|created| {
+        match created.id.as_deref().and_then(provider_id_problem) {
+            Some(problem) => Err(format!("answered {problem}")),
+            None => Ok(created),
+        }
+    });
+    match created {
         Ok(created) => TargetResult {
             provider_status: Some(code),
             provider_client_id: created.id,

@@ -92,10 +92,13 @@ pub fn resume(
             started: previous_sent.or(interrupted).unwrap_or(now),
             interrupted: true,
         }),
-        // A 5xx does not prove nothing was created: look before creating again.
-        _ if previous.and_then(TargetResult::answered_5xx).is_some() => Resume::Run(Job::Recheck {
-            started: previous_sent.unwrap_or(now),
-        }),
+        // A 5xx (or a 3xx, an unasked 1xx) does not prove nothing was created: look before
+        // creating again.
+        _ if previous.and_then(TargetResult::answered_unsure).is_some() => {
+            Resume::Run(Job::Recheck {
+                started: previous_sent.unwrap_or(now),
+            })
+        }
         _ => Resume::Run(Job::Create),
     }
 }
@@ -186,7 +189,7 @@ enum Step {
         again: bool,
     },
     /// A 5xx was answered: is the client there?
-    Checking5xx {
+    CheckingUnsure {
         result: TargetResult,
         code: u16,
         again: bool,
@@ -249,13 +252,13 @@ impl Life {
                 Action::Send
             }
             (
-                Step::Checking5xx {
+                Step::CheckingUnsure {
                     result,
                     code,
                     again,
                 },
                 Event::Looked(looked),
-            ) => self.checked_5xx(result, code, again, looked, now),
+            ) => self.checked_unsure(result, code, again, looked, now),
             (
                 Step::OnConflict {
                     conflict,
@@ -337,18 +340,19 @@ impl Life {
         }
     }
 
-    /// The create's result. A 5xx does not prove that nothing was created: the client is looked
-    /// up first, when it can be.
+    /// The create's result. An answer that is neither a success nor a refusal (a 5xx, a 3xx, an
+    /// unasked 1xx) does not prove that nothing was created: the client is looked up first, when
+    /// it can be.
     fn sent(&mut self, mut result: TargetResult, again: bool, now: Now) -> Action {
         self.attempts += result.attempts;
         result.attempts = self.attempts;
-        let Some(code) = result.answered_5xx() else {
+        let Some(code) = result.answered_unsure() else {
             return self.after_send(result, again, now);
         };
         match self.can_look_up(now) {
             Err(why) => self.after_send(result.may_exist(why), again, now),
             Ok(()) => {
-                self.step = Step::Checking5xx {
+                self.step = Step::CheckingUnsure {
                     result,
                     code,
                     again,
@@ -361,7 +365,7 @@ impl Life {
     /// After a 5xx: found → `created` (`reconciled`); not found → failed, and a 503 is sent
     /// again like any safe request (within the attempts and the time); the lookup failing →
     /// `unknown`.
-    fn checked_5xx(
+    fn checked_unsure(
         &mut self,
         result: TargetResult,
         code: u16,

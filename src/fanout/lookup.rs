@@ -114,7 +114,7 @@ async fn pages(
             Err(e) => return Looked::Failed(e),
         };
         if let Some(found) = listed.found {
-            return Looked::Found(found);
+            return found_or_not(found);
         }
         if listed.candidates.len() > MAX_CANDIDATES {
             return Looked::Failed(ProviderError::new(
@@ -131,7 +131,7 @@ async fn pages(
                 adapter.read_candidate(key, &candidate.record, page)
             });
             match found {
-                Ok(Some(found)) => return Looked::Found(found),
+                Ok(Some(found)) => return found_or_not(found),
                 Ok(None) => {}
                 Err(e) => return Looked::Failed(e),
             }
@@ -145,6 +145,18 @@ async fn pages(
         ErrorKind::InvalidResponse,
         format!("the list has more than {MAX_PAGES} pages; not all were read"),
     ))
+}
+
+/// The client found, if its id is one (bounded, printable); a lookup that found an id that is
+/// not one cannot tell.
+fn found_or_not(found: Found) -> Looked {
+    match crate::results::provider_id_problem(&found.id) {
+        None => Looked::Found(found),
+        Some(problem) => Looked::Failed(ProviderError::new(
+            ErrorKind::InvalidResponse,
+            format!("the lookup's answer cannot be read: it lists {problem}"),
+        )),
+    }
 }
 
 /// Sends one lookup request; a non-2xx answer is the provider's error.

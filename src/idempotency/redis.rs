@@ -54,6 +54,24 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError(e.to_string())
 }
 
+/// Every command answered within this long, connecting and retrying included, or the request
+/// fails fast (503): a Redis black-holed, or something else on its port, costs a second.
+const ANSWER_WITHIN: Duration = Duration::from_millis(1000);
+
+/// `command` within [`ANSWER_WITHIN`].
+async fn within<T>(
+    command: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(ANSWER_WITHIN, command)
+        .await
+        .unwrap_or_else(|_| {
+            Err(StoreError(format!(
+                "Redis did not answer within {} ms",
+                ANSWER_WITHIN.as_millis()
+            )))
+        })
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -97,17 +115,19 @@ impl Store for RedisStore {
         Box::pin(async move {
             let now = now_ms();
             let mut conn = self.connection.clone();
-            let reply: Vec<String> = self
-                .claim
-                .key(key)
-                .arg(fingerprint)
-                .arg(now)
-                .arg(now + lease.as_millis() as u64)
-                .arg(&holder.owner)
-                .arg(ttl.as_millis() as u64)
-                .invoke_async(&mut conn)
-                .await
-                .map_err(unavailable)?;
+            let reply: Vec<String> = within(async {
+                self.claim
+                    .key(key)
+                    .arg(fingerprint)
+                    .arg(now)
+                    .arg(now + lease.as_millis() as u64)
+                    .arg(&holder.owner)
+                    .arg(ttl.as_millis() as u64)
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(unavailable)
+            })
+            .await?;
             let record = |i: usize| -> Result<Option<Record>, StoreError> {
                 match reply.get(i).map(String::as_str) {
                     None | Some("") => Ok(None),
@@ -143,15 +163,17 @@ impl Store for RedisStore {
         Box::pin(async move {
             let json = serde_json::to_string(record).map_err(unavailable)?;
             let mut conn = self.connection.clone();
-            let done: i64 = self
-                .finish
-                .key(key)
-                .arg(&holder.owner)
-                .arg(json)
-                .arg(ttl.as_millis() as u64)
-                .invoke_async(&mut conn)
-                .await
-                .map_err(unavailable)?;
+            let done: i64 = within(async {
+                self.finish
+                    .key(key)
+                    .arg(&holder.owner)
+                    .arg(json)
+                    .arg(ttl.as_millis() as u64)
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(unavailable)
+            })
+            .await?;
             Ok(done == 1)
         })
     }
@@ -165,14 +187,17 @@ impl Store for RedisStore {
             let mut conn = self.connection.clone();
             // EVAL, not EVALSHA: one round trip that runs even when its answer comes too late
             // (a release happens when Redis is slow).
-            let _: i64 = redis::cmd("EVAL")
-                .arg(RELEASE)
-                .arg(1)
-                .arg(key)
-                .arg(&holder.owner)
-                .query_async(&mut conn)
-                .await
-                .map_err(unavailable)?;
+            let _: i64 = within(async {
+                redis::cmd("EVAL")
+                    .arg(RELEASE)
+                    .arg(1)
+                    .arg(key)
+                    .arg(&holder.owner)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(unavailable)
+            })
+            .await?;
             Ok(())
         })
     }
@@ -180,11 +205,14 @@ impl Store for RedisStore {
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             let mut conn = self.connection.clone();
-            redis::cmd("PING")
-                .query_async::<String>(&mut conn)
-                .await
-                .map(|_| ())
-                .map_err(unavailable)
+            within(async {
+                redis::cmd("PING")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .map(|_| ())
+                    .map_err(unavailable)
+            })
+            .await
         })
     }
 }

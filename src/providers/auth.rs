@@ -26,6 +26,15 @@ impl fmt::Debug for Auth {
     }
 }
 
+/// A configured credential, refused when it is blank (a provider would only answer 401).
+fn nonempty(secret: &str) -> Result<&str, String> {
+    if secret.trim().is_empty() {
+        Err("the credential is empty".to_owned())
+    } else {
+        Ok(secret)
+    }
+}
+
 impl Auth {
     /// A header `name: {prefix}{secret}`, e.g. `authorization: lucca application=KEY`.
     pub fn header(name: &'static str, prefix: &'static str, secret: &str) -> Result<Self, String> {
@@ -42,7 +51,7 @@ impl Auth {
         key: Option<&secrecy::SecretString>,
     ) -> Result<Option<Self>, String> {
         use secrecy::ExposeSecret;
-        key.map(|key| Self::header(name, prefix, key.expose_secret()))
+        key.map(|key| Self::header(name, prefix, nonempty(key.expose_secret())?))
             .transpose()
     }
 
@@ -64,10 +73,11 @@ impl Auth {
         let Some(secret) = secret else {
             return Ok(None);
         };
+        let secret = nonempty(secret.expose_secret())?;
         let pair = if secret_is_user {
-            format!("{}:{other}", secret.expose_secret())
+            format!("{secret}:{other}")
         } else {
-            format!("{other}:{}", secret.expose_secret())
+            format!("{other}:{secret}")
         };
         let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
         Self::header("authorization", "Basic ", &encoded).map(Some)

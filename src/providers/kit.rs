@@ -139,6 +139,22 @@ fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}')
 }
 
+/// What is wrong with a configured URL `key` of a provider, if anything: it must be http(s),
+/// with a path that can take the documented one, and carry no credentials (those are secrets,
+/// given as the provider's `*_file` keys; a URL is shown in dry runs and errors). The message
+/// never shows a URL that carries credentials.
+pub fn url_problem(key: &str, url: &Url) -> Option<String> {
+    if !url.username().is_empty() || url.password().is_some() {
+        return Some(format!(
+            "{key} must not carry credentials (user or password): give them as the provider's secrets (`*_file` keys)"
+        ));
+    }
+    if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+        return Some(format!("{key} must be an http(s) URL, got {url}"));
+    }
+    None
+}
+
 /// Reads a JSON body into a provider's wire struct.
 pub fn read<T: DeserializeOwned>(body: &Value) -> Result<T, String> {
     T::deserialize(body).map_err(|e| e.to_string())

@@ -149,6 +149,9 @@ impl Adapter for Missionx {
     ];
 
     fn new(s: &MissionxSettings) -> Result<Self, String> {
+        if let Some(problem) = super::kit::url_problem("token_url", &s.token_url) {
+            return Err(problem);
+        }
         if let Some(d) = s.departments.iter().find(|d| !is_object_id(d)) {
             return Err(format!("departments: `{d}` is not a 24-hex department id"));
         }

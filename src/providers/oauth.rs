@@ -22,6 +22,9 @@ const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
 const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// Largest token endpoint answer read.
 const MAX_TOKEN_ANSWER_BYTES: usize = 64 * 1024;
+/// A token request that takes longer is given up: the cache is not held by a hung endpoint,
+/// and the next call asks again.
+const TOKEN_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// A token is renewed this long before it expires (at most a tenth of its lifetime).
 const RENEW_MARGIN: Duration = Duration::from_secs(60);
 
@@ -34,7 +37,13 @@ pub struct TokenSource {
     org_id: Option<String>,
     scope: Option<String>,
     cache: Mutex<Option<Cached>>,
+    /// Every token issued lately (the newest last), whether still cached or not: what may have
+    /// been sent, so what is scrubbed from what the provider relays. Never held across an await.
+    issued: parking_lot::Mutex<std::collections::VecDeque<SecretString>>,
 }
+
+/// Tokens remembered for scrubbing (a 401 drops one; a day's lifetime ends another).
+const ISSUED_KEPT: usize = 16;
 
 /// The token endpoint's success (RFC 6749 §5.1).
 #[derive(Deserialize)]
@@ -68,6 +77,7 @@ impl TokenSource {
             org_id,
             scope,
             cache: Mutex::new(None),
+            issued: parking_lot::Mutex::new(std::collections::VecDeque::new()),
         }
     }
 
@@ -81,14 +91,21 @@ impl TokenSource {
         }
         let fresh = self.fetch().await?;
         let header = fresh.header.clone();
+        {
+            let mut issued = self.issued.lock();
+            if issued.len() == ISSUED_KEPT {
+                issued.pop_front();
+            }
+            issued.push_back(fresh.token.clone());
+        }
         *cache = Some(fresh);
         Ok(header)
     }
 
-    /// The token cached now, if any (to scrub it from what the provider relays).
-    pub async fn current_token(&self) -> Option<SecretString> {
-        let cache = self.cache.lock().await;
-        cache.as_ref().map(|c| c.token.clone())
+    /// Every token issued lately, the one cached now included: those a request may have sent
+    /// (to scrub them from what the provider relays). Never waits for a token being fetched.
+    pub fn issued_tokens(&self) -> Vec<SecretString> {
+        self.issued.lock().iter().cloned().collect()
     }
 
     /// Forgets `rejected` (the provider answered 401 to it), unless a newer token replaced it.
@@ -152,6 +169,7 @@ impl TokenSource {
             .http
             .post(self.token_url.clone())
             .header(ACCEPT, "application/json")
+            .timeout(TOKEN_REQUEST_TIMEOUT)
             .form(&form);
         if let Some(org) = &self.org_id {
             request = request.header("Org-Id", org);

@@ -117,11 +117,8 @@ impl Common {
                 ));
             }
         }
-        if !matches!(self.base_url.scheme(), "http" | "https") || self.base_url.cannot_be_a_base() {
-            Some(format!(
-                "base_url must be an http(s) URL, got {}",
-                self.base_url
-            ))
+        if let Some(problem) = super::kit::url_problem("base_url", &self.base_url) {
+            Some(problem)
         } else if self.max_per_minute == Some(0) {
             Some("max_per_minute must be positive (omit it for no limit)".to_owned())
         } else if self.circuit_failure_threshold == 0 {

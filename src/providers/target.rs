@@ -47,15 +47,16 @@ pub struct Target {
 }
 
 impl Target {
-    /// Removes the provider's credentials (configured, or a token it issued) from what is relayed
-    /// from it: its error messages and bodies, its records.
-    pub async fn scrub(&self, result: &mut TargetResult) {
-        let token = match &self.auth {
-            Auth::OAuth2(source) => source.current_token().await,
-            Auth::Header(..) => None,
+    /// Removes the provider's credentials (configured, as sent, or a token it issued lately) from
+    /// what is relayed from it: its error messages and bodies, its records. Never waits (a token
+    /// being fetched holds nothing it needs).
+    pub fn scrub(&self, result: &mut TargetResult) {
+        let tokens = match &self.auth {
+            Auth::OAuth2(source) => source.issued_tokens(),
+            Auth::Header(..) => Vec::new(),
         };
         let mut secrets: Vec<&str> = self.secrets.iter().map(|s| s.expose_secret()).collect();
-        secrets.extend(token.as_ref().map(|t| t.expose_secret()));
+        secrets.extend(tokens.iter().map(|t| t.expose_secret()));
         if let Some(e) = result.error.as_mut() {
             scrub_text(&mut e.message, &secrets);
             if let Some(body) = e.provider_error.as_mut() {

@@ -456,3 +456,51 @@ async fn an_oversized_jwks_is_not_read_whole() {
     let a = rs(&claims(), "rs256-a.key.pem", Some("key-a"));
     assert_eq!(attempt(&app, Some(&format!("Bearer {a}"))).await.0, 401);
 }
+
+/// A set past its age is refetched in the background: while the identity provider hangs, a
+/// caller whose key is known is answered at once (stale-while-revalidate), and the refetch
+/// still happens.
+#[tokio::test]
+async fn a_hung_jwks_refetch_does_not_stall_callers_whose_key_is_known() {
+    let idp = MockServer::start().await;
+    serve_jwks(&idp, jwks(&[("key-a", "rs256-a.key.pem")])).await;
+    let url = Url::parse(&format!("{}/jwks.json", idp.uri())).unwrap();
+    let app = spawn_app_with(|s| {
+        s.auth.hs256_secret = None;
+        s.auth.jwks_url = Some(url);
+        s.auth.jwks_min_refresh_s = 0;
+        s.auth.jwks_max_age_s = 1;
+        s.auth.cache_ttl_s = 0;
+    })
+    .await;
+    let a = rs(&claims(), "rs256-a.key.pem", Some("key-a"));
+    assert_eq!(attempt(&app, Some(&format!("Bearer {a}"))).await.0, 207);
+
+    // The identity provider now takes 4 s to answer; the set ages past its 1 s.
+    idp.reset().await;
+    Mock::given(method("GET"))
+        .and(path("/jwks.json"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(jwks(&[("key-a", "rs256-a.key.pem")]))
+                .set_delay(Duration::from_secs(4)),
+        )
+        .mount(&idp)
+        .await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        assert_eq!(attempt(&app, Some(&format!("Bearer {a}"))).await.0, 207);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "a known key is served while the set is refetched: {:?}",
+            started.elapsed()
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        jwks_fetches(&idp).await,
+        1,
+        "one refetch in the background, not one per caller"
+    );
+}

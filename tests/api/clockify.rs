@@ -177,7 +177,10 @@ async fn rate_limits_carry_retry_after() {
 #[tokio::test]
 async fn a_redirect_is_reported_not_followed() {
     let app = spawn_app().await;
+    // Following the redirect would get /elsewhere. (A lookup, made because a 3xx does not prove
+    // that nothing was created, finds nothing.)
     Mock::given(method("GET"))
+        .and(path("/elsewhere"))
         .respond_with(created())
         .expect(0)
         .mount(&app.mocks.clockify)

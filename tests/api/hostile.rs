@@ -637,3 +637,37 @@ organization_id = 12
     );
     assert!(!logs.contains('\u{1b}'), "no raw escape reaches the log");
 }
+
+/// 9b. An answer that is neither a success nor a refusal (a 303, a 307, an unasked 101) does not
+/// prove that nothing was created either: found by a lookup, reported `created`, never sent
+/// again, by the gateway or by a replay.
+#[tokio::test]
+async fn a_redirect_or_an_unasked_101_after_creating_is_found_and_never_sent_again() {
+    for status in [303, 307, 101] {
+        let app = spawn_app().await;
+        app.mocks.mount_support().await;
+        for f in fixtures() {
+            Mock::given(method("POST"))
+                .and(path(f.create_path))
+                .respond_with(ResponseTemplate::new(status).insert_header("location", "/elsewhere"))
+                .expect(1)
+                .named(format!("{}: one create", f.name))
+                .mount(app.mocks.of(f.id))
+                .await;
+            for mock in (f.lookup)(true) {
+                mock.mount(app.mocks.of(f.id)).await;
+            }
+        }
+        let body = full_body();
+        let key = format!("k-{status}");
+        let (_, first) = post_keyed(&app.http, &app.address, &app.token, Some(&key), &body).await;
+        let (_, replay) = post_keyed(&app.http, &app.address, &app.token, Some(&key), &body).await;
+        for f in fixtures() {
+            let r = &first["results"][f.name];
+            assert_eq!(r["status"], "created", "{status} {}: {r}", f.name);
+            assert_eq!(r["reconciled"], true, "{status} {}", f.name);
+            assert_eq!(r["provider_client_id"], f.found_id);
+            assert_eq!(replay["results"][f.name]["replayed"], true);
+        }
+    }
+}

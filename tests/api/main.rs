@@ -7,6 +7,7 @@ mod contract;
 mod egress;
 mod helpers;
 mod hostile;
+mod hostile_two;
 mod idempotency;
 mod lookups;
 mod metrics;

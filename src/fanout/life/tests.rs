@@ -290,6 +290,17 @@ fn a_5xx_is_looked_up_before_anything_is_sent_again() {
     );
     assert_eq!(taken[2], "wait 1000 ms");
 
+    // A redirect proves nothing either.
+    let (taken, _) = run(
+        Job::Create,
+        traits(),
+        vec![
+            sent(answered(303, ErrorKind::InvalidResponse, None)),
+            found(),
+        ],
+    );
+    assert_eq!(taken, steps(&["send", "look up since sent", "finish"]));
+
     // Found: it was created after all.
     let (_, done) = run(
         Job::Create,
@@ -580,6 +591,11 @@ fn a_target_resumes_where_the_earlier_request_left_it() {
     let five_hundred = answered(500, ErrorKind::Unavailable, None);
     assert_eq!(
         job(resume(Some(&five_hundred), Some(at(1)), None, now)),
+        Some(Job::Recheck { started: at(1) })
+    );
+    let redirected = answered(303, ErrorKind::InvalidResponse, None);
+    assert_eq!(
+        job(resume(Some(&redirected), Some(at(1)), None, now)),
         Some(Job::Recheck { started: at(1) })
     );
     assert_eq!(job(resume(None, None, None, now)), Some(Job::Create));
