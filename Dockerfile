@@ -21,19 +21,33 @@ FROM chef AS builder
 COPY --from=planner /app/recipe.json recipe.json
 RUN cargo chef cook --release --locked --recipe-path recipe.json
 COPY . .
-RUN cargo build --release --locked --bin clients-gateway
+RUN cargo build --release --locked --bin clients-gateway \
+ && strip /app/target/release/clients-gateway
 
 FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
-ARG VERSION=0.1.0
+# Given by the build (README, "Container image"): VERSION (git describe), REVISION (the
+# commit), CREATED (RFC 3339), SOURCE (the repository's URL).
+ARG VERSION=unknown
+ARG REVISION=unknown
+ARG CREATED=unknown
+ARG SOURCE=unknown
 LABEL org.opencontainers.image.title="clients-gateway" \
       org.opencontainers.image.description="One POST /clients that creates a client in Lucca Project, Clockify, PlusVibe, ChatDash and missionX at once, answering 207 Multi-Status" \
       org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.source="${SOURCE}" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.base.name="gcr.io/distroless/cc-debian12:nonroot"
 COPY --from=builder --chown=0:0 --chmod=0555 /app/target/release/clients-gateway /usr/local/bin/clients-gateway
 USER 65532:65532
+# `docker run -p 8080:8080 IMAGE --sandbox` is reachable from the host. (A configured
+# server.bind wins over it.)
+ENV CLIENTS_GATEWAY_SANDBOX_BIND=0.0.0.0:8080
 EXPOSE 8080
+# The probe follows the configuration's server.ops_bind / server.bind (the sandbox's default
+# when the file is absent).
 HEALTHCHECK --interval=30s --timeout=3s --start-period=5s --retries=3 \
-  CMD ["/usr/local/bin/clients-gateway", "healthcheck"]
+  CMD ["/usr/local/bin/clients-gateway", "healthcheck", "--config", "/etc/clients-gateway/gateway.toml"]
 ENTRYPOINT ["/usr/local/bin/clients-gateway"]
 CMD ["--config", "/etc/clients-gateway/gateway.toml"]

@@ -154,6 +154,23 @@ pub struct IdempotencySettings {
     /// for a single replica only.
     pub redis_url: Option<SecretString>,
     pub redis_url_file: Option<PathBuf>,
+    /// The ACL user (Redis 6+); absent: the URL's, or the default user.
+    pub redis_username: Option<String>,
+    /// The password (of `redis_username`, or the default user); absent: the URL's, if any.
+    pub redis_password: Option<SecretString>,
+    pub redis_password_file: Option<PathBuf>,
+    /// Redis Sentinel: the sentinels (`host:port`, or `redis://`/`rediss://` URLs) that name the
+    /// master of `redis_master_name`. With them, `redis_url` is not set: the master is found
+    /// through the sentinels, and found again after a failover.
+    pub redis_sentinels: Vec<String>,
+    pub redis_master_name: Option<String>,
+    /// Sentinel only: the master speaks TLS (`rediss://`), with the gateway's trust (`tls.*`).
+    pub redis_tls: bool,
+    /// Connecting (TCP, TLS, AUTH) may take this long.
+    pub redis_connect_timeout_ms: u64,
+    /// Each command may take this long, connecting included: then the request is answered
+    /// without Redis (a keyed request 503, an adoption failed with nothing sent).
+    pub redis_command_timeout_ms: u64,
     /// How long a key's record is kept.
     pub ttl_s: u64,
     /// In-process store only: keys kept at most. When it is full, the record least recently
@@ -171,6 +188,14 @@ impl Default for IdempotencySettings {
         Self {
             redis_url: None,
             redis_url_file: None,
+            redis_username: None,
+            redis_password: None,
+            redis_password_file: None,
+            redis_sentinels: Vec::new(),
+            redis_master_name: None,
+            redis_tls: false,
+            redis_connect_timeout_ms: 1_000,
+            redis_command_timeout_ms: 1_000,
             ttl_s: 86_400,
             max_keys: None,
             retain_s: 3_600,
@@ -272,6 +297,11 @@ impl Settings {
             &self.idempotency.redis_url_file,
         )?;
         read_secret_file(
+            "idempotency.redis_password",
+            &mut self.idempotency.redis_password,
+            &self.idempotency.redis_password_file,
+        )?;
+        read_secret_file(
             "auth.hs256_secret",
             &mut self.auth.hs256_secret,
             &self.auth.hs256_secret_file,
@@ -289,7 +319,7 @@ impl Settings {
     /// Every number within its bounds (no setting can overflow a clock or exhaust memory), and
     /// what depends on more than one key.
     fn check(&self) -> Result<(), ConfigError> {
-        for (key, value, min, max) in self.bounds() {
+        for (key, value, min, max) in self.bounds().into_iter().chain(self.idempotency.bounds()) {
             if !(min..=max).contains(&value) {
                 return Err(ConfigError::Invalid(format!(
                     "{key} must be between {min} and {max}, got {value}"
@@ -321,7 +351,7 @@ impl Settings {
     }
 
     /// Each number with its key and its bounds.
-    fn bounds(&self) -> [(&'static str, u64, u64, u64); 15] {
+    fn bounds(&self) -> [(&'static str, u64, u64, u64); 13] {
         const DAY_S: u64 = 86_400;
         let s = &self.server;
         let a = &self.auth;
@@ -361,6 +391,17 @@ impl Settings {
             ("auth.jwks_min_refresh_s", a.jwks_min_refresh_s, 0, DAY_S),
             ("auth.jwks_max_age_s", a.jwks_max_age_s, 1, 7 * DAY_S),
             ("idempotency.ttl_s", i.ttl_s, 1, 30 * DAY_S),
+        ]
+    }
+}
+
+impl IdempotencySettings {
+    /// Each number of `[idempotency]` with its bounds.
+    fn bounds(&self) -> [(&'static str, u64, u64, u64); 4] {
+        const DAY_S: u64 = 86_400;
+        let i = self;
+        let n = |v: usize| v as u64;
+        [
             (
                 "idempotency.max_keys",
                 n(i.max_keys.unwrap_or(1)),
@@ -368,6 +409,18 @@ impl Settings {
                 10_000_000,
             ),
             ("idempotency.retain_s", i.retain_s, 1, 30 * DAY_S),
+            (
+                "idempotency.redis_connect_timeout_ms",
+                i.redis_connect_timeout_ms,
+                10,
+                60_000,
+            ),
+            (
+                "idempotency.redis_command_timeout_ms",
+                i.redis_command_timeout_ms,
+                10,
+                60_000,
+            ),
         ]
     }
 }

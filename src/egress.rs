@@ -4,8 +4,9 @@
 //!
 //! Trust: the Mozilla roots built into the gateway (`tls.bundled_roots`, on by default: the same
 //! trust on every host and image), plus the platform's CA bundle when one is given
-//! (`tls.ca_file`, else `SSL_CERT_FILE`), plus the operating system's store when asked
-//! (`tls.native_roots`). A CA is added, not substituted, so that adding the platform's CA for
+//! (`tls.ca_file`), plus the operating system's store when asked (`tls.native_roots`; the
+//! standard `SSL_CERT_FILE` and `SSL_CERT_DIR` variables are part of it, and trusted only then:
+//! an image that sets `SSL_CERT_FILE` to its system bundle does not widen the trust). A CA is added, not substituted, so that adding the platform's CA for
 //! one re-signing proxy or private provider does not break the calls to public ones; set
 //! `tls.bundled_roots = false` to trust the given bundle alone.
 //!
@@ -44,8 +45,7 @@ const PROXY_VARIABLES: [&str; 6] = [
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsSettings {
-    /// A PEM bundle of CA certificates to trust as well (the platform's CA); absent: the file
-    /// named by `SSL_CERT_FILE`, if any.
+    /// A PEM bundle of CA certificates to trust as well (the platform's CA).
     pub ca_file: Option<PathBuf>,
     /// Trust the Mozilla roots built into the gateway.
     pub bundled_roots: bool,
@@ -151,6 +151,10 @@ fn credentials(url: &Url) -> Vec<SecretString> {
 pub struct Egress {
     /// Every trusted root: bundled, system, the platform's bundle.
     roots: Arc<RootCertStore>,
+    /// The trusted certificates outside the bundled roots (system store, `tls.ca_file`).
+    certificates: Arc<Vec<CertificateDer<'static>>>,
+    /// Whether the bundled roots are trusted.
+    bundled: bool,
     /// What they are, for the start log.
     trust: String,
     /// The configured proxy (`None`: the environment's, which reqwest reads itself).
@@ -167,10 +171,12 @@ impl fmt::Debug for Egress {
     }
 }
 
+/// The Mozilla roots built into the gateway (one list: what rustls verifies with, and what a
+/// client given PEM certificates, Redis over TLS, gets).
 fn bundled_roots() -> RootCertStore {
-    RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    }
+    let mut roots = RootCertStore::empty();
+    roots.add_parsable_certificates(webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().cloned());
+    roots
 }
 
 /// The crypto of every outbound TLS connection.
@@ -178,55 +184,67 @@ fn crypto() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// What outbound TLS trusts (the bundled roots, the system store, the CA bundle of `tls.ca_file`
-/// or `SSL_CERT_FILE`, as configured), and that in words.
-fn trusted(tls: &TlsSettings) -> Result<(RootCertStore, String), String> {
-    let from_env = std::env::var_os("SSL_CERT_FILE")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from);
-    let (extra, extra_from) = match (&tls.ca_file, from_env) {
-        (Some(path), _) => (
-            read_ca_file("tls.ca_file", path)?,
-            Some(path.display().to_string()),
-        ),
-        (None, Some(path)) => (
-            read_ca_file("SSL_CERT_FILE", &path)?,
-            Some(format!("{} (SSL_CERT_FILE)", path.display())),
-        ),
-        (None, None) => (Vec::new(), None),
-    };
+/// What outbound TLS trusts (the bundled roots, the system store, the CA bundle of
+/// `tls.ca_file`, as configured): the roots, the same as certificates outside the bundled ones
+/// (for a client that takes PEM), and that in words.
+fn trusted(
+    tls: &TlsSettings,
+) -> Result<(RootCertStore, Vec<CertificateDer<'static>>, String), String> {
     let mut roots = RootCertStore::empty();
+    let mut certificates = Vec::new();
     let mut trust = Vec::new();
     if tls.bundled_roots {
         roots = bundled_roots();
         trust.push(format!("{} bundled roots", roots.len()));
     }
     if tls.native_roots {
+        // rustls-native-certs reads SSL_CERT_FILE and SSL_CERT_DIR when they are set.
         let native = rustls_native_certs::load_native_certs();
-        let (added, _) = roots.add_parsable_certificates(native.certs);
+        let (added, _) = roots.add_parsable_certificates(native.certs.iter().cloned());
         if added == 0 {
             return Err("tls.native_roots: the system store holds no usable certificate".into());
         }
+        certificates.extend(native.certs);
         trust.push(format!("{added} from the system store"));
     }
-    if let Some(from) = extra_from {
-        let (added, _) = roots.add_parsable_certificates(extra);
-        trust.push(format!("{added} CA(s) from {from}"));
+    if let Some(path) = &tls.ca_file {
+        let extra = read_ca_file("tls.ca_file", path)?;
+        let (added, _) = roots.add_parsable_certificates(extra.iter().cloned());
+        certificates.extend(extra);
+        trust.push(format!("{added} CA(s) from {}", path.display()));
     }
     if roots.is_empty() {
         return Err("tls: nothing would be trusted: set tls.ca_file, or keep \
                     tls.bundled_roots or tls.native_roots on"
             .into());
     }
-    Ok((roots, trust.join(" + ")))
+    Ok((roots, certificates, trust.join(" + ")))
+}
+
+/// `certificates` as one PEM bundle.
+fn to_pem<'a>(certificates: impl Iterator<Item = &'a CertificateDer<'a>>) -> Vec<u8> {
+    use base64::Engine as _;
+    let mut pem = String::new();
+    for certificate in certificates {
+        pem.push_str("-----BEGIN CERTIFICATE-----\n");
+        let text = base64::engine::general_purpose::STANDARD.encode(certificate.as_ref());
+        for line in text.as_bytes().chunks(64) {
+            pem.push_str(std::str::from_utf8(line).unwrap_or_default());
+            pem.push('\n');
+        }
+        pem.push_str("-----END CERTIFICATE-----\n");
+    }
+    pem.into_bytes()
 }
 
 impl Egress {
     /// Reads the CA bundle and checks the proxy; errors name the key, never a credential.
     pub fn from_settings(tls: &TlsSettings, proxy: &ProxySettings) -> Result<Self, String> {
-        let (roots, trust) = trusted(tls)?;
+        let (roots, certificates, trust) = trusted(tls)?;
         let mut egress = Self {
             roots: Arc::new(roots),
+            certificates: Arc::new(certificates),
+            bundled: tls.bundled_roots,
             trust,
             proxy: None,
             proxy_shown: None,
@@ -329,6 +347,15 @@ impl Egress {
         Ok(self.builder(&self.tls_config(&[], true)?))
     }
 
+    /// The same trust as PEM certificates (the bundled roots as the certificates they come
+    /// from), for a client that is given its roots so (Redis over TLS).
+    pub fn roots_pem(&self) -> Vec<u8> {
+        let bundled = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+            .iter()
+            .filter(|_| self.bundled);
+        to_pem(bundled.chain(self.certificates.iter()))
+    }
+
     /// The proxy's credentials, to scrub from anything relayed.
     pub fn secrets(&self) -> &[SecretString] {
         &self.secrets
@@ -392,11 +419,45 @@ mod tests {
             bundled_roots: false,
             ..TlsSettings::default()
         };
-        // (SSL_CERT_FILE, when the environment has it, is trusted too.)
-        if std::env::var_os("SSL_CERT_FILE").is_none() {
-            let e = Egress::from_settings(&nothing, &ProxySettings::default()).unwrap_err();
-            assert!(e.contains("nothing would be trusted"), "{e}");
-        }
+        // SSL_CERT_FILE is part of the system store: without tls.native_roots it is not
+        // trusted, set or not.
+        let e = Egress::from_settings(&nothing, &ProxySettings::default()).unwrap_err();
+        assert!(e.contains("nothing would be trusted"), "{e}");
+    }
+
+    #[test]
+    fn redis_is_given_the_same_trust_as_pem() {
+        use rustls_pki_types::pem::PemObject;
+        let count = |egress: &Egress| {
+            CertificateDer::pem_slice_iter(&egress.roots_pem())
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap()
+                .len()
+        };
+        let bundled =
+            Egress::from_settings(&TlsSettings::default(), &ProxySettings::default()).unwrap();
+        assert_eq!(
+            count(&bundled),
+            webpki_root_certs::TLS_SERVER_ROOT_CERTS.len()
+        );
+        assert_eq!(count(&bundled), bundled.roots.len(), "the same roots");
+
+        let dir = std::env::temp_dir().join(format!("cg-pem-{}", crate::ids::v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = dir.join("ca.pem");
+        std::fs::write(
+            &ca,
+            to_pem(webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().take(1)),
+        )
+        .unwrap();
+        let alone = TlsSettings {
+            ca_file: Some(ca),
+            bundled_roots: false,
+            native_roots: false,
+        };
+        let egress = Egress::from_settings(&alone, &ProxySettings::default()).unwrap();
+        assert_eq!(count(&egress), 1, "the CA file alone");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

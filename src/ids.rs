@@ -4,11 +4,16 @@
 use rand::Rng;
 use uuid::Uuid;
 
+/// This process's clock, in unix milliseconds.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// A time-ordered UUID (version 7): request and operation ids.
 pub fn v7() -> Uuid {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let ms = unix_ms();
     let random: [u8; 10] = rand::rng().random();
     uuid::Builder::from_unix_timestamp_millis(ms, &random).into_uuid()
 }

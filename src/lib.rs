@@ -16,6 +16,7 @@ pub mod config;
 pub mod domain;
 pub mod egress;
 pub mod fanout;
+pub mod fleet;
 pub mod idempotency;
 pub mod metrics;
 pub mod middleware;

@@ -26,8 +26,9 @@ struct Cli {
     #[arg(long, env = "CLIENTS_GATEWAY_CONFIG", global = true)]
     config: Option<PathBuf>,
     /// Serve with every provider simulated in-process and a development signing key; prints
-    /// the address, the Swagger UI URL and a ready token. Binds 127.0.0.1:8080 unless
-    /// server.bind is configured.
+    /// the address, the Swagger UI URL and a ready token. Binds 127.0.0.1:8080 (or what
+    /// CLIENTS_GATEWAY_SANDBOX_BIND says: the image sets 0.0.0.0:8080) unless server.bind is
+    /// configured.
     #[arg(long)]
     sandbox: bool,
     /// With --sandbox (or `providers`): this simulated provider creates the client and then
@@ -65,10 +66,12 @@ enum Command {
     /// Load the configuration and build everything that needs no network (adapters, caller
     /// authentication), then exit: 0 if the gateway would start with it.
     CheckConfig,
-    /// Exit 0 if the gateway at URL answers its liveness probe (for a container HEALTHCHECK).
+    /// Exit 0 if the gateway answers its liveness probe (for a container HEALTHCHECK): at URL,
+    /// else at the configured `server.ops_bind` or `server.bind` (a configuration file that does
+    /// not exist is skipped: the image's sandbox).
     Healthcheck {
-        #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
-        url: String,
+        #[arg(long)]
+        url: Option<String>,
     },
     /// Mint a development token signed with the configured HS256 key (auth.hs256_secret).
     Token {
@@ -89,7 +92,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Token { sub, scope, ttl }) => token(cli.config, &sub, &scope, ttl),
         Some(Command::Healthcheck { url }) => {
-            actix_web::rt::System::new().block_on(healthcheck(&url))
+            match url.map_or_else(|| health_url(cli.config), Ok) {
+                Ok(url) => actix_web::rt::System::new().block_on(healthcheck(&url)),
+                Err(e) => Err(e),
+            }
         }
         Some(Command::CheckConfig) => check_config(cli.config),
         Some(Command::Providers {
@@ -170,7 +176,10 @@ async fn serve(
         let sandbox = Sandbox::start(options)?;
         sandbox.configure(&mut settings);
         if !bind_configured && !configured {
-            settings.server.bind = "127.0.0.1:8080".into();
+            settings.server.bind = std::env::var("CLIENTS_GATEWAY_SANDBOX_BIND")
+                .ok()
+                .filter(|b| !b.is_empty())
+                .unwrap_or_else(|| "127.0.0.1:8080".into());
         }
         let secret = SecretString::from(dev_key());
         settings.auth.disabled = false;
@@ -228,8 +237,13 @@ async fn providers(options: SandboxOptions) -> Result<(), StartError> {
 fn check_config(config: Option<PathBuf>) -> Result<(), StartError> {
     let settings = Settings::load(config.as_deref())?;
     let egress = settings.egress()?;
+    let link = clients_gateway::fleet::Link::from_settings(&settings.idempotency, &egress)?;
+    let outside = clients_gateway::providers::Outside {
+        egress: &egress,
+        link: link.as_ref(),
+    };
     let registry =
-        clients_gateway::providers::Registry::from_settings(&settings.providers, &egress)?;
+        clients_gateway::providers::Registry::from_settings(&settings.providers, &outside)?;
     auth::Authenticator::from_settings(&settings.auth, &egress)?;
     let available: Vec<&str> = registry.available().map(|p| p.as_str()).collect();
     let budget = clients_gateway::startup::describe_budget(&settings)?;
@@ -239,6 +253,36 @@ fn check_config(config: Option<PathBuf>) -> Result<(), StartError> {
         egress.describe()
     );
     Ok(())
+}
+
+/// The liveness probe's URL from the configuration: the ops listener if there is one, else the
+/// main one; an unspecified address (0.0.0.0, ::) is asked on loopback.
+fn health_url(config: Option<PathBuf>) -> Result<String, StartError> {
+    let config = config.filter(|path| path.exists());
+    let settings = Settings::load(config.as_deref())?;
+    // Without a configuration, the gateway is the sandbox, on the sandbox's address.
+    let sandbox_bind = std::env::var("CLIENTS_GATEWAY_SANDBOX_BIND")
+        .ok()
+        .filter(|b| !b.is_empty())
+        .filter(|_| {
+            config.is_none() && std::env::var_os("CLIENTS_GATEWAY__SERVER__BIND").is_none()
+        });
+    let bind = match (&settings.server.ops_bind, &sandbox_bind) {
+        (Some(ops), _) => ops.as_str(),
+        (None, Some(sandbox)) => sandbox.as_str(),
+        (None, None) => settings.server.bind.as_str(),
+    };
+    let mut address = std::net::ToSocketAddrs::to_socket_addrs(bind)
+        .map_err(|e| format!("server bind address {bind}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("server bind address {bind} resolves to nothing"))?;
+    if address.ip().is_unspecified() {
+        address.set_ip(match address {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    Ok(format!("http://{address}/healthz"))
 }
 
 async fn healthcheck(url: &str) -> Result<(), StartError> {

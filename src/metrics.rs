@@ -49,6 +49,8 @@ pub const MEMORY_IN_USE: &str = "clients_gateway_memory_in_use_bytes";
 pub const MEMORY_ALLOCATED: &str = "clients_gateway_memory_allocated_bytes";
 pub const MEMORY_RESERVED: &str = "clients_gateway_memory_reserved_bytes";
 pub const ADMISSION_CAPACITY: &str = "clients_gateway_admission_capacity";
+pub const RECORDS: &str = "clients_gateway_idempotency_records_total";
+pub const FLEET: &str = "clients_gateway_fleet_total";
 
 const BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -110,6 +112,14 @@ fn describe() {
     metrics::describe_gauge!(
         IDEMPOTENCY_KEYS,
         "Idempotency keys held by the in-process store (idempotency.max_keys at most)"
+    );
+    metrics::describe_counter!(
+        RECORDS,
+        "Outcomes written to the idempotency store: result recorded (at once), retried (after a failed write), lost (the claim ran out first), given_up (every write failed within the lease)"
+    );
+    metrics::describe_counter!(
+        FLEET,
+        "What the replicas share through Redis, by what (guard, quota) and outcome: guard taken/refused (Redis unanswered: fails closed, nothing sent); quota fleet (decided in Redis) or local (Redis unanswered: this replica's own limit)"
     );
     describe_load();
 }
@@ -199,6 +209,16 @@ pub fn provider_result(provider: ProviderId, result: &TargetResult) {
 /// The in-process store's key count.
 pub fn idempotency_keys(count: usize) {
     metrics::gauge!(IDEMPOTENCY_KEYS).set(count as f64);
+}
+
+/// Counts an outcome written to the idempotency store (`result`: a closed set).
+pub fn record(result: &'static str) {
+    metrics::counter!(RECORDS, "result" => result).increment(1);
+}
+
+/// Counts a fleet-wide decision (`what`, `outcome`: closed sets).
+pub fn fleet(what: &'static str, outcome: &'static str) {
+    metrics::counter!(FLEET, "what" => what, "outcome" => outcome).increment(1);
 }
 
 /// Counts a request shed for `reason` (a closed set: `budget`, `memory`).

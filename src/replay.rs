@@ -62,16 +62,39 @@ fn to_record(result: &TargetResult) -> TargetResult {
     r
 }
 
-fn to_ms(at: SystemTime) -> u64 {
-    at.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+/// Times in records are on the store's clock (Redis's, shared by the replicas): this process's
+/// clock plus `offset_ms`.
+#[derive(Debug, Clone, Copy)]
+struct StoreClock {
+    offset_ms: i64,
 }
 
-/// A time from a record (a corrupt one cannot overflow the clock: it reads as now).
-fn from_ms(ms: u64) -> SystemTime {
-    UNIX_EPOCH
-        .checked_add(Duration::from_millis(ms))
-        .unwrap_or_else(SystemTime::now)
+impl StoreClock {
+    fn of(store: &dyn Store) -> Self {
+        Self {
+            offset_ms: store.clock_offset_ms(),
+        }
+    }
+
+    /// `at` (this process's clock) on the store's.
+    fn stored(self, at: SystemTime) -> u64 {
+        let local = at
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        u64::try_from(local.saturating_add(self.offset_ms)).unwrap_or(0)
+    }
+
+    /// A time from a record, on this process's clock (a corrupt one cannot overflow the clock:
+    /// it reads as now).
+    fn local(self, ms: u64) -> SystemTime {
+        let local = i64::try_from(ms)
+            .unwrap_or(i64::MAX)
+            .saturating_sub(self.offset_ms);
+        u64::try_from(local)
+            .ok()
+            .and_then(|ms| UNIX_EPOCH.checked_add(Duration::from_millis(ms)))
+            .unwrap_or_else(SystemTime::now)
+    }
 }
 
 /// Runs `calls` under the key. Targets the record already settled are answered from it; the
@@ -86,8 +109,11 @@ pub async fn run(
     request_id: RequestId,
 ) -> Result<(uuid::Uuid, BTreeMap<ProviderId, TargetResult>), Refusal> {
     let holder = Lease::new();
+    let claimed_at = Instant::now();
     let (operation_id, record, interrupted) = claim(&keyed, &holder).await?;
-    let resumed = resume_all(calls, record.as_ref(), interrupted);
+    let clock = StoreClock::of(keyed.store.as_ref());
+    let mut resumed = resume_all(calls, record.as_ref(), interrupted, clock);
+    resumed.claimed_at = claimed_at;
     let providers: Vec<ProviderId> = resumed
         .settled
         .keys()
@@ -149,7 +175,8 @@ async fn claim(
                 .map_or_else(crate::ids::v7, |r| r.operation_id);
             // Its start is when its targets may have been sent; unknown: from now on, which is
             // later than any of them, so waits at least as long.
-            let since = since.map_or_else(SystemTime::now, from_ms);
+            let clock = StoreClock::of(keyed.store.as_ref());
+            let since = since.map_or_else(SystemTime::now, |ms| clock.local(ms));
             (id, record, Some(since))
         }
     })
@@ -175,17 +202,21 @@ struct Resumed {
     calls: Vec<Call>,
     /// When the earlier request sent each create.
     sent_ms: BTreeMap<ProviderId, u64>,
+    /// When this request claimed the key (its lease counts from then).
+    claimed_at: Instant,
 }
 
 fn resume_all(
     calls: Vec<Call>,
     record: Option<&Record>,
     interrupted: Option<SystemTime>,
+    clock: StoreClock,
 ) -> Resumed {
     let mut resumed = Resumed {
         settled: BTreeMap::new(),
         calls: Vec::new(),
         sent_ms: BTreeMap::new(),
+        claimed_at: Instant::now(),
     };
     let now = SystemTime::now();
     for mut call in calls {
@@ -195,7 +226,8 @@ fn resume_all(
         if let Some(ms) = previous_sent {
             resumed.sent_ms.insert(p, ms);
         }
-        match life::resume(previous, previous_sent.map(from_ms), interrupted, now) {
+        let previous_sent = previous_sent.map(|ms| clock.local(ms));
+        match life::resume(previous, previous_sent, interrupted, now) {
             Resume::Settled(result) => {
                 resumed.settled.insert(p, *result);
             }
@@ -222,16 +254,18 @@ async fn run_and_record(
         settled,
         calls,
         mut sent_ms,
+        claimed_at,
     } = resumed;
     let fresh = if calls.is_empty() {
         BTreeMap::new()
     } else {
         fanout::fan_out(calls, if_exists, deadline, &request_id).await
     };
+    let clock = StoreClock::of(keyed.store.as_ref());
     let mut results = settled;
     for (p, Done { result, sent }) in fresh {
         if let Some(sent) = sent {
-            sent_ms.insert(p, to_ms(sent));
+            sent_ms.insert(p, clock.stored(sent));
         }
         results.insert(p, result);
     }
@@ -240,21 +274,104 @@ async fn run_and_record(
         results: results.iter().map(|(p, r)| (*p, to_record(r))).collect(),
         sent_ms,
     };
-    match keyed
-        .store
-        .finish(&keyed.key, &holder, &record, keyed.ttl)
-        .await
-    {
-        Ok(true) => {}
-        Ok(false) => tracing::warn!(
-            request_id = request_id.as_str(),
-            "idempotency claim lost before recording (lease ran out)"
-        ),
-        Err(e) => tracing::error!(
+    save(keyed, holder, record, claimed_at, request_id).await;
+    results
+}
+
+/// How long the answer waits for a record write that failed to be retried; later retries go on
+/// in the background until the claim's lease ends.
+const RECORD_INLINE: Duration = Duration::from_secs(2);
+
+/// Writes the record; a failed write (Redis restarted: the connection is re-established on the
+/// next command) is retried with backoff, within [`RECORD_INLINE`] before answering, then in the
+/// background until the lease ends. Only then is it given up, loudly.
+async fn save(
+    keyed: Keyed,
+    holder: Lease,
+    record: Record,
+    claimed_at: Instant,
+    request_id: RequestId,
+) {
+    let lease_end = claimed_at + keyed.lease;
+    let inline_end = lease_end.min(Instant::now() + RECORD_INLINE);
+    let mut pause = Duration::from_millis(50);
+    let mut retried = false;
+    loop {
+        let Some(e) = write(&keyed, &holder, &record, retried, &request_id).await else {
+            return;
+        };
+        if Instant::now() + pause >= lease_end {
+            return given_up(&e, &request_id);
+        }
+        tracing::warn!(
             request_id = request_id.as_str(),
             error = %e,
-            "could not record the outcome; a retry with this key will settle the targets by lookups"
-        ),
+            retry_in_ms = pause.as_millis() as u64,
+            "could not record the outcome; retrying"
+        );
+        retried = true;
+        if Instant::now() + pause >= inline_end {
+            // The answer leaves now; the record is still written before the lease ends.
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                    let Some(e) = write(&keyed, &holder, &record, true, &request_id).await else {
+                        return;
+                    };
+                    if Instant::now() + pause >= lease_end {
+                        return given_up(&e, &request_id);
+                    }
+                }
+            });
+            return;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(400));
     }
-    results
+}
+
+/// One write of the record: `None` when it is settled (written, or the claim was lost), else
+/// why it failed.
+async fn write(
+    keyed: &Keyed,
+    holder: &Lease,
+    record: &Record,
+    retried: bool,
+    request_id: &RequestId,
+) -> Option<StoreError> {
+    match keyed
+        .store
+        .finish(&keyed.key, holder, record, keyed.ttl)
+        .await
+    {
+        Ok(true) => {
+            crate::metrics::record(if retried { "retried" } else { "recorded" });
+            if retried {
+                tracing::info!(
+                    request_id = request_id.as_str(),
+                    "outcome recorded after retries"
+                );
+            }
+            None
+        }
+        Ok(false) => {
+            crate::metrics::record("lost");
+            tracing::warn!(
+                request_id = request_id.as_str(),
+                "idempotency claim lost before recording (lease ran out)"
+            );
+            None
+        }
+        Err(e) => Some(e),
+    }
+}
+
+fn given_up(e: &StoreError, request_id: &RequestId) {
+    crate::metrics::record("given_up");
+    tracing::error!(
+        request_id = request_id.as_str(),
+        error = %e,
+        "could not record the outcome within the claim's lease; a retry with this key will settle the targets by lookups"
+    );
 }

@@ -14,6 +14,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::auth::Authenticator;
 use crate::config::Settings;
+use crate::fleet::Link;
 use crate::idempotency::memory::MemoryStore;
 use crate::idempotency::redis::RedisStore;
 use crate::idempotency::Store;
@@ -24,7 +25,6 @@ use crate::providers::Registry;
 use crate::routes::clients::admission::Gate;
 use crate::routes::ops::Readiness;
 use crate::routes::{self, clients::ClientsState};
-use secrecy::ExposeSecret;
 
 pub type StartError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -41,7 +41,7 @@ impl Application {
         raise_open_files_limit();
         // First: what is built next (the circuit breakers) exports its state.
         let metrics = web::Data::new(crate::metrics::handle());
-        let (registry, authenticator) = outbound(settings)?;
+        let (registry, authenticator, link) = outbound(settings)?;
 
         let listener = TcpListener::bind(&settings.server.bind)
             .map_err(|e| format!("cannot listen on {}: {e}", settings.server.bind))?;
@@ -55,7 +55,7 @@ impl Application {
             .idempotency
             .max_keys
             .unwrap_or_else(|| default_max_keys(limit.bytes));
-        let store = store(settings, max_keys)?;
+        let store = store(settings, link, max_keys);
         let admission = admission(settings, limit, max_keys)?;
         let draining = Arc::new(AtomicBool::new(false));
         let readiness = web::Data::new(Readiness {
@@ -130,17 +130,24 @@ impl Application {
 }
 
 /// The providers and the caller authentication, built with the outbound trust and proxy.
-fn outbound(settings: &Settings) -> Result<(Registry, Authenticator), StartError> {
+fn outbound(
+    settings: &Settings,
+) -> Result<(Registry, Authenticator, Option<Arc<Link>>), StartError> {
     let egress = settings.egress()?;
     tracing::info!(egress = %egress.describe(), "outbound HTTPS");
-    let registry = Registry::from_settings(&settings.providers, &egress)?;
+    let link = Link::from_settings(&settings.idempotency, &egress)?;
+    let outside = crate::providers::Outside {
+        egress: &egress,
+        link: link.as_ref(),
+    };
+    let registry = Registry::from_settings(&settings.providers, &outside)?;
     let authenticator = Authenticator::from_settings(&settings.auth, &egress)?;
     if matches!(authenticator, Authenticator::Disabled) {
         tracing::warn!("CALLER AUTHENTICATION IS DISABLED (auth.disabled = true): anyone who reaches this gateway can create clients");
     }
     let available: Vec<&str> = registry.available().map(|p| p.as_str()).collect();
     tracing::info!(providers = ?available, "adapters ready");
-    Ok((registry, authenticator))
+    Ok((registry, authenticator, link))
 }
 
 /// What every worker's application shares.
@@ -200,11 +207,14 @@ fn main_server(
 }
 
 /// The idempotency store: Redis when configured, else in process with `max_keys` keys.
-fn store(settings: &Settings, max_keys: usize) -> Result<Arc<dyn Store>, StartError> {
-    Ok(match &settings.idempotency.redis_url {
-        Some(url) => {
-            tracing::info!("idempotency records in Redis");
-            Arc::new(RedisStore::new(url.expose_secret())?)
+fn store(settings: &Settings, link: Option<Arc<Link>>, max_keys: usize) -> Arc<dyn Store> {
+    match link {
+        Some(link) => {
+            tracing::info!(
+                sentinel = !settings.idempotency.redis_sentinels.is_empty(),
+                "idempotency records, adoption guards and quotas in Redis (fleet-wide)"
+            );
+            Arc::new(RedisStore::new(link))
         }
         None => {
             tracing::info!(
@@ -216,7 +226,7 @@ fn store(settings: &Settings, max_keys: usize) -> Result<Arc<dyn Store>, StartEr
                 Duration::from_secs(settings.idempotency.retain_s),
             ))
         }
-    })
+    }
 }
 
 /// The in-process store's default cap: 20,000 keys, or what 5 % of the memory limit holds.
@@ -255,9 +265,12 @@ fn admission(
 /// The budget for a limit of `limit` bytes, what the settings set aside taken off.
 fn budget(settings: &Settings, limit: u64, max_keys: usize) -> Result<overload::Budget, String> {
     let costs = overload::MEASURED;
-    let store = match settings.idempotency.redis_url {
-        Some(_) => 0,
-        None => max_keys as u64 * costs.store_key,
+    let shared = settings.idempotency.redis_url.is_some()
+        || !settings.idempotency.redis_sentinels.is_empty();
+    let store = if shared {
+        0
+    } else {
+        max_keys as u64 * costs.store_key
     };
     let fixed = overload::Fixed {
         baseline: overload::memory::resident()

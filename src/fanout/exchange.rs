@@ -135,7 +135,7 @@ async fn once(
     progress: &mut Progress,
     token_refreshed: bool,
 ) -> Once {
-    if let Err(e) = take_quota(target) {
+    if let Err(e) = Box::pin(take_quota(target)).await {
         return Once::Early(Exchanged::NotSent(e));
     }
     let (auth_name, auth_value) = match authorization(target).await {
@@ -186,11 +186,11 @@ async fn once(
 
 /// The gateway's own outbound limit for the provider. Earlier attempts, if any, were ones the
 /// provider cannot have acted on (that is when a request is sent again), so nothing was created.
-fn take_quota(target: &Target) -> Result<(), ProviderError> {
+async fn take_quota(target: &Target) -> Result<(), ProviderError> {
     let Some(quota) = &target.quota else {
         return Ok(());
     };
-    quota.take().map_err(|wait| {
+    quota.take().await.map_err(|wait| {
         let mut err = ProviderError::new(
             ErrorKind::RateLimited,
             "the gateway's outbound limit for this provider is reached (providers.<name>.max_per_minute); nothing was sent",

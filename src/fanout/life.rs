@@ -19,6 +19,7 @@ use crate::results::{TargetResult, TargetStatus};
 use crate::secret::Credentials;
 
 use super::lookup::Looked;
+use crate::fleet::Refused;
 
 /// A reconciliation lookup is not started with less time than this left.
 pub const MIN_LOOKUP_TIME: Duration = Duration::from_millis(100);
@@ -108,8 +109,9 @@ pub fn resume(
 pub enum Event {
     /// Nothing yet: the target's first step.
     Began,
-    /// The adoption guard of the client is held.
-    Guarded,
+    /// The guard of the client's natural key is held, or was refused (another request held it
+    /// all along, or the shared store did not answer): nothing was sent.
+    Guarded(Result<(), Refused>),
     /// The create was sent (or could not be): its result, read by the adapter.
     Sent(Box<TargetResult>),
     /// A lookup ended.
@@ -121,8 +123,8 @@ pub enum Event {
 /// What to do next.
 #[derive(Debug)]
 pub enum Action {
-    /// Take the guard of the client's natural key (adoptions of one client take turns); it is
-    /// held until the target finishes.
+    /// Take the guard of the client's natural key (where a create could duplicate, requests for
+    /// one client take turns, fleet-wide with Redis); it is held until the target finishes.
     Guard,
     /// Look the client up; `since`: a time before it can have been created.
     LookUp { since: Option<SystemTime> },
@@ -151,6 +153,9 @@ impl Action {
 pub struct DoneFor {
     pub result: TargetResult,
     pub sent: Option<SystemTime>,
+    /// Keep the guard (if one is held) until it expires rather than release it: a create whose
+    /// fate is unknown may still land, and another request must not look and create meanwhile.
+    pub keep_guard: bool,
 }
 
 /// The clock and the time left, as the executor sees them before a decision.
@@ -241,10 +246,8 @@ impl Life {
         let step = std::mem::replace(&mut self.step, Step::Finished);
         match (step, event) {
             (Step::Begin, Event::Began) => self.begin(now),
-            (Step::Guarding, Event::Guarded) => {
-                self.step = Step::LookingBeforeCreate;
-                Action::LookUp { since: None }
-            }
+            (Step::Guarding, Event::Guarded(Ok(()))) => self.start(now),
+            (Step::Guarding, Event::Guarded(Err(refused))) => self.refused(&refused),
             (Step::LookingBeforeCreate, Event::Looked(looked)) => self.adopt(looked, now),
             (Step::Sending { again }, Event::Sent(result)) => self.sent(*result, again, now),
             (Step::Sending { again }, Event::Waited) => {
@@ -285,12 +288,31 @@ impl Life {
         }
     }
 
-    fn begin(&mut self, now: Now) -> Action {
+    /// Whether the job looks the client up and may then create it at a tool that takes
+    /// duplicates: then requests for one client take turns.
+    fn guarded_job(&self) -> bool {
         let t = &self.traits;
+        let looks_then_creates = match self.job {
+            Job::Create => t.if_exists == IfExists::Adopt,
+            Job::Settle { .. } | Job::Recheck { .. } => true,
+        };
+        looks_then_creates && t.findable && t.accepts_duplicates
+    }
+
+    fn begin(&mut self, now: Now) -> Action {
+        if self.guarded_job() {
+            self.step = Step::Guarding;
+            return Action::Guard;
+        }
+        self.start(now)
+    }
+
+    /// The job's first step once any guard is held.
+    fn start(&mut self, now: Now) -> Action {
         match self.job {
-            Job::Create if t.if_exists == IfExists::Adopt && t.findable && t.accepts_duplicates => {
-                self.step = Step::Guarding;
-                Action::Guard
+            Job::Create if self.traits.if_exists == IfExists::Adopt && self.guarded_job() => {
+                self.step = Step::LookingBeforeCreate;
+                Action::LookUp { since: None }
             }
             Job::Create => self.send(false, now),
             Job::Settle { started, .. } if !self.traits.findable => self.finish_replayed(
@@ -313,6 +335,31 @@ impl Life {
                     since: Some(started),
                 }
             }
+        }
+    }
+
+    /// The guard was refused: nothing is sent.
+    fn refused(&mut self, refused: &Refused) -> Action {
+        let why = match refused {
+            Refused::Busy => "another request for the same client (on this or another replica) held its turn for as long as this one could wait".to_owned(),
+            Refused::Unreachable(e) => format!("the replicas' shared store (Redis) did not answer ({e}), and without it two replicas could create the client twice"),
+        };
+        match self.job {
+            Job::Create => self.finish_unsent(not_sent(
+                "could not check whether the client already exists (if_exists: adopt)",
+                &why,
+            )),
+            Job::Settle { started, .. } => self.finish_replayed(
+                unsettled(self.job, &format!("not looked up nor sent again: {why}; retry later")),
+                started,
+            ),
+            Job::Recheck { started } => self.finish_replayed(
+                not_sent(
+                    "not sent again: an earlier attempt (answered with a 5xx) may have created the client",
+                    &why,
+                ),
+                started,
+            ),
         }
     }
 
@@ -561,11 +608,16 @@ impl Life {
 
     fn done(&mut self, mut result: TargetResult, sent: Option<SystemTime>) -> Action {
         self.step = Step::Finished;
-        if result.status == TargetStatus::Unknown && result.credentials.is_none() {
+        let unknown = result.status == TargetStatus::Unknown;
+        if unknown && result.credentials.is_none() {
             // The member may exist with the password the gateway chose: the caller needs it.
             result.credentials = self.traits.credentials.clone();
         }
-        Action::Finish(Box::new(DoneFor { result, sent }))
+        Action::Finish(Box::new(DoneFor {
+            result,
+            sent,
+            keep_guard: unknown && self.attempts > 0,
+        }))
     }
 }
 
@@ -594,6 +646,16 @@ fn found_as(found: Found, status: TargetStatus) -> TargetResult {
 
 fn reconciled(found: Found) -> TargetResult {
     TargetResult::reconciled(found.id, found.record)
+}
+
+/// Nothing sent (`what`, because `why`): failed, retryable.
+fn not_sent(what: &str, why: &str) -> TargetResult {
+    let mut err = ProviderError::new(
+        ErrorKind::Unavailable,
+        format!("{what}; nothing was sent: {why}"),
+    );
+    err.retryable = true;
+    TargetResult::failed(TargetStatus::Failed, err)
 }
 
 /// An earlier request's create not settled here: `unknown`, retryable.

@@ -35,6 +35,10 @@ use life::{Action, Event, Life, Now, Traits};
 pub use life::{Done, Job};
 use lookup::look_up;
 
+/// How long a fleet-wide guard outlives the request's deadline at most (a replica that stops
+/// holding one frees it then).
+const GUARD_MARGIN: Duration = Duration::from_secs(5);
+
 /// One target to handle: the adapter with its plan, and what to do.
 pub struct Call {
     pub provider: ProviderId,
@@ -182,17 +186,18 @@ impl Work {
     async fn run(self, mut life: Life) -> Done {
         let started = Instant::now();
         let mut event = Event::Began;
-        let mut _turn = None;
+        let mut turn = None;
         let done = loop {
             let action = life.next(event, self.now());
             tracing::trace!(action = action.name(), "next");
             event = match action {
-                Action::Guard => {
-                    let key = self.lookup.as_ref().expect("a guarded target is findable");
-                    let text = self.target.adapter.key_text(key);
-                    _turn = Some(Box::pin(self.target.adopting.lock(&text)).await);
-                    Event::Guarded
-                }
+                Action::Guard => match Box::pin(self.take_turn()).await {
+                    Ok(taken) => {
+                        turn = Some(taken);
+                        Event::Guarded(Ok(()))
+                    }
+                    Err(refused) => Event::Guarded(Err(refused)),
+                },
                 Action::LookUp { since } => {
                     let key = self
                         .lookup
@@ -207,14 +212,34 @@ impl Work {
                     Event::Waited
                 }
                 Action::Finish(done) => {
+                    if let (true, Some(turn)) = (done.keep_guard, turn.as_mut()) {
+                        turn.keep();
+                    }
                     break Done {
                         result: done.result,
                         sent: done.sent,
-                    }
+                    };
                 }
             };
         };
         self.finished(done, started).await
+    }
+
+    /// The turn at the client's natural key: waited for at most half the time left (the rest is
+    /// for the lookup and the create), held (fleet-wide) until the deadline and a margin at most.
+    async fn take_turn(&self) -> Result<crate::fleet::Turn, crate::fleet::Refused> {
+        let key = self.lookup.as_ref().expect("a guarded target is findable");
+        let text = self.target.adapter.key_text(key);
+        let wait_until = Instant::now() + self.budget() / 2;
+        let hold = self.deadline.saturating_duration_since(Instant::now()) + GUARD_MARGIN;
+        let taken = self.target.guard.take(&text, hold, wait_until).await;
+        let outcome = match &taken {
+            Ok(_) => "taken",
+            Err(crate::fleet::Refused::Busy) => "busy",
+            Err(crate::fleet::Refused::Unreachable(_)) => "unreachable",
+        };
+        crate::metrics::fleet("guard", outcome);
+        taken
     }
 
     /// The clock and the time the next step has.

@@ -155,6 +155,13 @@ pub trait Store: Send + Sync {
 
     /// Whether the store answers (readiness).
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// The store's clock minus this process's, in milliseconds: times in records (when a
+    /// request started, when a create was sent) are on the store's clock, which every replica
+    /// shares. Zero for a store in this process.
+    fn clock_offset_ms(&self) -> i64 {
+        0
+    }
 }
 
 #[cfg(test)]

@@ -1,30 +1,40 @@
 //! The Redis store, shared by replicas. One hash per key (`fp`, `state`, `lease`, `owner`,
 //! `started`, `record`), claimed and finished by Lua scripts so that each step is atomic; Redis
-//! expires the keys. A Redis that does not answer within a second fails the request (503), never
-//! silently runs it unprotected.
+//! expires the keys. A Redis that does not answer within its command timeout (a second by
+//! default) fails the request (503), never silently runs it unprotected. Leases are compared on
+//! Redis's clock.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::future::BoxFuture;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
+
+use crate::fleet::Link;
 
 use super::{Claim, Lease, Record, Store, StoreError};
 
+/// KEYS[1] the record; ARGV: fingerprint, lease (ms), owner, ttl (ms). Times are Redis's own
+/// (`TIME`), never a replica's: a replica whose clock is ahead cannot take over a running key.
+/// The first element of every reply is Redis's clock (unix ms).
 const CLAIM: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local at = tostring(now)
 local h = redis.call('HMGET', KEYS[1], 'fp', 'state', 'lease', 'record', 'started')
 if not h[1] then
-  redis.call('HSET', KEYS[1], 'fp', ARGV[1], 'state', 'running', 'lease', ARGV[3], 'owner', ARGV[4], 'started', ARGV[2])
-  redis.call('PEXPIRE', KEYS[1], ARGV[5])
-  return {'new'}
+  redis.call('HSET', KEYS[1], 'fp', ARGV[1], 'state', 'running', 'lease', now + tonumber(ARGV[2]), 'owner', ARGV[3], 'started', now)
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  return {at, 'new'}
 end
-if h[1] ~= ARGV[1] then return {'mismatch'} end
-if h[2] == 'running' and tonumber(h[3]) > tonumber(ARGV[2]) then return {'in_flight'} end
+if h[1] ~= ARGV[1] then return {at, 'mismatch'} end
+if h[2] == 'running' and tonumber(h[3]) > now then return {at, 'in_flight'} end
 local was = h[2]
-redis.call('HSET', KEYS[1], 'state', 'running', 'lease', ARGV[3], 'owner', ARGV[4], 'started', ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-if was == 'running' then return {'abandoned', h[4] or '', h[5] or ''} end
-return {'finished', h[4] or ''}
+redis.call('HSET', KEYS[1], 'state', 'running', 'lease', now + tonumber(ARGV[2]), 'owner', ARGV[3], 'started', now)
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+if was == 'running' then return {at, 'abandoned', h[4] or '', h[5] or ''} end
+return {at, 'finished', h[4] or ''}
 ";
 
 const FINISH: &str = r"
@@ -45,61 +55,35 @@ return 1
 ";
 
 pub struct RedisStore {
-    connection: ConnectionManager,
+    link: Arc<Link>,
     claim: Script,
     finish: Script,
+    /// Redis's clock minus this replica's (ms), as the last claim saw it.
+    offset_ms: AtomicI64,
 }
 
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError(e.to_string())
-}
-
-/// Every command answered within this long, connecting and retrying included, or the request
-/// fails fast (503): a Redis black-holed, or something else on its port, costs a second.
-const ANSWER_WITHIN: Duration = Duration::from_millis(1000);
-
-/// `command` within [`ANSWER_WITHIN`].
-async fn within<T>(
-    command: impl std::future::Future<Output = Result<T, StoreError>>,
-) -> Result<T, StoreError> {
-    tokio::time::timeout(ANSWER_WITHIN, command)
-        .await
-        .unwrap_or_else(|_| {
-            Err(StoreError(format!(
-                "Redis did not answer within {} ms",
-                ANSWER_WITHIN.as_millis()
-            )))
-        })
-}
-
-fn now_ms() -> u64 {
+fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl RedisStore {
-    /// Connects lazily: a Redis that is down at start makes the gateway not ready, not dead.
-    pub fn new(url: &str) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(|e| {
-            // The URL may hold a password: say what is wrong without echoing it.
-            StoreError(format!(
-                "idempotency.redis_url is not a valid Redis URL ({:?})",
-                e.kind()
-            ))
-        })?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_millis(1000)))
-            .set_response_timeout(Some(Duration::from_millis(1000)))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let connection =
-            ConnectionManager::new_lazy_with_config(client, config).map_err(unavailable)?;
-        Ok(Self {
-            connection,
+    pub fn new(link: Arc<Link>) -> Self {
+        Self {
+            link,
             claim: Script::new(CLAIM),
             finish: Script::new(FINISH),
-        })
+            offset_ms: AtomicI64::new(0),
+        }
+    }
+
+    /// Notes Redis's clock as read at about the middle of a round trip.
+    fn observe_clock(&self, server_ms: &str, sent_at: i64) {
+        if let Ok(server) = server_ms.parse::<i64>() {
+            let middle = sent_at + (now_ms() - sent_at) / 2;
+            self.offset_ms.store(server - middle, Ordering::Relaxed);
+        }
     }
 }
 
@@ -113,21 +97,21 @@ impl Store for RedisStore {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<Claim, StoreError>> {
         Box::pin(async move {
-            let now = now_ms();
-            let mut conn = self.connection.clone();
-            let reply: Vec<String> = within(async {
-                self.claim
-                    .key(key)
-                    .arg(fingerprint)
-                    .arg(now)
-                    .arg(now + lease.as_millis() as u64)
-                    .arg(&holder.owner)
-                    .arg(ttl.as_millis() as u64)
-                    .invoke_async(&mut conn)
-                    .await
-                    .map_err(unavailable)
-            })
-            .await?;
+            let sent_at = now_ms();
+            let mut invocation = self.claim.key(key);
+            invocation
+                .arg(fingerprint)
+                .arg(lease.as_millis() as u64)
+                .arg(&holder.owner)
+                .arg(ttl.as_millis() as u64);
+            let mut reply: Vec<String> = self
+                .link
+                .run(|mut c| async move { invocation.invoke_async(&mut c).await })
+                .await?;
+            if reply.is_empty() {
+                return Err(StoreError("empty claim reply".into()));
+            }
+            self.observe_clock(&reply.remove(0), sent_at);
             let record = |i: usize| -> Result<Option<Record>, StoreError> {
                 match reply.get(i).map(String::as_str) {
                     None | Some("") => Ok(None),
@@ -161,19 +145,16 @@ impl Store for RedisStore {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
-            let json = serde_json::to_string(record).map_err(unavailable)?;
-            let mut conn = self.connection.clone();
-            let done: i64 = within(async {
-                self.finish
-                    .key(key)
-                    .arg(&holder.owner)
-                    .arg(json)
-                    .arg(ttl.as_millis() as u64)
-                    .invoke_async(&mut conn)
-                    .await
-                    .map_err(unavailable)
-            })
-            .await?;
+            let json = serde_json::to_string(record).map_err(|e| StoreError(e.to_string()))?;
+            let mut invocation = self.finish.key(key);
+            invocation
+                .arg(&holder.owner)
+                .arg(json)
+                .arg(ttl.as_millis() as u64);
+            let done: i64 = self
+                .link
+                .run(|mut c| async move { invocation.invoke_async(&mut c).await })
+                .await?;
             Ok(done == 1)
         })
     }
@@ -184,35 +165,28 @@ impl Store for RedisStore {
         holder: &'a Lease,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            let mut conn = self.connection.clone();
             // EVAL, not EVALSHA: one round trip that runs even when its answer comes too late
             // (a release happens when Redis is slow).
-            let _: i64 = within(async {
-                redis::cmd("EVAL")
-                    .arg(RELEASE)
-                    .arg(1)
-                    .arg(key)
-                    .arg(&holder.owner)
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(unavailable)
-            })
-            .await?;
+            let mut command = redis::cmd("EVAL");
+            command.arg(RELEASE).arg(1).arg(key).arg(&holder.owner);
+            let _: i64 = self
+                .link
+                .run(|mut c| async move { command.query_async(&mut c).await })
+                .await?;
             Ok(())
         })
     }
 
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
-            let mut conn = self.connection.clone();
-            within(async {
-                redis::cmd("PING")
-                    .query_async::<String>(&mut conn)
-                    .await
-                    .map(|_| ())
-                    .map_err(unavailable)
-            })
-            .await
+            self.link
+                .run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
+                .await
+                .map(|_| ())
         })
+    }
+
+    fn clock_offset_ms(&self) -> i64 {
+        self.offset_ms.load(Ordering::Relaxed)
     }
 }

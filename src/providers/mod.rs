@@ -25,7 +25,7 @@ pub use kit::{
 pub use oauth::TokenSource;
 pub(crate) use settings::{provider_settings, provider_settings_with, with_common_keys};
 pub use settings::{Common, ProviderSettings};
-pub use target::{Registry, Target, Unavailable};
+pub use target::{Outside, Registry, Target, Unavailable};
 
 use crate::catalog::ProviderId;
 use crate::secret::SecretFileError;
@@ -70,11 +70,11 @@ macro_rules! adapters {
             /// Every provider's target, available or not.
             fn build_targets(
                 &self,
-                egress: &crate::egress::Egress,
+                outside: &target::Outside<'_>,
             ) -> Result<Vec<(ProviderId, Result<Target, Unavailable>)>, String> {
                 Ok(vec![$((
                     ProviderId::$variant,
-                    target::build::<$module::$variant>(ProviderId::$variant, &self.$module, egress)?,
+                    target::build::<$module::$variant>(ProviderId::$variant, &self.$module, outside)?,
                 )),*])
             }
         }

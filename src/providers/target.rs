@@ -14,7 +14,8 @@ use super::ProvidersSettings;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::catalog::ProviderId;
-use crate::resilience::{CircuitBreaker, KeyedLocks, Quota, RetryPolicy};
+use crate::fleet::{Guard, Link};
+use crate::resilience::{CircuitBreaker, Quota, RetryPolicy};
 use crate::results::TargetResult;
 use crate::secret::{scrub_text, scrub_value};
 
@@ -39,8 +40,9 @@ pub struct Target {
     slots: Slots,
     /// How long after an unanswered create a replay may send it again (`settle_s`).
     pub settle: Duration,
-    /// Adoptions under way, by natural key (lookup then create, one at a time per client).
-    pub adopting: KeyedLocks,
+    /// Where a create could duplicate (adopt, settle, recheck), requests for one client take
+    /// turns: by natural key, fleet-wide with Redis.
+    pub guard: Guard,
     /// The configured secrets (and the proxy's credentials), scrubbed from anything relayed
     /// from the provider.
     secrets: Vec<SecretString>,
@@ -155,11 +157,11 @@ impl Registry {
     /// proxy.
     pub fn from_settings(
         settings: &ProvidersSettings,
-        egress: &crate::egress::Egress,
+        outside: &Outside<'_>,
     ) -> Result<Self, String> {
         Ok(Self {
             targets: settings
-                .build_targets(egress)?
+                .build_targets(outside)?
                 .into_iter()
                 .map(|(id, t)| (id, t.map(Arc::new)))
                 .collect(),
@@ -187,13 +189,21 @@ impl Registry {
     }
 }
 
+/// What the targets are built with besides their settings: the outbound trust and proxy, and
+/// the link to Redis the replicas share (their guards and quotas are then fleet-wide).
+pub struct Outside<'a> {
+    pub egress: &'a crate::egress::Egress,
+    pub link: Option<&'a Arc<Link>>,
+}
+
 /// Builds one provider's target: disabled or without credentials, it is unavailable; settings
 /// it cannot work with stop the start.
 pub fn build<A: Adapter>(
     id: ProviderId,
     settings: &A::Settings,
-    egress: &crate::egress::Egress,
+    outside: &Outside<'_>,
 ) -> Result<Result<Target, Unavailable>, String> {
+    let egress = outside.egress;
     let common = settings.common();
     if !common.enabled {
         return Ok(Err(Unavailable(format!(
@@ -235,10 +245,13 @@ pub fn build<A: Adapter>(
         quota: common
             .max_per_minute
             .and_then(std::num::NonZeroU32::new)
-            .map(Quota::per_minute),
+            .map(|n| match outside.link {
+                Some(link) => Quota::shared(n, link.clone(), id.as_str(), common.base_url.as_str()),
+                None => Quota::per_minute(n),
+            }),
         slots: Slots::new(&common),
         settle: Duration::from_secs(common.settle_s),
-        adopting: KeyedLocks::default(),
+        guard: Guard::new(id.as_str(), common.base_url.as_str(), outside.link.cloned()),
         secrets,
     }))
 }

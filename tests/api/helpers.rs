@@ -447,7 +447,25 @@ impl RedisServer {
 
     /// Starts it with extra `redis-server` arguments (e.g. `--requirepass`).
     pub async fn start_with(extra: &[&str]) -> Self {
-        let port = free_port();
+        Self::on(free_port(), &["--appendonly", "no"], extra).await
+    }
+
+    /// One that writes every change to its append-only file in `dir`, on `port` (so that it can
+    /// be killed and started again there, its data kept).
+    pub async fn durable(port: u16, dir: &std::path::Path) -> Self {
+        let dir = dir.to_str().unwrap();
+        let aof = [
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--dir",
+            dir,
+        ];
+        Self::on(port, &aof, &[]).await
+    }
+
+    async fn on(port: u16, persistence: &[&str], extra: &[&str]) -> Self {
         let child = std::process::Command::new("redis-server")
             .args([
                 "--port",
@@ -456,9 +474,8 @@ impl RedisServer {
                 "127.0.0.1",
                 "--save",
                 "",
-                "--appendonly",
-                "no",
             ])
+            .args(persistence)
             .args(extra)
             .stdout(std::process::Stdio::null())
             .spawn()
@@ -605,5 +622,51 @@ pub async fn answer_first_then(
             None => mock.expect(then_calls),
         };
         mock.mount(server).await;
+    }
+}
+
+/// A test CA and a server certificate it signed (for `localhost` and `127.0.0.1`), on disk.
+pub struct Pki {
+    dir: tempfile::TempDir,
+    pub cert: rustls_pki_types::CertificateDer<'static>,
+    pub key: rustls_pki_types::PrivateKeyDer<'static>,
+}
+
+impl Pki {
+    pub fn new() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "clients-gateway test CA");
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca, ca_key);
+        let key = KeyPair::generate().unwrap();
+        let server = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca_cert.pem()).unwrap();
+        std::fs::write(dir.path().join("server.pem"), server.pem()).unwrap();
+        std::fs::write(dir.path().join("server.key"), key.serialize_pem()).unwrap();
+        Self {
+            dir,
+            cert: server.der().clone(),
+            key: rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        }
+    }
+
+    pub fn ca_file(&self) -> std::path::PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// The server certificate and its key, PEM files (for a server that reads files).
+    pub fn server_files(&self) -> (std::path::PathBuf, std::path::PathBuf) {
+        (
+            self.dir.path().join("server.pem"),
+            self.dir.path().join("server.key"),
+        )
     }
 }

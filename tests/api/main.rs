@@ -5,6 +5,7 @@ mod auth;
 mod clients;
 mod contract;
 mod egress;
+mod fleet;
 mod helpers;
 mod hostile;
 mod hostile_two;

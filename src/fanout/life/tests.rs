@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::json;
 
 use super::*;
+use crate::fleet::Refused;
 use crate::provider_error::{ErrorKind, ProviderError};
 use crate::providers::Found;
 use crate::secret::Credentials;
@@ -401,7 +402,11 @@ fn a_conflict_fails_unless_adopting() {
 
 #[test]
 fn adopting_at_a_provider_that_accepts_duplicates_looks_first_in_turn() {
-    let (taken, done) = run(Job::Create, adopting(true), vec![Event::Guarded, found()]);
+    let (taken, done) = run(
+        Job::Create,
+        adopting(true),
+        vec![Event::Guarded(Ok(())), found()],
+    );
     assert_eq!(taken, steps(&["guard", "look up", "finish"]));
     assert_eq!(done.result.status, TargetStatus::Existing);
     assert_eq!(done.sent, None, "nothing was sent");
@@ -410,7 +415,11 @@ fn adopting_at_a_provider_that_accepts_duplicates_looks_first_in_turn() {
     let (taken, done) = run(
         Job::Create,
         adopting(true),
-        vec![Event::Guarded, not_found(), sent(created(Some("9")))],
+        vec![
+            Event::Guarded(Ok(())),
+            not_found(),
+            sent(created(Some("9"))),
+        ],
     );
     assert_eq!(taken, steps(&["guard", "look up", "send", "finish"]));
     assert_eq!(done.result.status, TargetStatus::Created);
@@ -418,7 +427,7 @@ fn adopting_at_a_provider_that_accepts_duplicates_looks_first_in_turn() {
     let (_, done) = run(
         Job::Create,
         adopting(true),
-        vec![Event::Guarded, lookup_failed()],
+        vec![Event::Guarded(Ok(())), lookup_failed()],
     );
     assert_eq!(done.result.status, TargetStatus::Failed);
     assert!(message(&done).starts_with("could not check whether the client already exists"));
@@ -543,6 +552,120 @@ fn rechecking_an_earlier_5xx() {
     };
     let (taken, _) = drive(job, unfindable, vec![sent(created(Some("3")))], at(5), LEFT);
     assert_eq!(taken, steps(&["send", "finish"]));
+}
+
+/// At a tool that accepts duplicates, every job that looks the client up and may then create
+/// it takes the guard first; a refused guard sends nothing.
+#[test]
+fn where_a_create_could_duplicate_the_guard_comes_first() {
+    let duplicates = Traits {
+        accepts_duplicates: true,
+        ..traits()
+    };
+    let settle = Job::Settle {
+        started: at(0),
+        interrupted: false,
+    };
+    let recheck = Job::Recheck { started: at(0) };
+    let busy = || Event::Guarded(Err(Refused::Busy));
+    let down = || Event::Guarded(Err(Refused::Unreachable("no answer within 1000 ms".into())));
+
+    // Settling: in turn, then the lookup and (settled) the create sent again.
+    let (taken, done) = drive(
+        settle,
+        duplicates.clone(),
+        vec![
+            Event::Guarded(Ok(())),
+            not_found(),
+            sent(created(Some("4"))),
+        ],
+        at(61),
+        LEFT,
+    );
+    assert_eq!(
+        taken,
+        steps(&["guard", "look up since started", "send", "finish"])
+    );
+    assert_eq!(done.result.status, TargetStatus::Created);
+    // Rechecking: in turn, then the lookup.
+    let (taken, done) = drive(
+        recheck,
+        duplicates.clone(),
+        vec![Event::Guarded(Ok(())), found()],
+        at(5),
+        LEFT,
+    );
+    assert_eq!(taken, steps(&["guard", "look up since started", "finish"]));
+    assert_eq!(done.result.status, TargetStatus::Created);
+
+    // Refused: nothing looked up, nothing sent, retryable; each job says what it could not do.
+    let (taken, done) = run(Job::Create, adopting(true), vec![down()]);
+    assert_eq!(taken, steps(&["guard", "finish"]));
+    assert_eq!(done.result.status, TargetStatus::Failed);
+    assert_eq!(done.sent, None);
+    let err = done.result.error.as_ref().unwrap();
+    assert_eq!(err.kind, ErrorKind::Unavailable);
+    assert!(err.retryable);
+    assert!(err.message.contains("nothing was sent") && err.message.contains("Redis"));
+    let (_, done) = run(Job::Create, adopting(true), vec![busy()]);
+    assert!(message(&done).contains("another request for the same client"));
+
+    let (taken, done) = drive(settle, duplicates.clone(), vec![busy()], at(61), LEFT);
+    assert_eq!(taken, steps(&["guard", "finish"]));
+    assert_eq!(done.result.status, TargetStatus::Unknown, "still unsettled");
+    assert!(done.result.replayed);
+    assert_eq!(done.sent, Some(at(0)), "the earlier send is kept");
+
+    let (taken, done) = drive(recheck, duplicates.clone(), vec![down()], at(5), LEFT);
+    assert_eq!(taken, steps(&["guard", "finish"]));
+    assert_eq!(done.result.status, TargetStatus::Failed);
+    assert!(message(&done).starts_with("not sent again"));
+
+    // A tool that refuses duplicates needs no guard: its conflict answers.
+    let (taken, _) = drive(settle, traits(), vec![found()], at(61), LEFT);
+    assert_eq!(taken, steps(&["look up since started", "finish"]));
+}
+
+/// A create sent under the guard whose fate is unknown keeps the guard until it expires; any
+/// other ending releases it.
+#[test]
+fn an_unknown_create_keeps_the_guard() {
+    let (_, done) = run(
+        Job::Create,
+        Traits {
+            findable: false,
+            ..adopting(true)
+        },
+        vec![sent(unanswered())],
+    );
+    assert_eq!(done.result.status, TargetStatus::Unknown);
+    assert!(done.keep_guard);
+    let (_, done) = run(
+        Job::Create,
+        adopting(true),
+        vec![
+            Event::Guarded(Ok(())),
+            not_found(),
+            sent(created(Some("9"))),
+        ],
+    );
+    assert!(!done.keep_guard);
+    let settle = Job::Settle {
+        started: at(0),
+        interrupted: false,
+    };
+    let duplicates = Traits {
+        accepts_duplicates: true,
+        ..traits()
+    };
+    let (_, done) = drive(
+        settle,
+        duplicates,
+        vec![Event::Guarded(Err(Refused::Busy))],
+        at(61),
+        LEFT,
+    );
+    assert!(!done.keep_guard, "nothing was sent here");
 }
 
 #[test]

@@ -1,0 +1,190 @@
+//! The guard of a client's natural key at one tool: wherever a create could duplicate at a tool
+//! that accepts duplicates (adopt's lookup then create, settling an unanswered create, the
+//! recheck after a 5xx), requests take turns. In this process through a lock per key; across
+//! replicas, with Redis, through a lease: `SET key owner NX PX` (expiry on Redis's clock), an
+//! owner token, compare-and-delete release (as Redis's guidance for single-instance locks has
+//! it). Redis unanswered: the guard is refused and nothing is sent (it fails closed, as keyed
+//! requests do).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::sync::OwnedMutexGuard;
+use tokio::time::Instant;
+
+use super::Link;
+use crate::resilience::KeyedLocks;
+
+/// Deletes the lease only if this owner still holds it.
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+";
+
+/// Why no turn was had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// Another request (on this replica or another) held the key for the whole wait.
+    Busy,
+    /// The shared store did not answer: the guard fails closed.
+    Unreachable(String),
+}
+
+/// One tool's guard.
+pub struct Guard {
+    local: KeyedLocks,
+    link: Option<Arc<Link>>,
+    /// The tool's scope: the provider and the base URL (its tenant), so that two tenants of one
+    /// tool never wait for each other.
+    scope: String,
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field("fleet", &self.link.is_some())
+            .finish()
+    }
+}
+
+/// A turn at a natural key: held until dropped (a lease in Redis is then released), or kept
+/// until it expires ([`Turn::keep`]).
+pub struct Turn {
+    _local: OwnedMutexGuard<()>,
+    lease: Option<Lease>,
+}
+
+struct Lease {
+    link: Arc<Link>,
+    key: String,
+    owner: String,
+    kept: bool,
+}
+
+impl Turn {
+    /// Keeps the fleet-wide lease until it expires instead of releasing it: after a create whose
+    /// fate is unknown, another replica should not look the client up and create it again at
+    /// once while the provider may still be acting on the first.
+    pub fn keep(&mut self) {
+        if let Some(lease) = self.lease.as_mut() {
+            lease.kept = true;
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let link = self.link.clone();
+        let key = std::mem::take(&mut self.key);
+        let owner = std::mem::take(&mut self.owner);
+        runtime.spawn(async move {
+            let mut command = redis::cmd("EVAL");
+            command.arg(RELEASE).arg(1).arg(&key).arg(&owner);
+            let released: Result<i64, _> = link
+                .run(|mut c| async move { command.query_async(&mut c).await })
+                .await;
+            if let Err(e) = released {
+                tracing::warn!(error = %e, "could not release a guard lease; it expires on its own");
+            }
+        });
+    }
+}
+
+impl Guard {
+    pub fn new(provider: &str, base_url: &str, link: Option<Arc<Link>>) -> Self {
+        Self {
+            local: KeyedLocks::default(),
+            link,
+            scope: format!("{provider}\0{base_url}"),
+        }
+    }
+
+    /// Waits for the turn at `key` until `wait_until`; a lease in Redis is held at most `hold`.
+    pub async fn take(
+        &self,
+        key: &str,
+        hold: Duration,
+        wait_until: Instant,
+    ) -> Result<Turn, Refused> {
+        let local = tokio::time::timeout_at(wait_until, self.local.lock(key))
+            .await
+            .map_err(|_| Refused::Busy)?;
+        let lease = match &self.link {
+            Some(link) => Some(self.lease(link, key, hold, wait_until).await?),
+            None => None,
+        };
+        Ok(Turn {
+            _local: local,
+            lease,
+        })
+    }
+
+    /// The fleet-wide lease of `key`, polled (20 to 200 ms apart, jittered) until `wait_until`.
+    async fn lease(
+        &self,
+        link: &Arc<Link>,
+        key: &str,
+        hold: Duration,
+        wait_until: Instant,
+    ) -> Result<Lease, Refused> {
+        let mut hash = Sha256::new();
+        hash.update(self.scope.as_bytes());
+        hash.update([0]);
+        hash.update(key.as_bytes());
+        let mut lease = Lease {
+            link: link.clone(),
+            key: format!("clients-gateway:guard:{:x}", hash.finalize()),
+            owner: crate::ids::v4().to_string(),
+            // Not released until it is held.
+            kept: true,
+        };
+        let hold_ms = u64::try_from(hold.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut pause = Duration::from_millis(20);
+        loop {
+            let mut command = redis::cmd("SET");
+            command
+                .arg(&lease.key)
+                .arg(&lease.owner)
+                .arg("NX")
+                .arg("PX")
+                .arg(hold_ms);
+            let set: Result<Option<String>, _> = link
+                .run(|mut c| async move { command.query_async(&mut c).await })
+                .await;
+            match set {
+                Ok(Some(_)) => {
+                    lease.kept = false;
+                    return Ok(lease);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    // The SET may have landed after all: given up (by its owner token) at once.
+                    lease.kept = false;
+                    return Err(Refused::Unreachable(e.0));
+                }
+            }
+            let jittered = pause.mul_f64(0.5 + rand::random::<f64>() / 2.0);
+            if Instant::now() + jittered >= wait_until {
+                return Err(Refused::Busy);
+            }
+            tokio::time::sleep(jittered).await;
+            pause = (pause * 2).min(Duration::from_millis(200));
+        }
+    }
+
+    /// Keys held or waited for in this process.
+    pub fn len(&self) -> usize {
+        self.local.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.local.is_empty()
+    }
+}

@@ -1,0 +1,11 @@
+//! What the replicas share through Redis, so that they behave as one gateway: the connection
+//! ([`Link`]), the guard of a client's natural key ([`Guard`]), and the providers' quotas
+//! ([`FleetQuota`]). Without Redis (one replica) each stays in the process.
+
+mod guard;
+mod link;
+mod quota;
+
+pub use guard::{Guard, Refused, Turn};
+pub use link::Link;
+pub use quota::{Decided, FleetQuota, DECIDE_WITHIN};
