@@ -71,7 +71,17 @@ stored in the Secret under <name>-<key> (dashes).
 {{/* Checks that cannot be said in values.schema.json. */}}
 {{- define "cg.validate" -}}
 {{- $multi := or (gt (int .Values.replicaCount) 1) .Values.autoscaling.enabled }}
-{{- $redis := or (and .Values.idempotency.redisUrl (not .Values.existingSecret)) (and .Values.existingSecret .Values.idempotency.redisUrlInExistingSecret) }}
+{{- $i := .Values.idempotency }}
+{{- $redis := or (and $i.redisUrl (not .Values.existingSecret)) (and .Values.existingSecret $i.redisUrlInExistingSecret) (not (empty $i.sentinel.sentinels)) }}
+{{- if and $i.sentinel.sentinels (or $i.redisUrl $i.redisUrlInExistingSecret) }}
+{{- fail "idempotency.sentinel.sentinels and idempotency.redisUrl are two ways to the same Redis: set one" }}
+{{- end }}
+{{- if and $i.sentinel.sentinels (not $i.sentinel.masterName) }}
+{{- fail "idempotency.sentinel.sentinels needs idempotency.sentinel.masterName" }}
+{{- end }}
+{{- if and .Values.existingSecret $i.redisPassword }}
+{{- fail "with existingSecret, put the Redis password in that Secret under the key redis-password and set idempotency.redisPasswordInExistingSecret: true, instead of idempotency.redisPassword" }}
+{{- end }}
 {{- if and .Values.existingSecret .Values.idempotency.redisUrl }}
 {{- fail "with existingSecret, put the Redis URL in that Secret under the key redis-url and set idempotency.redisUrlInExistingSecret: true, instead of idempotency.redisUrl" }}
 {{- end }}
@@ -82,7 +92,7 @@ stored in the Secret under <name>-<key> (dashes).
 {{- fail "proxy.noProxy is set without a proxy (proxy.url or proxy.urlInExistingSecret)" }}
 {{- end }}
 {{- if and $multi (not $redis) }}
-{{- fail "more than one replica (replicaCount > 1 or autoscaling.enabled) needs idempotency.redisUrl: without a shared Redis, a retried request could create a client twice on another replica. Set idempotency.redisUrl (or, with existingSecret, idempotency.redisUrlInExistingSecret), or replicaCount: 1 with autoscaling.enabled: false" }}
+{{- fail "more than one replica (replicaCount > 1 or autoscaling.enabled) needs idempotency.redisUrl (or idempotency.sentinel): without a shared Redis, a retried request could create a client twice on another replica. Set idempotency.redisUrl (or, with existingSecret, idempotency.redisUrlInExistingSecret), or replicaCount: 1 with autoscaling.enabled: false" }}
 {{- end }}
 {{- $auth := .Values.config.auth }}
 {{- if and (eq $auth.mode "publicKey") (not $auth.publicKeyPem) }}
