@@ -20,7 +20,9 @@ import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-BIN = ROOT / "target" / "release" / "clients-gateway"
+# BENCH_PROFILE_DIR: where the release build is (default target/release).
+PROFILE_DIR = ROOT / os.environ.get("BENCH_PROFILE_DIR", "target/release")
+BIN = PROFILE_DIR / "clients-gateway"
 DURATION = int(os.environ.get("BENCH_DURATION", "10"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 WORKERS = 2

@@ -19,6 +19,7 @@ Run as root (cgroups): `python3 bench/overload.py [markdown-out]`.
     OVERLOAD_DURATION   seconds per level (default 20)
     OVERLOAD_LIMIT_MB   the memory limit (default 256)
     OVERLOAD_DELAY_MS   the providers' delay (default 2000)
+    BENCH_PROFILE_DIR   the build to measure (default target/release)
 """
 
 import json
@@ -36,7 +37,7 @@ import bench  # noqa: E402
 import tls  # noqa: E402
 
 BIN = bench.BIN
-LOAD = bench.ROOT / "target" / "release" / "examples" / "load"
+LOAD = bench.PROFILE_DIR / "examples" / "load"
 TMP = bench.TMP
 LEVELS = [int(x) for x in os.environ.get("OVERLOAD_LEVELS", "500,1000,2000,5000,10000").split(",")]
 PROTOCOLS = os.environ.get("OVERLOAD_PROTOCOLS", "h2,h1").split(",")

@@ -434,3 +434,36 @@ async fn past_its_stream_limit_a_burst_opens_another_connection_not_one_per_call
     let connections = provider.connections.load(Ordering::SeqCst);
     assert!((2..=4).contains(&connections), "{connections} connections");
 }
+
+/// The distroless image sets SSL_CERT_FILE to its system bundle: with the bundled roots off and
+/// no CA file, that is nothing to trust (the start refuses), unless the system store is asked for.
+#[test]
+fn ssl_cert_file_is_trusted_only_as_part_of_the_system_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |tls: &str| {
+        let config = write_config(
+            dir.path(),
+            &binary_config(free_port(), &format!("[tls]\n{tls}")),
+        );
+        std::process::Command::new(env!("CARGO_BIN_EXE_clients-gateway"))
+            .args(["check-config", "--config"])
+            .arg(config)
+            .env("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt")
+            .output()
+            .unwrap()
+    };
+    let out = check("bundled_roots = false\n");
+    assert!(!out.status.success(), "nothing but SSL_CERT_FILE: refused");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("nothing would be trusted"), "{stderr}");
+    if std::path::Path::new("/etc/ssl/certs/ca-certificates.crt").exists() {
+        let out = check("bundled_roots = false\nnative_roots = true\n");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("from the system store"), "{stdout}");
+    }
+}
