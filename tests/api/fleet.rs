@@ -2,7 +2,8 @@
 //! of one client take turns across them, a provider's quota is one budget for the fleet, leases
 //! are compared on Redis's clock (a replica whose clock is 90 s ahead cannot take a running key
 //! over), and an outcome is recorded even when Redis restarts mid-request. Without Redis an
-//! adoption fails closed. Redis over TLS with a password from a file, and through Sentinel.
+//! adoption fails closed. Redis over TLS with a password from a file, and through Sentinel
+//! across a failover.
 
 use std::time::Duration;
 
@@ -360,37 +361,6 @@ async fn an_outcome_is_recorded_when_redis_restarts_mid_request() {
     assert_eq!(replay["results"]["lucca"]["replayed"], true);
 }
 
-/// A keyed create and its replay through the gateway `change` points at a Redis.
-async fn keyed_create_and_replay(change: impl FnOnce(&mut Settings)) -> (Value, Value) {
-    let app = spawn_app_with(change).await;
-    let f = crate::fixture(ProviderId::Lucca);
-    Mock::given(method("POST"))
-        .respond_with(f.created())
-        .expect(1)
-        .mount(&app.mocks.lucca)
-        .await;
-    let body = one_target("lucca", (f.minimal_options)());
-    let (status, first) = post_keyed(
-        &app.http,
-        &app.address,
-        &app.token,
-        Some("managed-1"),
-        &body,
-    )
-    .await;
-    assert_eq!(status, 207, "{first}");
-    let (status, replay) = post_keyed(
-        &app.http,
-        &app.address,
-        &app.token,
-        Some("managed-1"),
-        &body,
-    )
-    .await;
-    assert_eq!(status, 207, "{replay}");
-    (first, replay)
-}
-
 #[tokio::test]
 async fn a_managed_redis_over_tls_with_a_password_from_a_file() {
     let pki = Pki::new();
@@ -468,34 +438,104 @@ async fn a_managed_redis_over_tls_with_a_password_from_a_file() {
     drop(redis);
 }
 
-#[tokio::test]
-async fn redis_found_through_sentinel() {
-    let redis = RedisServer::start().await;
-    let master_port = redis.url.rsplit(':').next().unwrap().trim_end_matches("/0");
-    let dir = tempfile::tempdir().unwrap();
-    let sentinel_port = free_port();
-    let conf = dir.path().join("sentinel.conf");
+/// `INFO replication` of the Redis at `url` shows a replica in sync.
+async fn replica_in_sync(url: &str) -> bool {
+    let Ok(client) = redis::Client::open(url) else {
+        return false;
+    };
+    let Ok(mut c) = client.get_multiplexed_async_connection().await else {
+        return false;
+    };
+    let info: String = redis::cmd("INFO")
+        .arg("replication")
+        .query_async(&mut c)
+        .await
+        .unwrap_or_default();
+    info.contains("connected_slaves:1") && info.contains("state=online")
+}
+
+/// A sentinel watching the master on `master_port` (quorum 1, down after 500 ms); its port.
+async fn sentinel(dir: &std::path::Path, master_port: &str) -> (std::process::Child, u16) {
+    let port = free_port();
+    let conf = dir.join("sentinel.conf");
     std::fs::write(
         &conf,
         format!(
-            "port {sentinel_port}\nbind 127.0.0.1\nsentinel monitor gateway 127.0.0.1 {master_port} 1\n"
+            "port {port}\nbind 127.0.0.1\nsentinel monitor gateway 127.0.0.1 {master_port} 1\n\
+             sentinel down-after-milliseconds gateway 500\nsentinel failover-timeout gateway 5000\n"
         ),
     )
     .unwrap();
-    let mut sentinel = std::process::Command::new("redis-sentinel")
+    let child = std::process::Command::new("redis-sentinel")
         .arg(&conf)
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("redis-sentinel is needed: run `bash .ci/install-tools`");
-    assert!(listens_within(sentinel_port, Duration::from_secs(10)).await);
+    assert!(listens_within(port, Duration::from_secs(10)).await);
+    (child, port)
+}
 
-    let (first, replay) = keyed_create_and_replay(|s| {
+#[tokio::test]
+async fn through_sentinel_the_gateway_follows_a_failover() {
+    let master = RedisServer::start().await;
+    let master_port = master
+        .url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches("/0");
+    let _replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", master_port]).await;
+    for _ in 0..100 {
+        if replica_in_sync(&master.url).await {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(replica_in_sync(&master.url).await, "the replica syncs");
+    let dir = tempfile::tempdir().unwrap();
+    let (mut sentinel, sentinel_port) = sentinel(dir.path(), master_port).await;
+    let app = spawn_app_with(|s| {
         s.idempotency.redis_sentinels = vec![format!("127.0.0.1:{sentinel_port}")];
         s.idempotency.redis_master_name = Some("gateway".into());
     })
     .await;
+    let f = crate::fixture(ProviderId::Lucca);
+    Mock::given(method("POST"))
+        .respond_with(f.created())
+        .expect(1)
+        .mount(&app.mocks.lucca)
+        .await;
+    let body = one_target("lucca", (f.minimal_options)());
+    let keyed = || {
+        post_keyed(
+            &app.http,
+            &app.address,
+            &app.token,
+            Some("sentinel-1"),
+            &body,
+        )
+    };
+    let (status, first) = keyed().await;
+    assert_eq!(status, 207, "{first}");
     assert_eq!(first["results"]["lucca"]["status"], "created");
-    assert_eq!(replay["results"]["lucca"]["replayed"], true);
+    // The record reaches the replica before the master goes.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(master);
+
+    // The sentinel promotes the replica; the gateway asks it again after the error, and the
+    // record is there: replayed, not sent again.
+    let mut replayed = None;
+    for _ in 0..80 {
+        let (status, answer) = keyed().await;
+        if status == 207 {
+            replayed = Some(answer);
+            break;
+        }
+        assert_eq!(status, 503, "{answer}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let replayed = replayed.expect("the gateway follows the failover within 20 s");
+    assert_eq!(replayed["results"]["lucca"]["replayed"], true, "{replayed}");
     let _ = sentinel.kill();
     let _ = sentinel.wait();
 }
