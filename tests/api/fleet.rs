@@ -467,6 +467,7 @@ async fn sentinel(dir: &std::path::Path, master_port: &str) -> (std::process::Ch
     )
     .unwrap();
     let child = std::process::Command::new("redis-sentinel")
+        .current_dir(dir)
         .arg(&conf)
         .stdout(std::process::Stdio::null())
         .spawn()

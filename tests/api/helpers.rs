@@ -466,7 +466,10 @@ impl RedisServer {
     }
 
     async fn on(port: u16, persistence: &[&str], extra: &[&str]) -> Self {
+        // Its working directory (where a replica's full sync writes its snapshot) is not the
+        // repository's.
         let child = std::process::Command::new("redis-server")
+            .current_dir(std::env::temp_dir())
             .args([
                 "--port",
                 &port.to_string(),
