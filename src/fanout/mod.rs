@@ -213,7 +213,7 @@ impl Work {
                 }
                 Action::Finish(done) => {
                     if let (true, Some(turn)) = (done.keep_guard, turn.as_mut()) {
-                        turn.keep();
+                        turn.keep(self.target.settle);
                     }
                     break Done {
                         result: done.result,

@@ -22,6 +22,12 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 ";
 
+/// Makes the lease last ARGV[2] ms from now, only if this owner still holds it.
+const EXTEND: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+";
+
 /// Why no turn was had.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refused {
@@ -49,9 +55,9 @@ impl std::fmt::Debug for Guard {
 }
 
 /// A turn at a natural key: held until dropped (a lease in Redis is then released), or kept
-/// until it expires ([`Turn::keep`]).
+/// for a while after ([`Turn::keep`]).
 pub struct Turn {
-    _local: OwnedMutexGuard<()>,
+    local: Option<OwnedMutexGuard<()>>,
     lease: Option<Lease>,
 }
 
@@ -59,39 +65,63 @@ struct Lease {
     link: Arc<Link>,
     key: String,
     owner: String,
+    /// Not released when dropped: left to expire, after this long from then if given.
     kept: bool,
+    keep_for: Option<Duration>,
 }
 
 impl Turn {
-    /// Keeps the fleet-wide lease until it expires instead of releasing it: after a create whose
-    /// fate is unknown, another replica should not look the client up and create it again at
-    /// once while the provider may still be acting on the first.
-    pub fn keep(&mut self) {
-        if let Some(lease) = self.lease.as_mut() {
-            lease.kept = true;
+    /// Keeps the fleet-wide lease for `keep_for` instead of releasing it: after a create whose
+    /// fate is unknown, no other request should look the client up and create it again while the
+    /// provider may still be acting on the first (the `settle_s` a replay waits, too).
+    pub fn keep(&mut self, keep_for: Duration) {
+        match self.lease.as_mut() {
+            Some(lease) => {
+                lease.kept = true;
+                lease.keep_for = Some(keep_for);
+            }
+            // In process: the lock itself is held that long.
+            None => {
+                if let (Some(local), Ok(runtime)) =
+                    (self.local.take(), tokio::runtime::Handle::try_current())
+                {
+                    runtime.spawn(async move {
+                        tokio::time::sleep(keep_for).await;
+                        drop(local);
+                    });
+                }
+            }
         }
     }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if self.kept {
-            return;
-        }
+        let mut command = redis::cmd("EVAL");
+        match (self.kept, self.keep_for) {
+            (false, _) => command.arg(RELEASE).arg(1).arg(&self.key).arg(&self.owner),
+            (true, Some(keep_for)) => command
+                .arg(EXTEND)
+                .arg(1)
+                .arg(&self.key)
+                .arg(&self.owner)
+                .arg(
+                    u64::try_from(keep_for.as_millis())
+                        .unwrap_or(u64::MAX)
+                        .max(1),
+                ),
+            (true, None) => return,
+        };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
         let link = self.link.clone();
-        let key = std::mem::take(&mut self.key);
-        let owner = std::mem::take(&mut self.owner);
         runtime.spawn(async move {
-            let mut command = redis::cmd("EVAL");
-            command.arg(RELEASE).arg(1).arg(&key).arg(&owner);
-            let released: Result<i64, _> = link
+            let done: Result<i64, _> = link
                 .run(|mut c| async move { command.query_async(&mut c).await })
                 .await;
-            if let Err(e) = released {
-                tracing::warn!(error = %e, "could not release a guard lease; it expires on its own");
+            if let Err(e) = done {
+                tracing::warn!(error = %e, "could not release or extend a guard lease; it expires on its own");
             }
         });
     }
@@ -121,7 +151,7 @@ impl Guard {
             None => None,
         };
         Ok(Turn {
-            _local: local,
+            local: Some(local),
             lease,
         })
     }
@@ -144,6 +174,7 @@ impl Guard {
             owner: crate::ids::v4().to_string(),
             // Not released until it is held.
             kept: true,
+            keep_for: None,
         };
         let hold_ms = u64::try_from(hold.as_millis()).unwrap_or(u64::MAX).max(1);
         let mut pause = Duration::from_millis(20);

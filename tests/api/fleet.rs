@@ -113,6 +113,81 @@ async fn concurrent_adopts_spread_over_three_replicas_create_one_client() {
     }
 }
 
+/// The guard leases in `redis` and their time left (ms).
+async fn guard_leases(redis: &str) -> Vec<i64> {
+    let client = redis::Client::open(redis).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("clients-gateway:guard:*")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let mut left = Vec::new();
+    for key in keys {
+        left.push(
+            redis::cmd("PTTL")
+                .arg(&key)
+                .query_async(&mut c)
+                .await
+                .unwrap(),
+        );
+    }
+    left
+}
+
+#[tokio::test]
+async fn after_an_unknown_create_the_guard_is_kept_while_the_provider_may_act() {
+    let redis = RedisServer::start().await;
+    let mocks = Mocks::start().await;
+    let plusvibe = crate::fixture(ProviderId::Plusvibe);
+    plusvibe.mount_not_found(&mocks).await;
+    Mock::given(method("POST"))
+        .respond_with(plusvibe.created().set_delay(Duration::from_secs(5)))
+        .expect(1)
+        .mount(&mocks.plusvibe)
+        .await;
+    let replicas: Vec<String> = (0..2)
+        .map(|_| {
+            let mut settings = test_settings(&mocks);
+            settings.idempotency.redis_url = Some(redis.url.clone().into());
+            settings.server.deadline_ms = 1_000;
+            settings.providers.update_common(ProviderId::Plusvibe, |c| {
+                c.timeout_ms = 600;
+                c.settle_s = 30;
+            });
+            start(&settings)
+        })
+        .collect();
+    let mut body = plusvibe.findable_request();
+    body["if_exists"] = json!("adopt");
+
+    let first = spread(&replicas[..1], 1, &body).await;
+    assert_eq!(
+        first[0].1["results"]["plusvibe"]["status"], "unknown",
+        "{:?}",
+        first[0]
+    );
+    // The lease now lasts settle_s (30 s), not the request's deadline and its 5 s margin.
+    let mut left = Vec::new();
+    for _ in 0..20 {
+        left = guard_leases(&redis.url).await;
+        if left.iter().any(|ms| *ms > 10_000) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(left.len() == 1 && left[0] > 10_000, "{left:?}");
+
+    // Another replica's adoption of the same client waits, then gives up: nothing sent.
+    let second = spread(&replicas[1..], 1, &body).await;
+    let r = &second[0].1["results"]["plusvibe"];
+    assert_eq!(r["status"], "failed", "{r}");
+    assert!(r["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("another request for the same client"));
+}
+
 /// Clockify with `max_per_minute = 6` for the three replicas, each pointing at `mocks`.
 fn quota_replicas(mocks: &Mocks, redis: &str) -> Vec<String> {
     (0..3)
