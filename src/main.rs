@@ -247,8 +247,13 @@ fn check_config(config: Option<PathBuf>) -> Result<(), StartError> {
     auth::Authenticator::from_settings(&settings.auth, &egress)?;
     let available: Vec<&str> = registry.available().map(|p| p.as_str()).collect();
     let budget = clients_gateway::startup::describe_budget(&settings)?;
+    let shared = match (&settings.idempotency.redis_url, link.is_some()) {
+        (Some(_), _) => "Redis (fleet-wide records, guards and quotas)",
+        (None, true) => "Redis through Sentinel (fleet-wide records, guards and quotas)",
+        (None, false) => "in process (one replica)",
+    };
     println!(
-        "configuration ok; providers available: {}; outbound {}; {budget}",
+        "configuration ok; providers available: {}; outbound {}; idempotency {shared}; {budget}",
         available.join(", "),
         egress.describe()
     );
