@@ -19,6 +19,27 @@ use wiremock::Mock;
 
 use crate::helpers::*;
 
+/// Waits until every gateway of `replicas` is ready: its connection to Redis is made before the
+/// test's burst (a first connection under load must not pass for Redis not answering).
+async fn ready(replicas: Vec<String>) -> Vec<String> {
+    let http = reqwest::Client::new();
+    for address in &replicas {
+        let mut status = 0;
+        for _ in 0..50 {
+            status = match http.get(format!("{address}/readyz")).send().await {
+                Ok(r) => r.status().as_u16(),
+                Err(_) => 0,
+            };
+            if status == 200 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(status, 200, "{address} is ready");
+    }
+    replicas
+}
+
 /// A gateway in this process with `settings`; its address.
 fn start(settings: &Settings) -> String {
     let app = Application::build(settings).expect("the application builds");
@@ -79,7 +100,7 @@ async fn concurrent_adopts_spread_over_three_replicas_create_one_client() {
         ..SandboxOptions::default()
     })
     .unwrap();
-    let replicas = replicas_on_sandbox(&sandbox, &redis.url);
+    let replicas = ready(replicas_on_sandbox(&sandbox, &redis.url)).await;
     let body = adopt_at_duplicate_accepting_tools();
     let tools: Vec<String> = body["targets"]
         .as_object()
@@ -146,18 +167,21 @@ async fn after_an_unknown_create_the_guard_is_kept_while_the_provider_may_act() 
         .expect(1)
         .mount(&mocks.plusvibe)
         .await;
-    let replicas: Vec<String> = (0..2)
-        .map(|_| {
-            let mut settings = test_settings(&mocks);
-            settings.idempotency.redis_url = Some(redis.url.clone().into());
-            settings.server.deadline_ms = 1_000;
-            settings.providers.update_common(ProviderId::Plusvibe, |c| {
-                c.timeout_ms = 600;
-                c.settle_s = 30;
-            });
-            start(&settings)
-        })
-        .collect();
+    let replicas: Vec<String> = ready(
+        (0..2)
+            .map(|_| {
+                let mut settings = test_settings(&mocks);
+                settings.idempotency.redis_url = Some(redis.url.clone().into());
+                settings.server.deadline_ms = 1_000;
+                settings.providers.update_common(ProviderId::Plusvibe, |c| {
+                    c.timeout_ms = 600;
+                    c.settle_s = 30;
+                });
+                start(&settings)
+            })
+            .collect(),
+    )
+    .await;
     let mut body = plusvibe.findable_request();
     body["if_exists"] = json!("adopt");
 
@@ -211,7 +235,7 @@ async fn a_quota_is_one_budget_for_the_fleet() {
         .respond_with(f.created())
         .mount(&mocks.clockify)
         .await;
-    let replicas = quota_replicas(&mocks, &redis.url);
+    let replicas = ready(quota_replicas(&mocks, &redis.url)).await;
     let body = one_target("clockify", (f.minimal_options)());
 
     let answers = spread(&replicas, 30, &body).await;
