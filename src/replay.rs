@@ -112,8 +112,7 @@ pub async fn run(
     let claimed_at = Instant::now();
     let (operation_id, record, interrupted) = claim(&keyed, &holder).await?;
     let clock = StoreClock::of(keyed.store.as_ref());
-    let mut resumed = resume_all(calls, record.as_ref(), interrupted, clock);
-    resumed.claimed_at = claimed_at;
+    let resumed = resume_all(calls, record.as_ref(), interrupted, clock, claimed_at);
     let providers: Vec<ProviderId> = resumed
         .settled
         .keys()
@@ -211,12 +210,13 @@ fn resume_all(
     record: Option<&Record>,
     interrupted: Option<SystemTime>,
     clock: StoreClock,
+    claimed_at: Instant,
 ) -> Resumed {
     let mut resumed = Resumed {
         settled: BTreeMap::new(),
         calls: Vec::new(),
         sent_ms: BTreeMap::new(),
-        claimed_at: Instant::now(),
+        claimed_at,
     };
     let now = SystemTime::now();
     for mut call in calls {

@@ -68,17 +68,8 @@ fn answered(
     answer: Answer,
     credentials: &Option<Credentials>,
 ) -> TargetResult {
-    let json: Option<serde_json::Value> = match (&answer.cut, answer.body.is_empty()) {
-        (None, false) => serde_json::from_slice(&answer.body).ok(),
-        _ => None,
-    };
-    let reply = Reply {
-        status: answer.status,
-        content_type: &answer.content_type,
-        body: &answer.body,
-        json: json.as_ref(),
-        cut: answer.cut.as_ref(),
-    };
+    let json = answer.json();
+    let reply = answer.reply(json.as_ref());
     if answer.status.is_success() {
         return created(adapter, &reply, credentials);
     }

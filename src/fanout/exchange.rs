@@ -14,7 +14,7 @@ use url::Url;
 
 use crate::net::{describe_transport, read_limited, Cut};
 use crate::provider_error::{ErrorKind, ProviderError};
-use crate::providers::{Auth, Request, Target};
+use crate::providers::{Auth, Reply, Request, Target};
 use crate::resilience::{Attempt, Decision};
 
 /// Largest provider answer read; a larger one is cut (and reported as such).
@@ -57,6 +57,27 @@ pub struct Answer {
     pub body: Vec<u8>,
     /// Why the body is incomplete, if it is (too large, connection cut).
     pub cut: Option<Cut>,
+}
+
+impl Answer {
+    /// Its body as JSON, when the body is whole, not empty, and JSON.
+    pub fn json(&self) -> Option<serde_json::Value> {
+        match (&self.cut, self.body.is_empty()) {
+            (None, false) => serde_json::from_slice(&self.body).ok(),
+            _ => None,
+        }
+    }
+
+    /// The answer as an adapter reads it (`json`: from [`Answer::json`]).
+    pub fn reply<'a>(&'a self, json: Option<&'a serde_json::Value>) -> Reply<'a> {
+        Reply {
+            status: self.status,
+            content_type: &self.content_type,
+            body: &self.body,
+            json,
+            cut: self.cut.as_ref(),
+        }
+    }
 }
 
 /// How an exchange ended.

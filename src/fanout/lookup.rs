@@ -10,7 +10,7 @@ use tracing::Instrument;
 
 use super::exchange::{exchange, Answer, Exchanged, Outbound, Progress};
 use crate::provider_error::{ErrorKind, ProviderError};
-use crate::providers::{Found, LookupKey, Page, Reply, Request, Target};
+use crate::providers::{Found, LookupKey, Page, Request, Target};
 use crate::resilience::Health;
 
 /// Most list pages read by one lookup.
@@ -170,17 +170,8 @@ async fn fetch(
     match exchange(target, &outbound, until, &mut progress, true).await {
         Exchanged::Answered(answer) if answer.status.is_success() => Ok((outbound, answer)),
         Exchanged::Answered(answer) => {
-            let json: Option<serde_json::Value> = match &answer.cut {
-                None => serde_json::from_slice(&answer.body).ok(),
-                Some(_) => None,
-            };
-            let reply = Reply {
-                status: answer.status,
-                content_type: &answer.content_type,
-                body: &answer.body,
-                json: json.as_ref(),
-                cut: answer.cut.as_ref(),
-            };
+            let json = answer.json();
+            let reply = answer.reply(json.as_ref());
             let mut err = target.adapter.error(&reply);
             err.provider_status = Some(answer.status.as_u16());
             Err(err)

@@ -209,13 +209,4 @@ impl Guard {
             pause = (pause * 2).min(Duration::from_millis(200));
         }
     }
-
-    /// Keys held or waited for in this process.
-    pub fn len(&self) -> usize {
-        self.local.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.local.is_empty()
-    }
 }

@@ -137,14 +137,6 @@ impl Link {
         }
         outcome
     }
-
-    /// Redis's clock, in unix milliseconds (`TIME`).
-    pub async fn server_ms(&self) -> Result<u64, StoreError> {
-        let (seconds, micros): (u64, u64) = self
-            .run(|mut c| async move { redis::cmd("TIME").query_async(&mut c).await })
-            .await?;
-        Ok(seconds * 1000 + micros / 1000)
-    }
 }
 
 /// The user and password of the settings, over the URL's own.

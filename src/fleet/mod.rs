@@ -8,4 +8,4 @@ mod quota;
 
 pub use guard::{Guard, Refused, Turn};
 pub use link::Link;
-pub use quota::{Decided, FleetQuota, DECIDE_WITHIN};
+pub use quota::{Decided, FleetQuota};

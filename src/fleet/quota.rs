@@ -32,6 +32,9 @@ redis.call('SET', KEYS[1], string.format('%.3f', new_tat), 'PX', math.max(1, mat
 return 0
 ";
 
+/// The quota's window: a minute's allowance, in milliseconds.
+const WINDOW_MS: u64 = 60_000;
+
 /// The most a quota decision waits for Redis before the replica's own limit decides.
 pub const DECIDE_WITHIN: Duration = Duration::from_millis(250);
 
@@ -67,7 +70,7 @@ impl FleetQuota {
         Self {
             link,
             key: format!("clients-gateway:quota:{:x}", hash.finalize()),
-            interval_ms: 60_000.0 / f64::from(per_minute.max(1)),
+            interval_ms: WINDOW_MS as f64 / f64::from(per_minute.max(1)),
             script: Script::new(GCRA),
             last_warned: AtomicU64::new(0),
         }
@@ -76,7 +79,7 @@ impl FleetQuota {
     /// Takes one request from the fleet's allowance.
     pub async fn take(&self) -> Decided {
         let mut invocation = self.script.key(&self.key);
-        invocation.arg(self.interval_ms).arg(60_000);
+        invocation.arg(self.interval_ms).arg(WINDOW_MS);
         let decided = tokio::time::timeout(
             DECIDE_WITHIN,
             self.link
@@ -90,10 +93,14 @@ impl FleetQuota {
             }
             Ok(Ok(wait_ms)) => {
                 crate::metrics::fleet("quota", "fleet");
-                Decided::Wait(Duration::from_millis(wait_ms))
+                // At most the window: a number read from Redis never becomes a longer wait.
+                Decided::Wait(Duration::from_millis(wait_ms.min(WINDOW_MS)))
             }
             Ok(Err(e)) => self.unanswered(&e.0),
-            Err(_) => self.unanswered("no answer within 250 ms"),
+            Err(_) => self.unanswered(&format!(
+                "no answer within {} ms",
+                DECIDE_WITHIN.as_millis()
+            )),
         }
     }
 
