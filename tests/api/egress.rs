@@ -445,12 +445,10 @@ fn ssl_cert_file_is_trusted_only_as_part_of_the_system_store() {
             dir.path(),
             &binary_config(free_port(), &format!("[tls]\n{tls}")),
         );
-        std::process::Command::new(env!("CARGO_BIN_EXE_clients-gateway"))
-            .args(["check-config", "--config"])
-            .arg(config)
-            .env("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt")
-            .output()
-            .unwrap()
+        check_config(
+            config,
+            &[("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt")],
+        )
     };
     let out = check("bundled_roots = false\n");
     assert!(!out.status.success(), "nothing but SSL_CERT_FILE: refused");

@@ -643,8 +643,7 @@ async fn through_sentinel_the_gateway_follows_a_failover() {
 #[tokio::test]
 async fn the_healthcheck_follows_the_configured_bind() {
     let port = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &binary_config(port, ""));
+    let (dir, config) = binary_config_file(port, "");
     let healthcheck = || {
         std::process::Command::new(env!("CARGO_BIN_EXE_clients-gateway"))
             .arg("healthcheck")

@@ -384,13 +384,22 @@ pub async fn hang_up_server() -> (String, Arc<Mutex<usize>>) {
     (address, seen)
 }
 
-/// A loopback port nothing listens on (at the time of the call).
+/// A loopback port nothing listens on (at the time of the call), never handed out before in
+/// this run: a server slow to start (Prism, a gateway) cannot find its port taken by another
+/// test's (a Redis) that was given the same one meanwhile.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: Mutex<std::collections::BTreeSet<u16>> =
+        Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if GIVEN.lock().unwrap().insert(port) {
+            return port;
+        }
+    }
 }
 
 /// An address where nothing listens (connection refused).
@@ -531,6 +540,28 @@ pub fn binary_config(port: u16, rest: &str) -> String {
     format!(
         "[auth]\nhs256_secret = \"{JWT_SECRET}\"\n[server]\nbind = \"127.0.0.1:{port}\"\nworkers = 1\n{rest}"
     )
+}
+
+/// [`binary_config`] written as `gateway.toml` in a new temporary directory: the directory (the
+/// file lives as long as it) and the file's path.
+pub fn binary_config_file(port: u16, rest: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &binary_config(port, rest));
+    (dir, config)
+}
+
+/// Runs `clients-gateway check-config --config <config>`, the environment given added; its
+/// output.
+pub fn check_config(
+    config: impl AsRef<std::ffi::OsStr>,
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_clients-gateway"))
+        .args(["check-config", "--config"])
+        .arg(config)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
 }
 
 /// Writes `text` as `gateway.toml` in `dir`; its path.

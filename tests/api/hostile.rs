@@ -76,13 +76,10 @@ async fn bodies_that_never_end_are_cut_off_and_the_gateway_keeps_serving() {
         .mount(&upstream)
         .await;
     let port = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &binary_config(
-            port,
-            &format!(
-                r#"
+    let (_dir, config) = binary_config_file(
+        port,
+        &format!(
+            r#"
 body_timeout_ms = 1000
 [telemetry]
 log_level = "error"
@@ -91,8 +88,7 @@ base_url = "{}"
 api_key = "{LUCCA_KEY}"
 organization_id = 12
 "#,
-                upstream.uri()
-            ),
+            upstream.uri()
         ),
     );
     let mut child = start_binary(&config, port, None).await;
@@ -244,13 +240,10 @@ async fn the_in_process_store_holds_at_most_max_keys_and_forgets_no_recent_key()
         .mount(&upstream)
         .await;
     let port = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &binary_config(
-            port,
-            &format!(
-                r#"
+    let (_dir, config) = binary_config_file(
+        port,
+        &format!(
+            r#"
 [idempotency]
 max_keys = 100
 retain_s = 3600
@@ -261,8 +254,7 @@ base_url = "{}"
 api_key = "{LUCCA_KEY}"
 organization_id = 12
 "#,
-                upstream.uri()
-            ),
+            upstream.uri()
         ),
     );
     let mut child = start_binary(&config, port, None).await;
@@ -588,13 +580,10 @@ async fn duplicate_keys_and_invisible_names_are_refused() {
 #[tokio::test]
 async fn a_subject_cannot_forge_a_text_log_line() {
     let port = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &binary_config(
-            port,
-            &format!(
-                r#"
+    let (dir, config) = binary_config_file(
+        port,
+        &format!(
+            r#"
 [telemetry]
 log_level = "info"
 log_format = "text"
@@ -602,7 +591,6 @@ log_format = "text"
 api_key = "{LUCCA_KEY}"
 organization_id = 12
 "#
-            ),
         ),
     );
     let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();

@@ -98,16 +98,12 @@ async fn echoing_proxy() -> u16 {
 async fn a_proxy_echoing_its_credentials_base64_encoded_is_scrubbed() {
     let proxy = echoing_proxy().await;
     let port = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &binary_config(
-            port,
-            &format!(
-                "[proxy]\nurl = \"http://gw:Pr0xy-Secret@127.0.0.1:{proxy}\"\n\
+    let (_dir, config) = binary_config_file(
+        port,
+        &format!(
+            "[proxy]\nurl = \"http://gw:Pr0xy-Secret@127.0.0.1:{proxy}\"\n\
                  [providers.lucca]\nbase_url = \"http://lucca.example.invalid\"\n\
                  api_key = \"{LUCCA_KEY}\"\norganization_id = 12\n"
-            ),
         ),
     );
     let mut child = start_binary(&config, port, None).await;
@@ -152,11 +148,7 @@ async fn credentials_in_a_url_are_refused_at_start_without_being_shown() {
         let text = format!("{section} = \"https://user:S3cret-Pw@api.example/x\"\n");
         let config = dir.path().join("gateway.toml");
         std::fs::write(&config, text).unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_clients-gateway"))
-            .args(["check-config", "--config"])
-            .arg(&config)
-            .output()
-            .unwrap();
+        let out = check_config(&config, &[]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{key}");
         assert!(
@@ -199,20 +191,13 @@ async fn start_up_files_are_bounded_and_blank_secrets_refused() {
         let config = dir.path().join("gateway.toml");
         std::fs::write(&config, &text).unwrap();
         let started = Instant::now();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_clients-gateway"))
-            .args(["check-config", "--config"])
-            .arg(&config)
-            .output()
-            .unwrap();
+        let out = check_config(&config, &[]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{text}");
         assert!(err.contains(expected), "{text}: {err}");
         assert!(started.elapsed() < Duration::from_secs(5), "{text}");
     }
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clients-gateway"))
-        .args(["check-config", "--config", "/dev/zero"])
-        .output()
-        .unwrap();
+    let out = check_config("/dev/zero", &[]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("larger than"));
 }
@@ -332,8 +317,7 @@ async fn a_black_holed_redis_fails_a_keyed_request_within_a_second() {
 #[tokio::test]
 async fn sighup_is_ignored() {
     let port = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &binary_config(port, ""));
+    let (_dir, config) = binary_config_file(port, "");
     let mut child = start_binary(&config, port, None).await;
     let killed = std::process::Command::new("kill")
         .args(["-HUP", &child.id().to_string()])

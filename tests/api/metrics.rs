@@ -65,17 +65,13 @@ async fn the_circuit_state_is_exported() {
     )
     .await;
     let port = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &binary_config(
-            port,
-            &format!(
-                "[providers.clockify]\nbase_url = \"{}/api\"\napi_key = \"{CLOCKIFY_KEY}\"\n\
+    let (_dir, config) = binary_config_file(
+        port,
+        &format!(
+            "[providers.clockify]\nbase_url = \"{}/api\"\napi_key = \"{CLOCKIFY_KEY}\"\n\
                  workspace_id = \"{CLOCKIFY_WORKSPACE}\"\ncircuit_failure_threshold = 1\n\
                  circuit_cooldown_ms = 300\n",
-                clockify.uri()
-            ),
+            clockify.uri()
         ),
     );
     let mut child = start_binary(&config, port, None).await;

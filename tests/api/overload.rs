@@ -69,16 +69,12 @@ fn lucca_section(lucca: &MockServer) -> String {
 async fn a_burst_above_the_budget_is_shed_and_the_admitted_never_exceed_the_capacity() {
     let lucca = slow_lucca(Duration::from_millis(1500)).await;
     let (port, ops) = (free_port(), free_port());
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &binary_config(
-            port,
-            &format!(
-                "memory_budget_mb = 64\nops_bind = \"127.0.0.1:{ops}\"\n\
+    let (_dir, config) = binary_config_file(
+        port,
+        &format!(
+            "memory_budget_mb = 64\nops_bind = \"127.0.0.1:{ops}\"\n\
                  [idempotency]\nmax_keys = 100\n[telemetry]\nlog_level = \"warn\"\n{}",
-                lucca_section(&lucca)
-            ),
+            lucca_section(&lucca)
         ),
     );
     let mut child = start_binary(&config, port, None).await;
@@ -211,15 +207,11 @@ async fn a_burst_above_the_budget_is_shed_and_the_admitted_never_exceed_the_capa
 async fn the_ops_listener_serves_probes_and_metrics_only() {
     let lucca = slow_lucca(Duration::ZERO).await;
     let (port, ops) = (free_port(), free_port());
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &binary_config(
-            port,
-            &format!(
-                "memory_budget_mb = 128\nops_bind = \"127.0.0.1:{ops}\"\n{}",
-                lucca_section(&lucca)
-            ),
+    let (_dir, config) = binary_config_file(
+        port,
+        &format!(
+            "memory_budget_mb = 128\nops_bind = \"127.0.0.1:{ops}\"\n{}",
+            lucca_section(&lucca)
         ),
     );
     let mut child = start_binary(&config, port, None).await;
@@ -261,13 +253,9 @@ async fn the_ops_listener_serves_probes_and_metrics_only() {
 /// A start whose budget leaves no room for requests is refused, with the figures.
 #[tokio::test]
 async fn a_budget_the_fixed_costs_fill_is_refused_at_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &binary_config(
-            free_port(),
-            "memory_budget_mb = 64\n[idempotency]\nmax_keys = 30000\n",
-        ),
+    let (_dir, config) = binary_config_file(
+        free_port(),
+        "memory_budget_mb = 64\n[idempotency]\nmax_keys = 30000\n",
     );
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_clients-gateway"))
         .arg("--config")

@@ -22,13 +22,10 @@ async fn sigterm_lets_the_in_flight_fan_out_finish() {
         .mount(&lucca)
         .await;
     let port = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &binary_config(
-            port,
-            &format!(
-                r#"
+    let (_dir, config) = binary_config_file(
+        port,
+        &format!(
+            r#"
 shutdown_grace_s = 10
 [telemetry]
 log_level = "warn"
@@ -37,8 +34,7 @@ base_url = "{}"
 api_key = "{LUCCA_KEY}"
 organization_id = 12
 "#,
-                lucca.uri()
-            ),
+            lucca.uri()
         ),
     );
     let mut child = start_binary(&config, port, None).await;
