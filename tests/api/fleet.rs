@@ -443,7 +443,23 @@ async fn an_outcome_is_recorded_when_redis_restarts_mid_request() {
             async move { post_keyed(&http, &address, &token, Some("blip-1"), &body).await },
         )
     };
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Redis goes away once the claim is written and the create is at Lucca, not at a fixed
+    // time: on a loaded machine the request may not have claimed its key 0.5 s in.
+    let at_lucca = tokio::time::Instant::now() + Duration::from_secs(10);
+    while app
+        .mocks
+        .lucca
+        .received_requests()
+        .await
+        .unwrap()
+        .is_empty()
+    {
+        assert!(
+            tokio::time::Instant::now() < at_lucca,
+            "the create never reached Lucca"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     drop(redis); // SIGKILL
     tokio::time::sleep(Duration::from_millis(500)).await;
     let _redis = RedisServer::durable(port, dir.path()).await;
