@@ -43,6 +43,23 @@ pub async fn read_limited(mut response: reqwest::Response, limit: usize) -> (Vec
 
 /// A transport error in words, without the URL: the innermost cause says what went wrong
 /// ("Connection refused", "connection reset").
+/// The request reached an HTTP/2 provider that refused it unprocessed: the stream was refused
+/// (`REFUSED_STREAM`) or came after a graceful `GOAWAY` (RFC 9113 §8.7): nothing was acted on,
+/// so sending it again cannot duplicate anything.
+pub fn unprocessed(e: &reqwest::Error) -> bool {
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(h2) = s.downcast_ref::<h2::Error>() {
+            let remote = h2.is_remote();
+            let refused = h2.is_reset() && h2.reason() == Some(h2::Reason::REFUSED_STREAM);
+            let away = h2.is_go_away() && h2.reason() == Some(h2::Reason::NO_ERROR);
+            return remote && (refused || away);
+        }
+        source = s.source();
+    }
+    false
+}
+
 pub fn describe_transport(e: &reqwest::Error) -> String {
     let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
     let mut last = None;

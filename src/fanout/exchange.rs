@@ -12,7 +12,7 @@ use reqwest::{Method, StatusCode};
 use tokio::time::Instant;
 use url::Url;
 
-use crate::net::{describe_transport, read_limited, Cut};
+use crate::net::{describe_transport, read_limited, unprocessed, Cut};
 use crate::provider_error::{ErrorKind, ProviderError};
 use crate::providers::{Auth, Reply, Request, Target};
 use crate::resilience::{Attempt, Decision};
@@ -181,6 +181,9 @@ async fn once(
         Err(e) if e.is_connect() => {
             Once::Ended(Attempt::NotConnected, Exchanged::NotSent(not_connected(&e)))
         }
+        Err(e) if unprocessed(&e) => {
+            Once::Ended(Attempt::NotConnected, Exchanged::NotSent(refused(&e)))
+        }
         Err(e) => Once::Ended(Attempt::Lost, Exchanged::Lost(describe_transport(&e))),
         Ok(response) => {
             let status = response.status().as_u16();
@@ -270,6 +273,18 @@ fn not_connected(e: &reqwest::Error) -> ProviderError {
         ErrorKind::Unavailable,
         format!(
             "could not connect: {}; nothing was sent",
+            describe_transport(e)
+        ),
+    );
+    err.retryable = true;
+    err
+}
+
+fn refused(e: &reqwest::Error) -> ProviderError {
+    let mut err = ProviderError::new(
+        ErrorKind::Unavailable,
+        format!(
+            "the provider refused the request unprocessed: {}; nothing was created",
             describe_transport(e)
         ),
     );

@@ -77,7 +77,11 @@ fn client(spec: &ClientSpec, h2_only: bool) -> Result<reqwest::Client, String> {
         .http2_keep_alive_timeout(Duration::from_secs(10))
         // A create call is never replayed elsewhere: a redirect (usually a wrong base_url)
         // is reported, not followed.
-        .redirect(reqwest::redirect::Policy::none());
+        .redirect(reqwest::redirect::Policy::none())
+        // The gateway's own retry policy decides what is sent again (src/resilience/retry.rs,
+        // which also resends what an HTTP/2 provider refused unprocessed): reqwest's would keep
+        // a copy of every request in flight to resend it unseen.
+        .retry(reqwest::retry::never().max_retries_per_request(0));
     if h2_only {
         builder = builder.http2_prior_knowledge();
     } else if !spec.http2 {

@@ -32,16 +32,7 @@ struct TlsProvider {
 
 impl TlsProvider {
     async fn start(pki: &Pki, alpn: &[&str], status: u16, body: Value, delay: Duration) -> Self {
-        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![pki.cert.clone()], pki.key.clone_key())
-        .unwrap();
-        config.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let acceptor = acceptor(pki, alpn);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let connections = Arc::new(AtomicUsize::new(0));
@@ -92,6 +83,61 @@ impl TlsProvider {
     fn versions(&self) -> Vec<hyper::Version> {
         self.versions.lock().unwrap().clone()
     }
+}
+
+/// TLS with the test CA's certificate, offering `alpn`.
+fn acceptor(pki: &Pki, alpn: &[&str]) -> tokio_rustls::TlsAcceptor {
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![pki.cert.clone()], pki.key.clone_key())
+    .unwrap();
+    config.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
+/// An HTTP/2 provider (TLS, `h2` only) that refuses its first `refuse` streams unprocessed
+/// (`RST_STREAM REFUSED_STREAM`, RFC 9113 §8.7) and answers the others as Lucca's create; it
+/// counts the streams it was sent.
+async fn refusing_provider(pki: &Pki, refuse: usize) -> (u16, Arc<AtomicUsize>) {
+    let acceptor = acceptor(pki, &["h2"]);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let streams = Arc::new(AtomicUsize::new(0));
+    let counted = streams.clone();
+    let f = fixture(ProviderId::Lucca);
+    let created = Bytes::from((f.created_body)().to_string());
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, counted, created) = (acceptor.clone(), counted.clone(), created.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let Ok(mut connection) = h2::server::handshake(tls).await else {
+                    return;
+                };
+                while let Some(Ok((_request, mut respond))) = connection.accept().await {
+                    if counted.fetch_add(1, Ordering::SeqCst) < refuse {
+                        respond.send_reset(h2::Reason::REFUSED_STREAM);
+                        continue;
+                    }
+                    let answer = hyper::Response::builder()
+                        .status(f.created_status)
+                        .header("content-type", "application/json")
+                        .body(())
+                        .unwrap();
+                    if let Ok(mut body) = respond.send_response(answer, false) {
+                        let _ = body.send_data(created.clone(), true);
+                    }
+                }
+            });
+        }
+    });
+    (port, streams)
 }
 
 const BOTH: &[&str] = &["h2", "http/1.1"];
@@ -464,4 +510,46 @@ fn ssl_cert_file_is_trusted_only_as_part_of_the_system_store() {
         );
         assert!(stdout.contains("from the system store"), "{stdout}");
     }
+}
+
+#[tokio::test]
+async fn a_stream_an_http2_provider_refused_unprocessed_is_sent_again_and_counted() {
+    let pki = Pki::new();
+    let ca = pki.ca_file();
+    let (port, streams) = refusing_provider(&pki, 1).await;
+    let app = spawn_app_with(|s| {
+        lucca_at(s, &format!("https://localhost:{port}"));
+        s.tls.ca_file = Some(ca.clone());
+    })
+    .await;
+    let answer = app.create(&one_target("lucca", json!({}))).await;
+    let r = &answer["results"]["lucca"];
+    assert_eq!(r["status"], "created", "{r}");
+    // The gateway's own retry sent it again (reqwest's, which would resend it unseen, is off).
+    assert_eq!(r["attempts"], 2, "{r}");
+    assert_eq!(streams.load(Ordering::SeqCst), 2);
+
+    // Refused every time: failed, nothing created (not unknown), retryable.
+    let (port, streams) = refusing_provider(&pki, usize::MAX).await;
+    let app = spawn_app_with(|s| {
+        lucca_at(s, &format!("https://localhost:{port}"));
+        s.tls.ca_file = Some(ca.clone());
+        s.providers
+            .update_common(ProviderId::Lucca, |c| c.max_attempts = 3);
+    })
+    .await;
+    let answer = app.create(&one_target("lucca", json!({}))).await;
+    let r = &answer["results"]["lucca"];
+    assert_eq!(r["status"], "failed", "{r}");
+    assert_eq!(r["error"]["kind"], "unavailable", "{r}");
+    assert_eq!(r["error"]["retryable"], true, "{r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("refused the request unprocessed"),
+        "{r}"
+    );
+    assert_eq!(r["attempts"], 3, "{r}");
+    assert_eq!(streams.load(Ordering::SeqCst), 3);
 }
