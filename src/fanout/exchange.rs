@@ -110,31 +110,34 @@ pub async fn exchange(
 ) -> Exchanged {
     let mut token_refreshed = false;
     loop {
-        let (attempt, last) =
-            match Box::pin(once(target, request, until, progress, token_refreshed)).await {
-                Once::Ended(attempt, last) => (attempt, last),
-                Once::Early(exchanged) => return exchanged,
-                // The token was refused, so nothing was created: send again with a new one.
-                Once::TokenRefreshed => {
-                    token_refreshed = true;
-                    continue;
-                }
-            };
-        let remaining = until.saturating_duration_since(Instant::now());
-        match target
-            .retry
-            .decide(attempt, progress.attempts, remaining, rand::random(), safe)
-        {
-            Decision::Stop => return last,
-            Decision::RetryAfter(pause) => {
-                tracing::debug!(
-                    attempt = progress.attempts,
-                    pause_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX),
-                    "retrying"
-                );
-                Box::pin(tokio::time::sleep(pause)).await;
+        // What an attempt gave is dropped before the pause: a call waiting to be sent again
+        // keeps no answer.
+        let pause = {
+            let (attempt, last) =
+                match Box::pin(once(target, request, until, progress, token_refreshed)).await {
+                    Once::Ended(attempt, last) => (attempt, last),
+                    Once::Early(exchanged) => return exchanged,
+                    // The token was refused, so nothing was created: send again with a new one.
+                    Once::TokenRefreshed => {
+                        token_refreshed = true;
+                        continue;
+                    }
+                };
+            let remaining = until.saturating_duration_since(Instant::now());
+            match target
+                .retry
+                .decide(attempt, progress.attempts, remaining, rand::random(), safe)
+            {
+                Decision::Stop => return last,
+                Decision::RetryAfter(pause) => pause,
             }
-        }
+        };
+        tracing::debug!(
+            attempt = progress.attempts,
+            pause_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX),
+            "retrying"
+        );
+        Box::pin(tokio::time::sleep(pause)).await;
     }
 }
 

@@ -195,19 +195,19 @@ enum Step {
     },
     /// A 5xx was answered: is the client there?
     CheckingUnsure {
-        result: TargetResult,
+        result: Box<TargetResult>,
         code: u16,
         again: bool,
     },
     OnConflict {
-        conflict: TargetResult,
+        conflict: Box<TargetResult>,
         as_status: TargetStatus,
     },
     Reconciling {
-        unknown: TargetResult,
+        unknown: Box<TargetResult>,
     },
     Resolving {
-        created: TargetResult,
+        created: Box<TargetResult>,
     },
     Settling {
         started: SystemTime,
@@ -261,22 +261,22 @@ impl Life {
                     again,
                 },
                 Event::Looked(looked),
-            ) => self.checked_unsure(result, code, again, looked, now),
+            ) => self.checked_unsure(*result, code, again, looked, now),
             (
                 Step::OnConflict {
                     conflict,
                     as_status,
                 },
                 Event::Looked(looked),
-            ) => self.finish(on_conflict(conflict, as_status, looked)),
+            ) => self.finish(on_conflict(*conflict, as_status, looked)),
             (Step::Reconciling { unknown }, Event::Looked(looked)) => {
-                self.reconciled(unknown, looked)
+                self.reconciled(*unknown, looked)
             }
             (Step::Resolving { mut created }, Event::Looked(looked)) => {
                 if let Looked::Found(found) = looked {
                     created.provider_client_id = Some(found.id);
                 }
-                self.finish(created)
+                self.finish(*created)
             }
             (Step::Settling { started }, Event::Looked(looked)) => {
                 self.settled(started, looked, now)
@@ -400,7 +400,7 @@ impl Life {
             Err(why) => self.after_send(result.may_exist(why), again, now),
             Ok(()) => {
                 self.step = Step::CheckingUnsure {
-                    result,
+                    result: Box::new(result),
                     code,
                     again,
                 };
@@ -474,20 +474,24 @@ impl Life {
                 TargetStatus::Existing
             };
             self.step = Step::OnConflict {
-                conflict: result,
+                conflict: Box::new(result),
                 as_status,
             };
             return Action::LookUp { since: None };
         }
         if result.status == TargetStatus::Unknown {
-            return self.look_for(result, now, |unknown| Step::Reconciling { unknown });
+            return self.look_for(result, now, |unknown| Step::Reconciling {
+                unknown: Box::new(unknown),
+            });
         }
         if !again
             && result.status == TargetStatus::Created
             && result.provider_client_id.is_none()
             && self.traits.resolves_id
         {
-            return self.look_for(result, now, |created| Step::Resolving { created });
+            return self.look_for(result, now, |created| Step::Resolving {
+                created: Box::new(created),
+            });
         }
         self.finish(result)
     }

@@ -222,7 +222,7 @@ impl Work {
                 }
             };
         };
-        self.finished(done, started).await
+        self.finished(done, started)
     }
 
     /// The turn at the client's natural key: waited for at most half the time left (the rest is
@@ -287,7 +287,7 @@ impl Work {
 
     /// The finished target: what it relays scrubbed of the provider's secrets, its duration,
     /// its span's fields.
-    async fn finished(&self, mut done: Done, started: Instant) -> Done {
+    fn finished(&self, mut done: Done, started: Instant) -> Done {
         self.target.scrub(&mut done.result);
         let result = &mut done.result;
         result.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -323,5 +323,31 @@ impl Work {
             "provider call finished"
         );
         done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a provider call in flight holds of the gateway's own state: its task's future (every
+    /// step's future is boxed, a result waiting in the state machine is boxed) and its
+    /// exchange's (an answer is dropped before a pause). A step's future un-boxed, or a result
+    /// held inline, shows here: each of the thousands of calls in flight would carry it
+    /// (BENCHMARKS.md §4).
+    #[test]
+    fn a_call_in_flight_holds_small_futures() {
+        fn size<A, B, R>(_: impl FnOnce(A, B) -> R) -> usize {
+            std::mem::size_of::<R>()
+        }
+        let task = size(|work: Work, life: Life| work.run(life));
+        assert!(task <= 1_200, "a target's task: {task} bytes");
+        let life = std::mem::size_of::<Life>();
+        assert!(life <= 256, "the state machine: {life} bytes");
+        let exchange = size(|t: &'static Target, r: &'static Outbound| {
+            let progress = Box::leak(Box::default());
+            exchange(t, r, Instant::now(), progress, false)
+        });
+        assert!(exchange <= 160, "an exchange: {exchange} bytes");
     }
 }

@@ -25,9 +25,9 @@ pub struct Costs {
 /// The measured costs.
 pub const MEASURED: Costs = Costs {
     connection: 20 * 1024,
-    request: 16 * 1024,
+    request: 17 * 1024,
     body_factor: 4,
-    call_h2: 17 * 1024,
+    call_h2: 15 * 1024,
     call_h1: 50 * 1024,
     store_key: 2_100,
 };

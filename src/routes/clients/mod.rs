@@ -139,9 +139,16 @@ pub async fn create_client(
             let results = done.into_iter().map(|(p, d)| (p, d.result)).collect();
             (crate::ids::v7(), results)
         }
-        (false, Some(keyed)) => replay::run(keyed, calls, if_exists, deadline, request_id.clone())
-            .await
-            .map_err(|refusal| fail(refused(refusal, &request_id)))?,
+        // Boxed: a request without a key does not carry the keyed path's (larger) state.
+        (false, Some(keyed)) => Box::pin(replay::run(
+            keyed,
+            calls,
+            if_exists,
+            deadline,
+            request_id.clone(),
+        ))
+        .await
+        .map_err(|refusal| fail(refused(refusal, &request_id)))?,
     };
     let answer = MultiStatus {
         operation_id,
