@@ -34,9 +34,9 @@ pub const MEASURED: Costs = Costs {
 
 /// The share of the limit that requests may fill by the model; what is above it is left for
 /// what the model does not see (allocator slack, a burst of connections being refused).
-pub const ADMIT_SHARE: f64 = 0.84;
+pub const ADMIT_SHARE: f64 = 0.80;
 /// The working set at which no new request is admitted, whatever the model says.
-pub const SHED_SHARE: f64 = 0.88;
+pub const SHED_SHARE: f64 = 0.85;
 /// The share at which keep-alive is no longer offered (by the model or the working set).
 pub const CLOSE_SHARE: f64 = 0.75;
 /// The inbound connections may take at most this share of the room for requests.
@@ -159,8 +159,8 @@ mod tests {
     #[test]
     fn shares_of_the_limit() {
         let b = Budget::new(1000 * MIB, Fixed::default(), costs()).unwrap();
-        assert_eq!(b.admit_until, 840 * MIB);
-        assert_eq!(b.shed_at, 880 * MIB);
+        assert_eq!(b.admit_until, 800 * MIB);
+        assert_eq!(b.shed_at, 850 * MIB);
         assert_eq!(b.close_at, 750 * MIB);
         assert!(b.close_at < b.admit_until && b.admit_until < b.shed_at && b.shed_at < b.limit);
     }
@@ -174,7 +174,7 @@ mod tests {
         };
         let b = Budget::new(256 * MIB, fixed, costs()).unwrap();
         assert_eq!(fixed.total(), 14 * MIB + 40_000_000 + 5 * MIB);
-        assert_eq!(b.room(), (256.0 * MIB as f64 * 0.84) as u64 - fixed.total());
+        assert_eq!(b.room(), (256.0 * MIB as f64 * 0.80) as u64 - fixed.total());
     }
 
     #[test]
@@ -193,7 +193,7 @@ mod tests {
     fn capacity_counts_a_connection_per_request() {
         let b = Budget::new(100 * MIB, Fixed::default(), costs()).unwrap();
         let five_h2 = b.request_cost(1_000, &[10_000; 5]);
-        assert_eq!(b.capacity(five_h2), (84 * MIB) / (64_000 + 20_000));
+        assert_eq!(b.capacity(five_h2), (80 * MIB) / (64_000 + 20_000));
         let five_h1 = b.request_cost(1_000, &[20_000; 5]);
         assert!(b.capacity(five_h1) < b.capacity(five_h2));
     }
@@ -203,7 +203,7 @@ mod tests {
         let b = Budget::new(256 * MIB, Fixed::default(), costs()).unwrap();
         assert_eq!(
             b.max_connections() as u64,
-            (256.0 * MIB as f64 * 0.84 * 0.5) as u64 / 20_000
+            (256.0 * MIB as f64 * 0.80 * 0.5) as u64 / 20_000
         );
         let huge = Budget::new(1 << 50, Fixed::default(), costs()).unwrap();
         assert_eq!(huge.max_connections(), 100_000, "bounded above");

@@ -310,7 +310,7 @@ mod tests {
         assert_eq!(
             a.admit(cost).unwrap_err(),
             Shed::Budget,
-            "84 % of 100 MiB may be held"
+            "80 % of 100 MiB may be held"
         );
         assert_eq!(a.held(), 80 * MIB);
         tickets[0].keep(MIB);
