@@ -299,9 +299,11 @@ impl Adapter for Plusvibe {
             client_business_name: &client.name,
             workspaces,
         };
+        // E-mails match without regard to case: the key is the lowercased address, so two
+        // requests for one client spelt differently also take turns at its guard.
         let lookup = PlusvibeLookup {
             workspace_id: workspace_id.to_owned(),
-            email: email.to_owned(),
+            email: email.to_lowercase(),
         };
         Ok(Planned {
             create: Request::post(self.endpoint.clone(), &body),
@@ -319,10 +321,9 @@ impl Adapter for Plusvibe {
 
     fn read_list(&self, lookup: &PlusvibeLookup, page: &Page) -> Result<Listed, String> {
         let list: PlusvibeClientList = read(page.body)?;
-        let email = lookup.email.to_lowercase();
         for item in list.clients {
             let client: PlusvibeListedClient = read(&item)?;
-            if client.client_email.map(|e| e.to_lowercase()).as_deref() == Some(email.as_str()) {
+            if client.client_email.map(|e| e.to_lowercase()).as_deref() == Some(&lookup.email) {
                 let id = client.client_id.filter(|id| !id.is_empty());
                 let id = id.ok_or("a listed client has no `client_id`")?;
                 return Ok(Listed {

@@ -134,6 +134,54 @@ async fn concurrent_adopts_spread_over_three_replicas_create_one_client() {
     }
 }
 
+#[tokio::test]
+async fn adopts_of_one_client_spelt_in_different_cases_take_turns() {
+    let redis = RedisServer::start().await;
+    let sandbox = Sandbox::start(SandboxOptions {
+        delay: Duration::from_millis(300),
+        ..SandboxOptions::default()
+    })
+    .unwrap();
+    let replicas = ready(replicas_on_sandbox(&sandbox, &redis.url)).await;
+    // PlusVibe matches a client by its login e-mail, whatever its case.
+    let mut body = full_body();
+    body["targets"] = json!({ "plusvibe": body["targets"]["plusvibe"].clone() });
+    body["if_exists"] = json!("adopt");
+    let email = body["client"]["contact"]["email"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut shouted = body.clone();
+    shouted["client"]["contact"]["email"] = json!(email.to_uppercase());
+
+    let http = reqwest::Client::new();
+    let token = token_for("fleet");
+    // Two of each spelling at once: without turns, the first of each looks up, finds
+    // nothing, and creates. With turns (four at most, well within the wait for one), one
+    // creates and the others find it.
+    let answers = join_all((0..4).map(|i| {
+        let (http, token, address) = (&http, &token, &replicas[i % 3]);
+        let body = if i % 2 == 0 { &body } else { &shouted };
+        async move { post_keyed(http, address, token, None, body).await }
+    }))
+    .await;
+
+    let mut created = 0;
+    let mut ids = std::collections::BTreeSet::new();
+    for (status, answer) in &answers {
+        assert_eq!(*status, 207, "{answer}");
+        let r = &answer["results"]["plusvibe"];
+        match r["status"].as_str() {
+            Some("created") => created += 1,
+            Some("existing") => {}
+            other => panic!("{other:?}: {r}"),
+        }
+        ids.insert(r["provider_client_id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(created, 1, "one create for both spellings");
+    assert_eq!(ids.len(), 1, "every answer names the one client: {ids:?}");
+}
+
 /// The guard leases in `redis` and their time left (ms).
 async fn guard_leases(redis: &str) -> Vec<i64> {
     let client = redis::Client::open(redis).unwrap();
