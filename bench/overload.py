@@ -19,6 +19,8 @@ Run as root (cgroups): `python3 bench/overload.py [markdown-out]`.
     OVERLOAD_DURATION   seconds per level (default 20)
     OVERLOAD_LIMIT_MB   the memory limit (default 256)
     OVERLOAD_DELAY_MS   the providers' delay (default 2000)
+    OVERLOAD_HONOUR     1: the callers honour `Retry-After` (wait N s ± half before sending
+                        again); default: they send again at once
     BENCH_PROFILE_DIR   the build to measure (default target/release)
 """
 
@@ -44,6 +46,7 @@ PROTOCOLS = os.environ.get("OVERLOAD_PROTOCOLS", "h2,h1").split(",")
 DURATION = int(os.environ.get("OVERLOAD_DURATION", "20"))
 LIMIT_MB = int(os.environ.get("OVERLOAD_LIMIT_MB", "256"))
 DELAY_MS = int(os.environ.get("OVERLOAD_DELAY_MS", "2000"))
+HONOUR = os.environ.get("OVERLOAD_HONOUR") == "1"
 CG = pathlib.Path("/sys/fs/cgroup")
 
 
@@ -166,7 +169,7 @@ def run_level(protocol, callers, upstream, ca, body_path, five):
         out = subprocess.run(["nice", "-n", "5", str(LOAD), "--addr", f"127.0.0.1:{port}", "--connections", str(callers),
                               "--duration-s", str(DURATION), "--body", str(body_path),
                               "--header", f"Authorization: Bearer {token}", "--timeout-ms", "30000",
-                              "--probe-every-ms", "0"],
+                              "--probe-every-ms", "0"] + (["--honour-retry-after"] if HONOUR else []),
                              capture_output=True, text=True, check=True).stdout
         probes = json.loads(prober.communicate()[0])["probes"]
         stop.set()
@@ -388,7 +391,8 @@ def main(out_path):
         f"Measured with `python3 bench/overload.py` on {time.strftime('%Y-%m-%d')}: the gateway in a "
         f"{LIMIT_MB} MiB memory cgroup with a one-core CPU quota, five HTTPS providers answering after "
         f"{DELAY_MS} ms (`clients-gateway providers`), {DURATION} s per level, a fresh gateway per "
-        "level, `/healthz` probed every 200 ms on a new connection (2 s timeout).",
+        "level, `/healthz` probed every 200 ms on a new connection (2 s timeout); callers "
+        + ("honouring `Retry-After` (N s ± half)." if HONOUR else "sending again at once after a 503."),
         "",
         "| providers | callers | alive | peak memory | 207 answers | targets created / failed / unknown | "
         "503 overloaded | other | `/healthz`, ops listener | `/healthz`, main listener | in flight at most | admitted after |",

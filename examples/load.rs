@@ -54,6 +54,10 @@ struct Args {
     /// Connect and send nothing (what an open, idle connection costs the server).
     #[arg(long)]
     idle: bool,
+    /// After a `503` with `Retry-After: N`, wait N seconds (± half, at random) before sending
+    /// again, as a well-behaved client does; without it, callers send again at once.
+    #[arg(long)]
+    honour_retry_after: bool,
 }
 
 /// What one caller (or the probe) saw.
@@ -96,7 +100,8 @@ impl Seen {
 struct Answer {
     status: u16,
     close: bool,
-    retry_after: bool,
+    /// Its `Retry-After`, in seconds (0 when not a number).
+    retry_after: Option<u64>,
     body: Vec<u8>,
 }
 
@@ -159,6 +164,7 @@ async fn main() {
             started + delay,
             until,
             timeout,
+            args.honour_retry_after,
         )));
     }
     let mut seen = Seen::default();
@@ -246,6 +252,7 @@ async fn caller(
     start_at: Instant,
     until: Instant,
     timeout: Duration,
+    honour_retry_after: bool,
 ) -> Seen {
     tokio::time::sleep_until(start_at.into()).await;
     let mut seen = Seen::default();
@@ -268,13 +275,20 @@ async fn caller(
             Ok(Ok(answer)) => {
                 let us = u32::try_from(sent_at.elapsed().as_micros()).unwrap_or(u32::MAX);
                 seen.latencies.entry(answer.status).or_default().push(us);
-                if answer.status == 503 && !answer.retry_after {
+                if answer.status == 503 && answer.retry_after.is_none() {
                     seen.shed_without_retry_after += 1;
                 }
                 count_targets(&answer.body, &mut seen);
                 if answer.close {
                     *seen.closed_after.entry(answer.status).or_default() += 1;
                     stream = None;
+                }
+                if let (true, 503, Some(wait)) =
+                    (honour_retry_after, answer.status, answer.retry_after)
+                {
+                    let wait = Duration::from_secs(wait).mul_f64(0.5 + rand::random::<f64>());
+                    tokio::time::sleep(wait.min(until.saturating_duration_since(Instant::now())))
+                        .await;
                 }
             }
             Ok(Err(kind)) => {
@@ -337,7 +351,7 @@ async fn read_answer(s: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Answer, &'s
         .and_then(|l| l.split(' ').nth(1))
         .and_then(|c| c.parse().ok())
         .ok_or("status line")?;
-    let (mut length, mut chunked, mut close, mut retry_after) = (None, false, false, false);
+    let (mut length, mut chunked, mut close, mut retry_after) = (None, false, false, None);
     for line in lines {
         let Some((name, value)) = line.split_once(':') else {
             continue;
@@ -347,7 +361,7 @@ async fn read_answer(s: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Answer, &'s
             "content-length" => length = value.parse::<usize>().ok(),
             "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
             "connection" => close = value.eq_ignore_ascii_case("close"),
-            "retry-after" => retry_after = true,
+            "retry-after" => retry_after = Some(value.parse().unwrap_or(0)),
             _ => {}
         }
     }
