@@ -286,7 +286,9 @@ async fn caller(
                 if let (true, 503, Some(wait)) =
                     (honour_retry_after, answer.status, answer.retry_after)
                 {
-                    let wait = Duration::from_secs(wait).mul_f64(0.5 + rand::random::<f64>());
+                    // Believed up to the run's length (a bigger number waits the run out).
+                    let wait =
+                        Duration::from_secs(wait.min(3_600)).mul_f64(0.5 + rand::random::<f64>());
                     tokio::time::sleep(wait.min(until.saturating_duration_since(Instant::now())))
                         .await;
                 }

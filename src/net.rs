@@ -41,8 +41,6 @@ pub async fn read_limited(mut response: reqwest::Response, limit: usize) -> (Vec
     }
 }
 
-/// A transport error in words, without the URL: the innermost cause says what went wrong
-/// ("Connection refused", "connection reset").
 /// The request reached an HTTP/2 provider that refused it unprocessed: the stream was refused
 /// (`REFUSED_STREAM`) or came after a graceful `GOAWAY` (RFC 9113 §8.7): nothing was acted on,
 /// so sending it again cannot duplicate anything.
@@ -60,6 +58,8 @@ pub fn unprocessed(e: &reqwest::Error) -> bool {
     false
 }
 
+/// A transport error in words, without the URL: the innermost cause says what went wrong
+/// ("Connection refused", "connection reset").
 pub fn describe_transport(e: &reqwest::Error) -> String {
     let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
     let mut last = None;

@@ -258,39 +258,32 @@ async fn send(
 }
 
 fn all_busy(target: &Target) -> ProviderError {
-    let mut err = ProviderError::new(
-        ErrorKind::Unavailable,
-        format!(
-            "every connection to the provider was busy (providers.{}.max_connections = {}) for half of the time left; nothing was sent",
-            target.id,
-            target.max_connections()
-        ),
-    );
-    err.retryable = true;
+    let mut err = not_acted_on(format!(
+        "every connection to the provider was busy (providers.{}.max_connections = {}) for half of the time left; nothing was sent",
+        target.id,
+        target.max_connections()
+    ));
     err.retry_after_s = Some(1);
     err
 }
 
 fn not_connected(e: &reqwest::Error) -> ProviderError {
-    let mut err = ProviderError::new(
-        ErrorKind::Unavailable,
-        format!(
-            "could not connect: {}; nothing was sent",
-            describe_transport(e)
-        ),
-    );
-    err.retryable = true;
-    err
+    not_acted_on(format!(
+        "could not connect: {}; nothing was sent",
+        describe_transport(e)
+    ))
 }
 
 fn refused(e: &reqwest::Error) -> ProviderError {
-    let mut err = ProviderError::new(
-        ErrorKind::Unavailable,
-        format!(
-            "the provider refused the request unprocessed: {}; nothing was created",
-            describe_transport(e)
-        ),
-    );
+    not_acted_on(format!(
+        "the provider refused the request unprocessed: {}; nothing was created",
+        describe_transport(e)
+    ))
+}
+
+/// The provider did not act on the request: `unavailable`, and worth sending again.
+fn not_acted_on(message: String) -> ProviderError {
+    let mut err = ProviderError::new(ErrorKind::Unavailable, message);
     err.retryable = true;
     err
 }

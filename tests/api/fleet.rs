@@ -113,25 +113,31 @@ async fn concurrent_adopts_spread_over_three_replicas_create_one_client() {
     let answers = spread(&replicas, 9, &body).await;
 
     for tool in &tools {
-        let mut created = 0;
-        let mut ids = std::collections::BTreeSet::new();
-        for (status, answer) in &answers {
-            assert_eq!(*status, 207, "{answer}");
-            let r = &answer["results"][tool];
-            match r["status"].as_str() {
-                Some("created") => created += 1,
-                Some("existing") => {}
-                other => panic!("{tool}: {other:?}: {r}"),
-            }
-            ids.insert(r["provider_client_id"].as_str().unwrap().to_owned());
-        }
-        assert_eq!(created, 1, "{tool}: one create across the fleet");
-        assert_eq!(
-            ids.len(),
-            1,
-            "{tool}: every answer names the one client: {ids:?}"
-        );
+        assert_one_client(&answers, tool);
     }
+}
+
+/// Every answer is a 207 naming one client at `tool`, created by exactly one of them (the others
+/// found it: `existing`).
+fn assert_one_client(answers: &[(u16, Value)], tool: &str) {
+    let mut created = 0;
+    let mut ids = std::collections::BTreeSet::new();
+    for (status, answer) in answers {
+        assert_eq!(*status, 207, "{answer}");
+        let r = &answer["results"][tool];
+        match r["status"].as_str() {
+            Some("created") => created += 1,
+            Some("existing") => {}
+            other => panic!("{tool}: {other:?}: {r}"),
+        }
+        ids.insert(r["provider_client_id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(created, 1, "{tool}: one create across the fleet");
+    assert_eq!(
+        ids.len(),
+        1,
+        "{tool}: every answer names the one client: {ids:?}"
+    );
 }
 
 #[tokio::test]
@@ -166,20 +172,7 @@ async fn adopts_of_one_client_spelt_in_different_cases_take_turns() {
     }))
     .await;
 
-    let mut created = 0;
-    let mut ids = std::collections::BTreeSet::new();
-    for (status, answer) in &answers {
-        assert_eq!(*status, 207, "{answer}");
-        let r = &answer["results"]["plusvibe"];
-        match r["status"].as_str() {
-            Some("created") => created += 1,
-            Some("existing") => {}
-            other => panic!("{other:?}: {r}"),
-        }
-        ids.insert(r["provider_client_id"].as_str().unwrap().to_owned());
-    }
-    assert_eq!(created, 1, "one create for both spellings");
-    assert_eq!(ids.len(), 1, "every answer names the one client: {ids:?}");
+    assert_one_client(&answers, "plusvibe");
 }
 
 /// The guard leases in `redis` and their time left (ms).
