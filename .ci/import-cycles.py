@@ -1,11 +1,17 @@
 #!/usr/bin/env python3
-"""Fails when the crate's modules import each other in a cycle.
+"""Fails when the crate's modules import each other in a cycle, at file or at folder level.
 
 A file depends on another when it names something in it: `use crate::a::b`, a path such as
 `crate::a::b::f()` in code, `super::x`, or a crate-level macro (`crate::m!`, exported from the
-file that defines it). Comments and string literals do not count. The one cycle allowed is a
-`mod.rs` with its own children (a module and its parts); any other strongly connected set of
-files is printed and makes the script exit 1.
+file that defines it). Comments and string literals do not count. Test modules may import
+anything.
+
+- Files: the one cycle allowed is a `mod.rs` with its own children (a module and its parts); any
+  other strongly connected set of files is printed.
+- Folders (the crate's top-level modules, `src/<name>.rs` or `src/<name>/`): no cycle at all, and
+  each imports only modules declared above it in `lib.rs`, which lists them bottom-up.
+
+Any fault is printed and makes the script exit 1.
 
 Usage: python3 .ci/import-cycles.py [SRC_DIR]   (default: src)
 """
@@ -208,9 +214,36 @@ def main():
         for m in scc:
             inner = sorted(name(t) for t in edges[m] if t in members)
             print(f"  {name(m)} -> {', '.join(inner)}")
-    if bad:
+    faults = folder_faults(edges, files)
+    for fault in faults:
+        print(fault)
+    if bad or faults:
         sys.exit(1)
-    print("no import cycle beyond a mod.rs and its own children")
+    print("no import cycle beyond a mod.rs and its own children; folders import downwards only")
+
+
+def folder_faults(edges, files):
+    """The folder-level faults: an import of a module declared later in lib.rs (or not at all)."""
+    lib = strip(open(os.path.join(SRC, "lib.rs"), encoding="utf-8").read())
+    order = re.findall(r"^\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+(\w+)\s*;", lib, re.M)
+    rank = {m: i for i, m in enumerate(order)}
+    folder_edges = {}
+    for mod, targets in edges.items():
+        for t in targets:
+            if mod and t and mod[0] != t[0]:
+                folder_edges.setdefault(mod[0], {}).setdefault(t[0], []).append((mod, t))
+    faults = []
+    for a in sorted(folder_edges):
+        for b, via in sorted(folder_edges[a].items()):
+            if a not in rank or b not in rank:
+                faults.append(f"folder {a} -> {b}: a module lib.rs does not declare")
+            elif rank[b] > rank[a]:
+                example = f"{files[via[0][0]]} -> {files[via[0][1]]}"
+                faults.append(
+                    f"folder {a} imports {b}, declared below it in lib.rs (e.g. {example}): "
+                    "move the shared item down, or the module up"
+                )
+    return faults
 
 
 if __name__ == "__main__":

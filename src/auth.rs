@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -16,15 +17,63 @@ use actix_web::{web, FromRequest, HttpRequest};
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::sync::{Mutex, RwLock};
 use tokio::time::Instant;
 use url::Url;
 
-use crate::config::AuthSettings;
 use crate::problem::{ApiError, Problem};
 use crate::request_id::RequestId;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// Serve without caller authentication. Never the default; logged loudly when set.
+    pub disabled: bool,
+    /// HS256 shared key (at least 32 bytes).
+    pub hs256_secret: Option<SecretString>,
+    pub hs256_secret_file: Option<PathBuf>,
+    /// RS256 (RSA) or ES256 (P-256) public key, PEM.
+    pub public_key_pem: Option<String>,
+    pub public_key_pem_file: Option<PathBuf>,
+    /// Keys published by the identity provider (RS256 and ES256 keys, by `kid`).
+    pub jwks_url: Option<Url>,
+    /// An unknown `kid` refetches the JWKS at most once per this many seconds.
+    pub jwks_min_refresh_s: u64,
+    /// The JWKS is refetched when older than this.
+    pub jwks_max_age_s: u64,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub required_scope: String,
+    /// Claim holding the scopes; absent: `scope` (space-separated) or `scp` (array).
+    pub scope_claim: Option<String>,
+    pub leeway_s: u64,
+    /// A verified token is trusted again without a new check for at most this long (never past
+    /// its `exp`); 0: every request is checked in full.
+    pub cache_ttl_s: u64,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            disabled: false,
+            hs256_secret: None,
+            hs256_secret_file: None,
+            public_key_pem: None,
+            public_key_pem_file: None,
+            jwks_url: None,
+            jwks_min_refresh_s: 30,
+            jwks_max_age_s: 600,
+            issuer: None,
+            audience: None,
+            required_scope: "clients:write".into(),
+            scope_claim: None,
+            leeway_s: 30,
+            cache_ttl_s: 60,
+        }
+    }
+}
 
 /// Who is calling, from the verified token.
 #[derive(Debug, Clone)]

@@ -10,11 +10,13 @@ use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use url::Url;
 
+pub use crate::auth::AuthSettings;
 use crate::egress::{Egress, ProxySettings, TlsSettings};
+use crate::fleet::RedisSettings;
 use crate::providers::ProvidersSettings;
 use crate::secret::{read_secret_file, SecretFileError};
+pub use crate::telemetry::{LogFormat, TelemetrySettings};
 
 /// The largest configuration file read.
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
@@ -100,55 +102,6 @@ impl Default for ServerSettings {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct AuthSettings {
-    /// Serve without caller authentication. Never the default; logged loudly when set.
-    pub disabled: bool,
-    /// HS256 shared key (at least 32 bytes).
-    pub hs256_secret: Option<SecretString>,
-    pub hs256_secret_file: Option<PathBuf>,
-    /// RS256 (RSA) or ES256 (P-256) public key, PEM.
-    pub public_key_pem: Option<String>,
-    pub public_key_pem_file: Option<PathBuf>,
-    /// Keys published by the identity provider (RS256 and ES256 keys, by `kid`).
-    pub jwks_url: Option<Url>,
-    /// An unknown `kid` refetches the JWKS at most once per this many seconds.
-    pub jwks_min_refresh_s: u64,
-    /// The JWKS is refetched when older than this.
-    pub jwks_max_age_s: u64,
-    pub issuer: Option<String>,
-    pub audience: Option<String>,
-    pub required_scope: String,
-    /// Claim holding the scopes; absent: `scope` (space-separated) or `scp` (array).
-    pub scope_claim: Option<String>,
-    pub leeway_s: u64,
-    /// A verified token is trusted again without a new check for at most this long (never past
-    /// its `exp`); 0: every request is checked in full.
-    pub cache_ttl_s: u64,
-}
-
-impl Default for AuthSettings {
-    fn default() -> Self {
-        Self {
-            disabled: false,
-            hs256_secret: None,
-            hs256_secret_file: None,
-            public_key_pem: None,
-            public_key_pem_file: None,
-            jwks_url: None,
-            jwks_min_refresh_s: 30,
-            jwks_max_age_s: 600,
-            issuer: None,
-            audience: None,
-            required_scope: "clients:write".into(),
-            scope_claim: None,
-            leeway_s: 30,
-            cache_ttl_s: 60,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
 pub struct IdempotencySettings {
     /// Redis shared by the replicas (`redis://host:6379/0`); absent: an in-process store, right
     /// for a single replica only.
@@ -201,38 +154,6 @@ impl Default for IdempotencySettings {
             retain_s: 3_600,
         }
     }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TelemetrySettings {
-    /// `tracing` filter directive, e.g. `info` or `clients_gateway=debug,info`.
-    pub log_level: String,
-    /// `json` (one JSON object per line) or `text`.
-    pub log_format: LogFormat,
-    /// OTLP/HTTP collector (`http://collector:4318`): traces are exported there. Absent: no
-    /// traces, unless `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) is set.
-    pub otlp_endpoint: Option<Url>,
-    /// The service name of the traces (`OTEL_SERVICE_NAME` wins).
-    pub service_name: String,
-}
-
-impl Default for TelemetrySettings {
-    fn default() -> Self {
-        Self {
-            log_level: "info".into(),
-            log_format: LogFormat::Json,
-            otlp_endpoint: None,
-            service_name: "clients-gateway".into(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Json,
-    Text,
 }
 
 impl Settings {
@@ -334,11 +255,11 @@ impl Settings {
                 "idempotency.retain_s must be at least server.deadline_ms + 30 s ({lease_s} s)"
             )));
         }
-        self.telemetry.check()?;
+        self.telemetry.check().map_err(ConfigError::Invalid)?;
         if let Some(url) = &self.auth.jwks_url {
             // The keys are fetched over the network, from the identity provider: a file or
             // any other scheme is a mistake (every request would then be refused).
-            if let Some(problem) = crate::providers::kit::url_problem("auth.jwks_url", url) {
+            if let Some(problem) = crate::net::url_problem("auth.jwks_url", url) {
                 return Err(ConfigError::Invalid(problem));
             }
         }
@@ -396,6 +317,20 @@ impl Settings {
 }
 
 impl IdempotencySettings {
+    /// Where Redis is, as the link to it reads it.
+    pub fn redis(&self) -> RedisSettings<'_> {
+        RedisSettings {
+            url: self.redis_url.as_ref(),
+            username: self.redis_username.as_deref(),
+            password: self.redis_password.as_ref(),
+            sentinels: &self.redis_sentinels,
+            master_name: self.redis_master_name.as_deref(),
+            tls: self.redis_tls,
+            connect_timeout: std::time::Duration::from_millis(self.redis_connect_timeout_ms),
+            command_timeout: std::time::Duration::from_millis(self.redis_command_timeout_ms),
+        }
+    }
+
     /// Each number of `[idempotency]` with its bounds.
     fn bounds(&self) -> [(&'static str, u64, u64, u64); 4] {
         const DAY_S: u64 = 86_400;
@@ -422,28 +357,6 @@ impl IdempotencySettings {
                 60_000,
             ),
         ]
-    }
-}
-
-impl TelemetrySettings {
-    fn check(&self) -> Result<(), ConfigError> {
-        if let Some(url) = &self.otlp_endpoint {
-            // The exporter speaks plain HTTP: a collector in the cluster or a sidecar. A URL with
-            // credentials would put them where a URL is shown.
-            if url.scheme() != "http" || !url.username().is_empty() || url.password().is_some() {
-                return Err(ConfigError::Invalid(
-                    "telemetry.otlp_endpoint must be an http:// URL without credentials \
-                     (an OTLP/HTTP collector in the cluster or a sidecar)"
-                        .into(),
-                ));
-            }
-        }
-        if self.service_name.trim().is_empty() || self.service_name.len() > 255 {
-            return Err(ConfigError::Invalid(
-                "telemetry.service_name must have 1 to 255 characters".into(),
-            ));
-        }
-        Ok(())
     }
 }
 

@@ -237,13 +237,12 @@ async fn providers(options: SandboxOptions) -> Result<(), StartError> {
 fn check_config(config: Option<PathBuf>) -> Result<(), StartError> {
     let settings = Settings::load(config.as_deref())?;
     let egress = settings.egress()?;
-    let link = clients_gateway::fleet::Link::from_settings(&settings.idempotency, &egress)?;
-    let outside = clients_gateway::providers::Outside {
+    let link = clients_gateway::fleet::Link::from_settings(&settings.idempotency.redis(), &egress)?;
+    let context = clients_gateway::outbound::BuildContext {
         egress: &egress,
         link: link.as_ref(),
     };
-    let registry =
-        clients_gateway::providers::Registry::from_settings(&settings.providers, &outside)?;
+    let registry = settings.providers.targets(&context)?;
     auth::Authenticator::from_settings(&settings.auth, &egress)?;
     let available: Vec<&str> = registry.available().map(|p| p.as_str()).collect();
     let budget = clients_gateway::startup::describe_budget(&settings)?;

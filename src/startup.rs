@@ -20,8 +20,8 @@ use crate::idempotency::redis::RedisStore;
 use crate::idempotency::Store;
 use crate::middleware::{self, HeaderLimit, Pressure};
 use crate::openapi::ApiDoc;
+use crate::outbound::{BuildContext, Registry};
 use crate::overload::{self, Admission};
-use crate::providers::Registry;
 use crate::routes::clients::admission::Gate;
 use crate::routes::ops::Readiness;
 use crate::routes::{self, clients::ClientsState};
@@ -135,12 +135,12 @@ fn outbound(
 ) -> Result<(Registry, Authenticator, Option<Arc<Link>>), StartError> {
     let egress = settings.egress()?;
     tracing::info!(egress = %egress.describe(), "outbound HTTPS");
-    let link = Link::from_settings(&settings.idempotency, &egress)?;
-    let outside = crate::providers::Outside {
+    let link = Link::from_settings(&settings.idempotency.redis(), &egress)?;
+    let context = BuildContext {
         egress: &egress,
         link: link.as_ref(),
     };
-    let registry = Registry::from_settings(&settings.providers, &outside)?;
+    let registry = settings.providers.targets(&context)?;
     let authenticator = Authenticator::from_settings(&settings.auth, &egress)?;
     if matches!(authenticator, Authenticator::Disabled) {
         tracing::warn!("CALLER AUTHENTICATION IS DISABLED (auth.disabled = true): anyone who reaches this gateway can create clients");

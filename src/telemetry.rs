@@ -26,7 +26,60 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-use crate::config::{LogFormat, TelemetrySettings};
+use serde::Deserialize;
+use url::Url;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetrySettings {
+    /// `tracing` filter directive, e.g. `info` or `clients_gateway=debug,info`.
+    pub log_level: String,
+    /// `json` (one JSON object per line) or `text`.
+    pub log_format: LogFormat,
+    /// OTLP/HTTP collector (`http://collector:4318`): traces are exported there. Absent: no
+    /// traces, unless `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) is set.
+    pub otlp_endpoint: Option<Url>,
+    /// The service name of the traces (`OTEL_SERVICE_NAME` wins).
+    pub service_name: String,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self {
+            log_level: "info".into(),
+            log_format: LogFormat::Json,
+            otlp_endpoint: None,
+            service_name: "clients-gateway".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+impl TelemetrySettings {
+    pub fn check(&self) -> Result<(), String> {
+        if let Some(url) = &self.otlp_endpoint {
+            // The exporter speaks plain HTTP: a collector in the cluster or a sidecar. A URL with
+            // credentials would put them where a URL is shown.
+            if url.scheme() != "http" || !url.username().is_empty() || url.password().is_some() {
+                return Err(
+                    "telemetry.otlp_endpoint must be an http:// URL without credentials \
+                     (an OTLP/HTTP collector in the cluster or a sidecar)"
+                        .into(),
+                );
+            }
+        }
+        if self.service_name.trim().is_empty() || self.service_name.len() > 255 {
+            return Err("telemetry.service_name must have 1 to 255 characters".into());
+        }
+        Ok(())
+    }
+}
 
 /// Whether spans are exported (a collector is configured).
 static TRACES: AtomicBool = AtomicBool::new(false);

@@ -1,6 +1,6 @@
 use sha2::Digest;
 
-use super::text::{self, email, slug_upper};
+use super::text::{self, email, slug_upper, TextKind};
 use super::{ClientInput, ContactInput};
 use crate::field_error::FieldError;
 
@@ -58,25 +58,33 @@ impl NewClient {
                 errors.push(FieldError::new("/client/name", "is required"));
                 None
             }
-            some => text::text(some, "/client/name", 255, false, errors),
+            some => text::text(some, "/client/name", TextKind::LINE_255, errors),
         };
-        let code = text::text(input.code.as_deref(), "/client/code", 255, false, errors);
+        let code = text::text(
+            input.code.as_deref(),
+            "/client/code",
+            TextKind::LINE_255,
+            errors,
+        );
         let external_id = text::text(
             input.external_id.as_deref(),
             "/client/external_id",
-            255,
-            false,
+            TextKind::LINE_255,
             errors,
         );
         let client_email = email(input.email.as_deref(), "/client/email", errors);
         let address = text::text(
             input.address.as_deref(),
             "/client/address",
-            1000,
-            true,
+            TextKind::TEXT_1000,
             errors,
         );
-        let note = text::text(input.note.as_deref(), "/client/note", 3000, true, errors);
+        let note = text::text(
+            input.note.as_deref(),
+            "/client/note",
+            TextKind::TEXT_3000,
+            errors,
+        );
         let language = parse_language(input.language.as_deref(), errors);
         let contact = parse_contact(input.contact.as_ref(), errors);
         let email_domains = match &input.email_domains {
@@ -142,15 +150,13 @@ fn parse_contact(input: Option<&ContactInput>, errors: &mut Vec<FieldError>) -> 
         first_name: text::text(
             c.first_name.as_deref(),
             "/client/contact/first_name",
-            100,
-            false,
+            TextKind::LINE_100,
             errors,
         ),
         last_name: text::text(
             c.last_name.as_deref(),
             "/client/contact/last_name",
-            100,
-            false,
+            TextKind::LINE_100,
             errors,
         ),
         email: email(c.email.as_deref(), "/client/contact/email", errors),

@@ -93,14 +93,14 @@ string_schema!(
     "One line of text, 1–255 characters, not blank; trimmed.",
     single_line_pattern(),
     1,
-    255
+    super::text::TextKind::LINE_255.max_chars
 );
 string_schema!(
     Line100,
     "One line of text, 1–100 characters, not blank; trimmed.",
     single_line_pattern(),
     1,
-    100
+    super::text::TextKind::LINE_100.max_chars
 );
 string_schema!(
     Id64,
@@ -114,14 +114,14 @@ string_schema!(
     "Text (line breaks allowed), 1–1000 characters, not blank; trimmed.",
     multi_line_pattern(),
     1,
-    1000
+    super::text::TextKind::TEXT_1000.max_chars
 );
 string_schema!(
     Text3000,
     "Text (line breaks allowed), 1–3000 characters, not blank; trimmed.",
     multi_line_pattern(),
     1,
-    3000
+    super::text::TextKind::TEXT_3000.max_chars
 );
 string_schema!(
     Email,

@@ -37,16 +37,55 @@ pub fn is_visible(c: char) -> bool {
     !c.is_whitespace() && !c.is_control() && !within(c, INVISIBLE)
 }
 
-/// Checks an optional text field and returns it trimmed. The length (in characters) and the
-/// characters are checked on the value as sent, as the OpenAPI document states them
-/// ([`super::schema`]). `multiline` admits line breaks and tabs (notes, addresses).
+/// What a text field may hold: at most `max_chars` characters (counted as sent), and line
+/// breaks and tabs only when `multiline`. The OpenAPI document's string schemas
+/// ([`super::schema`]) are made from the same values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TextKind {
+    pub max_chars: usize,
+    pub multiline: bool,
+}
+
+impl TextKind {
+    /// One line of at most 100 characters (a person's first or last name, a label).
+    pub const LINE_100: Self = Self::line(100);
+    /// One line of at most 255 characters (a name, a code, an id from elsewhere).
+    pub const LINE_255: Self = Self::line(255);
+    /// Text of at most 1,000 characters, line breaks allowed (an address).
+    pub const TEXT_1000: Self = Self::lines(1000);
+    /// Text of at most 3,000 characters, line breaks allowed (a note).
+    pub const TEXT_3000: Self = Self::lines(3000);
+
+    /// One line of at most `max_chars` characters.
+    pub const fn line(max_chars: usize) -> Self {
+        Self {
+            max_chars,
+            multiline: false,
+        }
+    }
+
+    /// Text of at most `max_chars` characters, line breaks allowed.
+    pub const fn lines(max_chars: usize) -> Self {
+        Self {
+            max_chars,
+            multiline: true,
+        }
+    }
+}
+
+/// Checks an optional text field of the given `kind` and returns it trimmed. The length (in
+/// characters) and the characters are checked on the value as sent, as the OpenAPI document
+/// states them ([`super::schema`]).
 pub fn text(
     value: Option<&str>,
     pointer: &str,
-    max: usize,
-    multiline: bool,
+    kind: TextKind,
     errors: &mut Vec<FieldError>,
 ) -> Option<String> {
+    let TextKind {
+        max_chars: max,
+        multiline,
+    } = kind;
     let value = value?;
     let len = value.chars().count();
     if len > max {
@@ -208,28 +247,42 @@ mod tests {
     fn text_trims_and_limits() {
         let mut errors = Vec::new();
         assert_eq!(
-            text(Some("  a  "), "/x", 5, false, &mut errors).as_deref(),
+            text(Some("  a  "), "/x", TextKind::line(5), &mut errors).as_deref(),
             Some("a")
         );
-        assert_eq!(text(Some("   "), "/x", 3, false, &mut errors), None);
         assert_eq!(
-            text(Some(" abc"), "/y", 3, false, &mut errors),
+            text(Some("   "), "/x", TextKind::line(3), &mut errors),
+            None
+        );
+        assert_eq!(
+            text(Some(" abc"), "/y", TextKind::line(3), &mut errors),
             None,
             "length as sent"
         );
-        assert_eq!(text(Some("a\u{0}"), "/z", 3, false, &mut errors), None);
         assert_eq!(
-            text(Some("\u{200B}\u{FEFF} "), "/v", 9, false, &mut errors),
+            text(Some("a\u{0}"), "/z", TextKind::line(3), &mut errors),
             None
         );
-        assert_eq!(text(Some("ab\u{202E}c"), "/b", 9, false, &mut errors), None);
         assert_eq!(
-            text(Some("a\u{200D}b"), "/j", 9, false, &mut errors).as_deref(),
+            text(
+                Some("\u{200B}\u{FEFF} "),
+                "/v",
+                TextKind::line(9),
+                &mut errors
+            ),
+            None
+        );
+        assert_eq!(
+            text(Some("ab\u{202E}c"), "/b", TextKind::line(9), &mut errors),
+            None
+        );
+        assert_eq!(
+            text(Some("a\u{200D}b"), "/j", TextKind::line(9), &mut errors).as_deref(),
             Some("a\u{200D}b"),
             "a joiner between visible characters is fine"
         );
         assert_eq!(
-            text(Some("a\nb"), "/w", 3, true, &mut errors).as_deref(),
+            text(Some("a\nb"), "/w", TextKind::lines(3), &mut errors).as_deref(),
             Some("a\nb")
         );
         let pointers: Vec<_> = errors.iter().map(|e| e.pointer.as_str()).collect();

@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
+use crate::adapter::{DynAdapter, Reply};
 use crate::provider_error::{ErrorKind, ProviderError};
-use crate::providers::{DynAdapter, Reply};
 use crate::results::{provider_id_problem, TargetResult, TargetStatus};
 use crate::secret::{redact, Credentials};
 
-use super::exchange::{Answer, Exchanged};
+use crate::outbound::exchange::{Answer, Exchanged};
 
 /// A create not sent: the circuit is open, for `wait` more.
 pub fn circuit_open(wait: Duration) -> TargetResult {

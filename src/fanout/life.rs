@@ -11,14 +11,14 @@
 
 use std::time::{Duration, SystemTime};
 
+use crate::adapter::Found;
 use crate::domain::IfExists;
 use crate::provider_error::{ErrorKind, ProviderError};
-use crate::providers::Found;
 use crate::resilience::{Attempt, Decision, RetryPolicy};
 use crate::results::{TargetResult, TargetStatus};
 use crate::secret::Credentials;
 
-use super::lookup::Looked;
+use super::lookup::LookupOutcome;
 use crate::fleet::Refused;
 
 /// A reconciliation lookup is not started with less time than this left.
@@ -49,14 +49,6 @@ impl Job {
             Job::Recheck { .. } => "recheck",
         }
     }
-}
-
-/// A target's result, and when the create it is about was first sent (what a later lookup
-/// needs).
-#[derive(Debug, Clone)]
-pub struct Done {
-    pub result: TargetResult,
-    pub sent: Option<SystemTime>,
 }
 
 /// How a target of this request starts, from what an earlier request with the same key left.
@@ -115,7 +107,7 @@ pub enum Event {
     /// The create was sent (or could not be): its result, read by the adapter.
     Sent(Box<TargetResult>),
     /// A lookup ended.
-    Looked(Looked),
+    LookedUp(LookupOutcome),
     /// The wait is over.
     Waited,
 }
@@ -133,7 +125,7 @@ pub enum Action {
     /// Wait this long, then send the create again.
     Wait(Duration),
     /// The target's result.
-    Finish(Box<DoneFor>),
+    Finish(Box<Finished>),
 }
 
 impl Action {
@@ -148,9 +140,10 @@ impl Action {
     }
 }
 
-/// The result the target finishes with.
-#[derive(Debug)]
-pub struct DoneFor {
+/// How a target finished: its result, and when the create it is about was first sent (what a
+/// later lookup needs).
+#[derive(Debug, Clone)]
+pub struct Finished {
     pub result: TargetResult,
     pub sent: Option<SystemTime>,
     /// Keep the guard (if one is held) until it expires rather than release it: a create whose
@@ -170,7 +163,7 @@ pub struct Now {
 
 /// What is known of the target before it starts.
 #[derive(Debug, Clone)]
-pub struct Traits {
+pub struct TargetProfile {
     pub if_exists: IfExists,
     /// The request gives the client's natural key at this provider (it can be looked up).
     pub findable: bool,
@@ -222,7 +215,7 @@ enum Step {
 #[derive(Debug)]
 pub struct Life {
     job: Job,
-    traits: Traits,
+    profile: TargetProfile,
     step: Step,
     /// Create requests sent so far.
     attempts: u32,
@@ -231,10 +224,10 @@ pub struct Life {
 }
 
 impl Life {
-    pub fn new(job: Job, traits: Traits) -> Self {
+    pub fn new(job: Job, profile: TargetProfile) -> Self {
         Self {
             job,
-            traits,
+            profile,
             step: Step::Begin,
             attempts: 0,
             sent: None,
@@ -248,7 +241,7 @@ impl Life {
             (Step::Begin, Event::Began) => self.begin(now),
             (Step::Guarding, Event::Guarded(Ok(()))) => self.start(now),
             (Step::Guarding, Event::Guarded(Err(refused))) => self.refused(&refused),
-            (Step::LookingBeforeCreate, Event::Looked(looked)) => self.adopt(looked, now),
+            (Step::LookingBeforeCreate, Event::LookedUp(looked)) => self.adopt(looked, now),
             (Step::Sending { again }, Event::Sent(result)) => self.sent(*result, again, now),
             (Step::Sending { again }, Event::Waited) => {
                 self.step = Step::Sending { again };
@@ -260,28 +253,28 @@ impl Life {
                     code,
                     again,
                 },
-                Event::Looked(looked),
+                Event::LookedUp(looked),
             ) => self.checked_unsure(*result, code, again, looked, now),
             (
                 Step::OnConflict {
                     conflict,
                     as_status,
                 },
-                Event::Looked(looked),
+                Event::LookedUp(looked),
             ) => self.finish(on_conflict(*conflict, as_status, looked)),
-            (Step::Reconciling { unknown }, Event::Looked(looked)) => {
+            (Step::Reconciling { unknown }, Event::LookedUp(looked)) => {
                 self.reconciled(*unknown, looked)
             }
-            (Step::Resolving { mut created }, Event::Looked(looked)) => {
-                if let Looked::Found(found) = looked {
+            (Step::Resolving { mut created }, Event::LookedUp(looked)) => {
+                if let LookupOutcome::Found(found) = looked {
                     created.provider_client_id = Some(found.id);
                 }
                 self.finish(*created)
             }
-            (Step::Settling { started }, Event::Looked(looked)) => {
+            (Step::Settling { started }, Event::LookedUp(looked)) => {
                 self.settled(started, looked, now)
             }
-            (Step::Rechecking { started }, Event::Looked(looked)) => {
+            (Step::Rechecking { started }, Event::LookedUp(looked)) => {
                 self.rechecked(started, looked, now)
             }
             (step, event) => unreachable!("no transition from {step:?} on {event:?}"),
@@ -291,7 +284,7 @@ impl Life {
     /// Whether the job looks the client up and may then create it at a tool that takes
     /// duplicates: then requests for one client take turns.
     fn guarded_job(&self) -> bool {
-        let t = &self.traits;
+        let t = &self.profile;
         let looks_then_creates = match self.job {
             Job::Create => t.if_exists == IfExists::Adopt,
             Job::Settle { .. } | Job::Recheck { .. } => true,
@@ -310,12 +303,12 @@ impl Life {
     /// The job's first step once any guard is held.
     fn start(&mut self, now: Now) -> Action {
         match self.job {
-            Job::Create if self.traits.if_exists == IfExists::Adopt && self.guarded_job() => {
+            Job::Create if self.profile.if_exists == IfExists::Adopt && self.guarded_job() => {
                 self.step = Step::LookingBeforeCreate;
                 Action::LookUp { since: None }
             }
             Job::Create => self.send(false, now),
-            Job::Settle { started, .. } if !self.traits.findable => self.finish_replayed(
+            Job::Settle { started, .. } if !self.profile.findable => self.finish_replayed(
                 unsettled(
                     self.job,
                     "the client may have been created; not sent again, and it cannot be looked up without its natural key: check in the provider, then use a new key for the targets still missing",
@@ -328,7 +321,7 @@ impl Life {
                     since: Some(started),
                 }
             }
-            Job::Recheck { .. } if !self.traits.findable => self.send(false, now),
+            Job::Recheck { .. } if !self.profile.findable => self.send(false, now),
             Job::Recheck { started } => {
                 self.step = Step::Rechecking { started };
                 Action::LookUp {
@@ -370,11 +363,11 @@ impl Life {
     }
 
     /// With `adopt`, at a provider that accepts duplicates: the lookup before the create.
-    fn adopt(&mut self, looked: Looked, now: Now) -> Action {
+    fn adopt(&mut self, looked: LookupOutcome, now: Now) -> Action {
         match looked {
-            Looked::Found(found) => self.finish_unsent(found_as(found, TargetStatus::Existing)),
-            Looked::NotFound => self.send(false, now),
-            Looked::Failed(e) => self.finish_unsent(TargetResult::failed(
+            LookupOutcome::Found(found) => self.finish_unsent(found_as(found, TargetStatus::Existing)),
+            LookupOutcome::NotFound => self.send(false, now),
+            LookupOutcome::Failed(e) => self.finish_unsent(TargetResult::failed(
                 TargetStatus::Failed,
                 ProviderError {
                     message: format!(
@@ -417,23 +410,23 @@ impl Life {
         result: TargetResult,
         code: u16,
         again: bool,
-        looked: Looked,
+        looked: LookupOutcome,
         now: Now,
     ) -> Action {
         match looked {
-            Looked::Found(found) => {
+            LookupOutcome::Found(found) => {
                 let found = TargetResult {
                     attempts: self.attempts,
-                    credentials: self.traits.credentials.clone(),
+                    credentials: self.profile.credentials.clone(),
                     ..reconciled(found)
                 };
                 self.finish(found)
             }
-            Looked::Failed(e) => {
+            LookupOutcome::Failed(e) => {
                 let why = format!("a lookup could not tell ({})", e.message);
                 self.after_send(result.may_exist(&why), again, now)
             }
-            Looked::NotFound => {
+            LookupOutcome::NotFound => {
                 let retry_after = result
                     .error
                     .as_ref()
@@ -444,7 +437,7 @@ impl Life {
                     retry_after,
                 };
                 let decision =
-                    self.traits
+                    self.profile
                         .retry
                         .decide(attempt, self.attempts, now.left, now.jitter, true);
                 match (code, decision) {
@@ -463,9 +456,9 @@ impl Life {
     /// reconciled, a created client without its id has it read.
     fn after_send(&mut self, result: TargetResult, again: bool, now: Now) -> Action {
         let conflict = result.is_conflict();
-        let adopt = self.traits.if_exists == IfExists::Adopt;
+        let adopt = self.profile.if_exists == IfExists::Adopt;
         if conflict && (adopt || again) {
-            if !self.traits.findable {
+            if !self.profile.findable {
                 return self.finish(result);
             }
             let as_status = if again {
@@ -487,7 +480,7 @@ impl Life {
         if !again
             && result.status == TargetStatus::Created
             && result.provider_client_id.is_none()
-            && self.traits.resolves_id
+            && self.profile.resolves_id
         {
             return self.look_for(result, now, |created| Step::Resolving {
                 created: Box::new(created),
@@ -515,40 +508,40 @@ impl Life {
 
     /// After an unanswered create: found → `created`, `reconciled`; else it stays `unknown`
     /// (the provider may be acting on it yet; a replay with the same key settles it).
-    fn reconciled(&mut self, unknown: TargetResult, looked: Looked) -> Action {
+    fn reconciled(&mut self, unknown: TargetResult, looked: LookupOutcome) -> Action {
         match looked {
-            Looked::Found(found) => {
+            LookupOutcome::Found(found) => {
                 let found = TargetResult {
                     attempts: unknown.attempts,
-                    credentials: self.traits.credentials.clone(),
+                    credentials: self.profile.credentials.clone(),
                     ..reconciled(found)
                 };
                 self.finish(found)
             }
-            Looked::NotFound | Looked::Failed(_) => self.finish(unknown),
+            LookupOutcome::NotFound | LookupOutcome::Failed(_) => self.finish(unknown),
         }
     }
 
     /// An earlier unanswered create: found → `created`, `reconciled`; not found → sent again
     /// once the provider has had `settle_s` to act, `unknown` (with when to come back) before.
-    fn settled(&mut self, started: SystemTime, looked: Looked, now: Now) -> Action {
+    fn settled(&mut self, started: SystemTime, looked: LookupOutcome, now: Now) -> Action {
         let result = match looked {
-            Looked::Found(found) => reconciled(found),
-            Looked::Failed(e) => unsettled(
+            LookupOutcome::Found(found) => reconciled(found),
+            LookupOutcome::Failed(e) => unsettled(
                 self.job,
                 &format!(
                     "the client may have been created; a lookup could not tell ({}), so it was not sent again: retry later",
                     e.message
                 ),
             ),
-            Looked::NotFound => match (started + self.traits.settle).duration_since(now.at) {
+            LookupOutcome::NotFound => match (started + self.profile.settle).duration_since(now.at) {
                 Err(_) => return self.send(true, now),
                 Ok(wait) => {
                     let mut result = unsettled(
                         self.job,
                         &format!(
                             "the client is not found at the provider yet, which may still be acting on it; sent again only {} s after the first attempt: retry after that",
-                            self.traits.settle.as_secs()
+                            self.profile.settle.as_secs()
                         ),
                     );
                     if let Some(e) = result.error.as_mut() {
@@ -563,11 +556,11 @@ impl Life {
 
     /// Before sending a create again after a 5xx: found → `created` (`reconciled`); not found →
     /// created now; the lookup failing → not sent.
-    fn rechecked(&mut self, started: SystemTime, looked: Looked, now: Now) -> Action {
+    fn rechecked(&mut self, started: SystemTime, looked: LookupOutcome, now: Now) -> Action {
         let result = match looked {
-            Looked::Found(found) => reconciled(found),
-            Looked::NotFound => return self.send(false, now),
-            Looked::Failed(e) => TargetResult::failed(
+            LookupOutcome::Found(found) => reconciled(found),
+            LookupOutcome::NotFound => return self.send(false, now),
+            LookupOutcome::Failed(e) => TargetResult::failed(
                 TargetStatus::Failed,
                 ProviderError {
                     message: format!(
@@ -584,7 +577,7 @@ impl Life {
 
     /// Whether a lookup of the sent create can be made now, else why not.
     fn can_look_up(&self, now: Now) -> Result<(), &'static str> {
-        if !self.traits.findable {
+        if !self.profile.findable {
             Err("it cannot be looked up without its natural key")
         } else if now.left < MIN_LOOKUP_TIME {
             Err("no time was left to look it up")
@@ -615,9 +608,9 @@ impl Life {
         let unknown = result.status == TargetStatus::Unknown;
         if unknown && result.credentials.is_none() {
             // The member may exist with the password the gateway chose: the caller needs it.
-            result.credentials = self.traits.credentials.clone();
+            result.credentials = self.profile.credentials.clone();
         }
-        Action::Finish(Box::new(DoneFor {
+        Action::Finish(Box::new(Finished {
             result,
             sent,
             keep_guard: unknown && self.attempts > 0,
@@ -627,17 +620,21 @@ impl Life {
 
 /// A conflict's lookup: found → `as_status` with its id (`reconciled` when it is a create sent
 /// again); else the conflict, with what the lookup said.
-fn on_conflict(conflict: TargetResult, as_status: TargetStatus, looked: Looked) -> TargetResult {
+fn on_conflict(
+    conflict: TargetResult,
+    as_status: TargetStatus,
+    looked: LookupOutcome,
+) -> TargetResult {
     match looked {
-        Looked::Found(found) => TargetResult {
+        LookupOutcome::Found(found) => TargetResult {
             attempts: conflict.attempts,
             reconciled: as_status == TargetStatus::Created,
             ..found_as(found, as_status)
         },
-        Looked::NotFound => conflict.with_note(
+        LookupOutcome::NotFound => conflict.with_note(
             "the provider refused it as a duplicate, and no client with this key was found by a lookup (it may be elsewhere than the request names, or differ in case)",
         ),
-        Looked::Failed(e) => conflict.with_note(&format!(
+        LookupOutcome::Failed(e) => conflict.with_note(&format!(
             "a lookup could not find the existing client: {}",
             e.message
         )),

@@ -8,9 +8,10 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::exchange::{exchange, Answer, Exchanged, Outbound, Progress};
+use crate::adapter::{Found, LookupKey, Page, Request};
+use crate::outbound::exchange::{exchange, Answer, Exchanged, Outbound, Progress};
+use crate::outbound::Target;
 use crate::provider_error::{ErrorKind, ProviderError};
-use crate::providers::{Found, LookupKey, Page, Request, Target};
 use crate::resilience::Health;
 
 /// Most list pages read by one lookup.
@@ -20,7 +21,7 @@ pub const MAX_CANDIDATES: usize = 20;
 
 /// What a lookup told.
 #[derive(Debug)]
-pub enum Looked {
+pub enum LookupOutcome {
     /// The client is there.
     Found(Found),
     /// Every page was read and the client is not there.
@@ -35,7 +36,7 @@ pub async fn look_up(
     key: &LookupKey,
     since: Option<SystemTime>,
     budget: Duration,
-) -> Looked {
+) -> LookupOutcome {
     let span = crate::gateway_span!(
         "lookup",
         otel.name = %format_args!("lookup {}", target.id),
@@ -47,9 +48,9 @@ pub async fn look_up(
     );
     let looked = Box::pin(guarded(target, key, since, budget).instrument(span.clone())).await;
     let outcome = match &looked {
-        Looked::Found(_) => "found",
-        Looked::NotFound => "not_found",
-        Looked::Failed(e) => {
+        LookupOutcome::Found(_) => "found",
+        LookupOutcome::NotFound => "not_found",
+        LookupOutcome::Failed(e) => {
             span.record("error.kind", e.kind.as_str());
             span.record("otel.status_code", "ERROR");
             "failed"
@@ -65,11 +66,11 @@ async fn guarded(
     key: &LookupKey,
     since: Option<SystemTime>,
     budget: Duration,
-) -> Looked {
+) -> LookupOutcome {
     let permit = match target.breaker.acquire() {
         Ok(permit) => permit,
         Err(_) => {
-            return Looked::Failed(ProviderError::new(
+            return LookupOutcome::Failed(ProviderError::new(
                 ErrorKind::CircuitOpen,
                 "the provider failed repeatedly; calls are paused (circuit open)",
             ))
@@ -79,7 +80,7 @@ async fn guarded(
     let looked = tokio::time::timeout(budget, pages(target, key, since, until))
         .await
         .unwrap_or_else(|_| {
-            Looked::Failed(ProviderError::new(
+            LookupOutcome::Failed(ProviderError::new(
                 ErrorKind::Timeout,
                 format!("the lookup did not finish within {} ms", budget.as_millis()),
             ))
@@ -87,7 +88,9 @@ async fn guarded(
     // A provider that cannot answer a list is down; one that can still says nothing about its
     // creates (they may be what fails): a lookup never closes the circuit.
     let health = match &looked {
-        Looked::Failed(e) if matches!(e.kind, ErrorKind::Unavailable | ErrorKind::Timeout) => {
+        LookupOutcome::Failed(e)
+            if matches!(e.kind, ErrorKind::Unavailable | ErrorKind::Timeout) =>
+        {
             Health::Down
         }
         _ => Health::Unknown,
@@ -101,23 +104,23 @@ async fn pages(
     key: &LookupKey,
     since: Option<SystemTime>,
     until: Instant,
-) -> Looked {
+) -> LookupOutcome {
     let adapter = target.adapter.as_ref();
     let mut request = adapter.list(key, since);
     for _ in 0..MAX_PAGES {
         let (outbound, answer) = match fetch(target, &request, until).await {
             Ok(fetched) => fetched,
-            Err(e) => return Looked::Failed(e),
+            Err(e) => return LookupOutcome::Failed(e),
         };
-        let listed = match read(&outbound, &answer, |page| adapter.read_list(key, page)) {
+        let listed = match read_page(&outbound, &answer, |page| adapter.read_list(key, page)) {
             Ok(listed) => listed,
-            Err(e) => return Looked::Failed(e),
+            Err(e) => return LookupOutcome::Failed(e),
         };
         if let Some(found) = listed.found {
             return found_or_not(found);
         }
         if listed.candidates.len() > MAX_CANDIDATES {
-            return Looked::Failed(ProviderError::new(
+            return LookupOutcome::Failed(ProviderError::new(
                 ErrorKind::InvalidResponse,
                 format!("more than {MAX_CANDIDATES} clients could be this one; not all were read"),
             ));
@@ -125,23 +128,23 @@ async fn pages(
         for candidate in &listed.candidates {
             let (outbound, answer) = match fetch(target, &candidate.request, until).await {
                 Ok(fetched) => fetched,
-                Err(e) => return Looked::Failed(e),
+                Err(e) => return LookupOutcome::Failed(e),
             };
-            let found = read(&outbound, &answer, |page| {
+            let found = read_page(&outbound, &answer, |page| {
                 adapter.read_candidate(key, &candidate.record, page)
             });
             match found {
                 Ok(Some(found)) => return found_or_not(found),
                 Ok(None) => {}
-                Err(e) => return Looked::Failed(e),
+                Err(e) => return LookupOutcome::Failed(e),
             }
         }
         match listed.next {
             Some(next) => request = next,
-            None => return Looked::NotFound,
+            None => return LookupOutcome::NotFound,
         }
     }
-    Looked::Failed(ProviderError::new(
+    LookupOutcome::Failed(ProviderError::new(
         ErrorKind::InvalidResponse,
         format!("the list has more than {MAX_PAGES} pages; not all were read"),
     ))
@@ -149,10 +152,10 @@ async fn pages(
 
 /// The client found, if its id is one (bounded, printable); a lookup that found an id that is
 /// not one cannot tell.
-fn found_or_not(found: Found) -> Looked {
+fn found_or_not(found: Found) -> LookupOutcome {
     match crate::results::provider_id_problem(&found.id) {
-        None => Looked::Found(found),
-        Some(problem) => Looked::Failed(ProviderError::new(
+        None => LookupOutcome::Found(found),
+        Some(problem) => LookupOutcome::Failed(ProviderError::new(
             ErrorKind::InvalidResponse,
             format!("the lookup's answer cannot be read: it lists {problem}"),
         )),
@@ -185,7 +188,7 @@ async fn fetch(
 }
 
 /// Reads a 2xx answer as JSON and hands it to the adapter.
-fn read<T>(
+fn read_page<T>(
     outbound: &Outbound,
     answer: &Answer,
     adapter: impl FnOnce(&Page) -> Result<T, String>,
@@ -198,8 +201,8 @@ fn read<T>(
         err.provider_status = Some(answer.status.as_u16());
         err
     };
-    if let Some(cut) = &answer.cut {
-        return Err(unreadable(format!("the body was {cut}")));
+    if let Some(incomplete) = &answer.incomplete {
+        return Err(unreadable(format!("the body was {incomplete}")));
     }
     let body: serde_json::Value =
         serde_json::from_slice(&answer.body).map_err(|e| unreadable(e.to_string()))?;

@@ -2,15 +2,13 @@
 //! inside the overall deadline. Whatever one provider does (slow, reset, HTML, panic in parsing),
 //! the other targets' results are kept.
 //!
-//! A target's life is decided by the pure state machine in [`life`]; [`Work::run`] is its
+//! A target's life is decided by the pure state machine in [`life`]; [`Executor::run`] is its
 //! executor: it does what the machine says (take the adoption guard, look the client up, send the
-//! create, wait) and hands back what happened, knowing no status code. [`exchange`] sends one
-//! request in named steps (quota, authorization, slot, send, token refresh, bounded read, the
-//! retry policy's decision); [`answer`] reads what a create's answer means; [`lookup`] finds the
-//! client.
+//! create, wait) and hands back what happened, knowing no status code. Each request goes through
+//! [`crate::outbound::exchange`]; [`answer`] reads what a create's answer means; [`lookup`] finds
+//! the client.
 
 mod answer;
-mod exchange;
 pub mod life;
 mod lookup;
 
@@ -21,18 +19,19 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use crate::adapter::{LookupKey, Plan, Request};
 use crate::catalog::ProviderId;
 use crate::domain::IfExists;
+use crate::outbound::exchange::{exchange, Outbound, Progress};
+use crate::outbound::Target;
 use crate::provider_error::{ErrorKind, ProviderError};
-use crate::providers::{Plan, Request, Target};
 use crate::request_id::RequestId;
 use crate::resilience::Health;
 use crate::results::{PlannedRequest, TargetResult, TargetStatus};
 use crate::secret::{redact, Credentials};
 
-use exchange::{exchange, Outbound, Progress};
-use life::{Action, Event, Life, Now, Traits};
-pub use life::{Done, Job};
+use life::{Action, Event, Life, Now, TargetProfile};
+pub use life::{Finished, Job};
 use lookup::look_up;
 
 /// How long a fleet-wide guard outlives the request's deadline at most (a replica that stops
@@ -55,13 +54,13 @@ pub async fn fan_out(
     if_exists: IfExists,
     deadline: Instant,
     request_id: &RequestId,
-) -> BTreeMap<ProviderId, Done> {
+) -> BTreeMap<ProviderId, Finished> {
     let tasks: Vec<_> = calls
         .into_iter()
         .map(|call| {
             let provider = call.provider;
             let span = call_span(provider, call.job, request_id);
-            let (work, life) = Work::start(call, if_exists, deadline);
+            let (work, life) = Executor::start(call, if_exists, deadline);
             (
                 provider,
                 tokio::spawn(async move { work.run(life).await }.instrument(span)),
@@ -73,9 +72,10 @@ pub async fn fan_out(
     for (provider, task) in tasks {
         let done = task.await.unwrap_or_else(|e| {
             tracing::error!(provider = %provider, error = %e, "provider call panicked");
-            Done {
+            Finished {
                 result: panicked(),
                 sent: None,
+                keep_guard: false,
             }
         });
         crate::metrics::provider_result(provider, &done.result);
@@ -135,6 +135,9 @@ fn shown(target: &Target, request: &Request) -> PlannedRequest {
         (auth_name.to_owned(), auth_shown),
         ("accept".to_owned(), "application/json".to_owned()),
     ]);
+    for header in &target.headers {
+        headers.insert(header.name.to_string(), header.shown());
+    }
     if request.body.is_some() {
         headers.insert("content-type".to_owned(), "application/json".to_owned());
     }
@@ -150,19 +153,19 @@ fn shown(target: &Target, request: &Request) -> PlannedRequest {
 }
 
 /// One target's work: what its executor needs to do the I/O.
-struct Work {
+struct Executor {
     target: Arc<Target>,
     create: Outbound,
     credentials: Option<Credentials>,
-    lookup: Option<crate::providers::LookupKey>,
+    lookup: Option<LookupKey>,
     deadline: Instant,
 }
 
-impl Work {
+impl Executor {
     /// A call's work and its life: what the executor needs (the request serialized once, the
     /// plan's JSON dropped) and what the state machine knows.
     fn start(call: Call, if_exists: IfExists, deadline: Instant) -> (Self, Life) {
-        let traits = Traits {
+        let profile = TargetProfile {
             if_exists,
             findable: call.plan.lookup.is_some(),
             accepts_duplicates: call.target.adapter.accepts_duplicates(),
@@ -171,19 +174,19 @@ impl Work {
             retry: call.target.retry.clone(),
             credentials: call.plan.credentials.clone(),
         };
-        let work = Work {
+        let work = Executor {
             target: call.target,
             create: Outbound::from(&call.plan.create),
             credentials: call.plan.credentials,
             lookup: call.plan.lookup,
             deadline,
         };
-        (work, Life::new(call.job, traits))
+        (work, Life::new(call.job, profile))
     }
 
     /// Does what `life` says until it finishes. Each step's future is boxed: a call in flight
     /// holds the futures of the step under way, nothing more.
-    async fn run(self, mut life: Life) -> Done {
+    async fn run(self, mut life: Life) -> Finished {
         let started = Instant::now();
         let mut event = Event::Began;
         let mut turn = None;
@@ -204,7 +207,7 @@ impl Work {
                         .as_ref()
                         .expect("a looked-up target is findable");
                     let budget = self.budget();
-                    Event::Looked(Box::pin(look_up(&self.target, key, since, budget)).await)
+                    Event::LookedUp(Box::pin(look_up(&self.target, key, since, budget)).await)
                 }
                 Action::Send => Event::Sent(Box::new(Box::pin(self.send_create()).await)),
                 Action::Wait(pause) => {
@@ -215,10 +218,7 @@ impl Work {
                     if let (true, Some(turn)) = (done.keep_guard, turn.as_mut()) {
                         turn.keep(self.target.settle);
                     }
-                    break Done {
-                        result: done.result,
-                        sent: done.sent,
-                    };
+                    break *done;
                 }
             };
         };
@@ -287,7 +287,7 @@ impl Work {
 
     /// The finished target: what it relays scrubbed of the provider's secrets, its duration,
     /// its span's fields.
-    fn finished(&self, mut done: Done, started: Instant) -> Done {
+    fn finished(&self, mut done: Finished, started: Instant) -> Finished {
         self.target.scrub(&mut done.result);
         let result = &mut done.result;
         result.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -340,7 +340,7 @@ mod tests {
         fn size<A, B, R>(_: impl FnOnce(A, B) -> R) -> usize {
             std::mem::size_of::<R>()
         }
-        let task = size(|work: Work, life: Life| work.run(life));
+        let task = size(|work: Executor, life: Life| work.run(life));
         assert!(task <= 1_200, "a target's task: {task} bytes");
         let life = std::mem::size_of::<Life>();
         assert!(life <= 256, "the state machine: {life} bytes");

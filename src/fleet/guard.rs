@@ -13,8 +13,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::OwnedMutexGuard;
 use tokio::time::Instant;
 
-use super::Link;
-use crate::resilience::KeyedLocks;
+use super::{KeyedLocks, Link};
 
 /// Deletes the lease only if this owner still holds it.
 const RELEASE: &str = r"

@@ -10,11 +10,32 @@ use parking_lot::Mutex;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{ConnectionAddr, IntoConnectionInfo, TlsCertificates, TlsMode};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 
-use crate::config::IdempotencySettings;
 use crate::egress::Egress;
-use crate::idempotency::StoreError;
+
+/// Where Redis is and how to reach it (`[idempotency]`'s `redis_*` keys).
+#[derive(Debug, Clone, Copy)]
+pub struct RedisSettings<'a> {
+    /// One Redis (`redis://`, `rediss://`).
+    pub url: Option<&'a SecretString>,
+    /// The ACL user, over the URL's.
+    pub username: Option<&'a str>,
+    /// The password, over the URL's.
+    pub password: Option<&'a SecretString>,
+    /// Or a Sentinel set-up: the sentinels and the master's name.
+    pub sentinels: &'a [String],
+    pub master_name: Option<&'a str>,
+    /// Sentinel only: the master speaks TLS.
+    pub tls: bool,
+    pub connect_timeout: Duration,
+    pub command_timeout: Duration,
+}
+
+/// Redis could not be used: why, in words (never a URL or a password).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct LinkError(pub String);
 
 /// Where the connection comes from.
 enum Source {
@@ -39,8 +60,8 @@ impl std::fmt::Debug for Link {
     }
 }
 
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError(e.to_string())
+fn unavailable(e: impl std::fmt::Display) -> LinkError {
+    LinkError(e.to_string())
 }
 
 /// A URL's error, without echoing the URL (it may hold a password).
@@ -53,19 +74,15 @@ impl Link {
     /// `redis_master_name`. Connects lazily: a Redis that is down at start makes the gateway not
     /// ready, not dead.
     pub fn from_settings(
-        settings: &IdempotencySettings,
+        settings: &RedisSettings<'_>,
         egress: &Egress,
     ) -> Result<Option<Arc<Self>>, String> {
         let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_millis(
-                settings.redis_connect_timeout_ms,
-            )))
-            .set_response_timeout(Some(Duration::from_millis(
-                settings.redis_command_timeout_ms,
-            )))
+            .set_connection_timeout(Some(settings.connect_timeout))
+            .set_response_timeout(Some(settings.command_timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
-        let source = match (&settings.redis_url, settings.redis_sentinels.is_empty()) {
+        let source = match (settings.url, settings.sentinels.is_empty()) {
             (None, true) => return Ok(None),
             (Some(_), false) => {
                 return Err("idempotency: set redis_url or redis_sentinels, not both".into())
@@ -83,12 +100,12 @@ impl Link {
             source,
             connection: Mutex::new(None),
             config,
-            command_timeout: Duration::from_millis(settings.redis_command_timeout_ms),
+            command_timeout: settings.command_timeout,
         })))
     }
 
     /// The connection to use now (Sentinel: the master, asked of the sentinels when unknown).
-    async fn connection(&self) -> Result<ConnectionManager, StoreError> {
+    async fn connection(&self) -> Result<ConnectionManager, LinkError> {
         if let Some(connection) = self.connection.lock().clone() {
             return Ok(connection);
         }
@@ -103,7 +120,7 @@ impl Link {
                 sentinel
                     .async_get_client()
                     .await
-                    .map_err(|e| StoreError(format!("no Redis master from the sentinels: {e}")))?
+                    .map_err(|e| LinkError(format!("no Redis master from the sentinels: {e}")))?
             }
         };
         let manager = ConnectionManager::new_lazy_with_config(client, self.config.clone())
@@ -115,7 +132,7 @@ impl Link {
     /// Runs `command` on the connection within the command timeout (connecting included). With
     /// Sentinel, an error forgets the master, so that the next command asks the sentinels which
     /// one it is now (a failover, or a master demoted to a replica: `READONLY`).
-    pub async fn run<T, F, Fut>(&self, command: F) -> Result<T, StoreError>
+    pub async fn run<T, F, Fut>(&self, command: F) -> Result<T, LinkError>
     where
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
@@ -127,7 +144,7 @@ impl Link {
         })
         .await
         .unwrap_or_else(|_| {
-            Err(StoreError(format!(
+            Err(LinkError(format!(
                 "Redis did not answer within {} ms",
                 within.as_millis()
             )))
@@ -142,12 +159,12 @@ impl Link {
 /// The user and password of the settings, over the URL's own.
 fn with_credentials(
     mut redis: redis::RedisConnectionInfo,
-    settings: &IdempotencySettings,
+    settings: &RedisSettings<'_>,
 ) -> redis::RedisConnectionInfo {
-    if let Some(user) = &settings.redis_username {
+    if let Some(user) = settings.username {
         redis = redis.set_username(user);
     }
-    if let Some(password) = &settings.redis_password {
+    if let Some(password) = settings.password {
         redis = redis.set_password(password.expose_secret());
     }
     redis
@@ -157,7 +174,7 @@ fn with_credentials(
 /// gateway's trust.
 fn direct_client(
     url: &str,
-    settings: &IdempotencySettings,
+    settings: &RedisSettings<'_>,
     egress: &Egress,
 ) -> Result<redis::Client, String> {
     let key = "idempotency.redis_url";
@@ -184,20 +201,16 @@ fn certificates(egress: &Egress) -> TlsCertificates {
 /// The Sentinel client of the settings: sentinels and master both with the settings'
 /// credentials and, with `redis_tls`, TLS under the gateway's trust.
 fn sentinel_client(
-    settings: &IdempotencySettings,
+    settings: &RedisSettings<'_>,
     egress: &Egress,
 ) -> Result<SentinelClient, String> {
     let key = "idempotency.redis_sentinels";
-    let Some(master) = &settings.redis_master_name else {
+    let Some(master) = settings.master_name else {
         return Err("idempotency.redis_sentinels needs idempotency.redis_master_name".into());
     };
-    let scheme = if settings.redis_tls {
-        "rediss"
-    } else {
-        "redis"
-    };
+    let scheme = if settings.tls { "rediss" } else { "redis" };
     let addresses = settings
-        .redis_sentinels
+        .sentinels
         .iter()
         .map(|s| {
             let url = if s.contains("://") {
@@ -210,16 +223,15 @@ fn sentinel_client(
                 .map_err(|e| invalid(key, &e))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let mut builder =
-        SentinelClientBuilder::new(addresses, master.clone(), SentinelServerType::Master)
-            .map_err(|e| invalid(key, &e))?;
-    if let Some(user) = &settings.redis_username {
+    let mut builder = SentinelClientBuilder::new(addresses, master, SentinelServerType::Master)
+        .map_err(|e| invalid(key, &e))?;
+    if let Some(user) = settings.username {
         builder = builder.set_client_to_redis_username(user);
     }
-    if let Some(password) = &settings.redis_password {
+    if let Some(password) = settings.password {
         builder = builder.set_client_to_redis_password(password.expose_secret());
     }
-    if settings.redis_tls {
+    if settings.tls {
         builder = builder
             .set_client_to_redis_tls_mode(TlsMode::Secure)
             .set_client_to_redis_certificates(certificates(egress))
@@ -234,9 +246,28 @@ mod tests {
     use super::*;
     use crate::egress::{ProxySettings, TlsSettings};
 
-    fn link(change: impl FnOnce(&mut IdempotencySettings)) -> Result<Option<Arc<Link>>, String> {
-        let mut settings = IdempotencySettings::default();
-        change(&mut settings);
+    /// The configured keys a test sets.
+    #[derive(Default)]
+    struct Keys {
+        url: Option<SecretString>,
+        sentinels: Vec<String>,
+        master_name: Option<&'static str>,
+        tls: bool,
+    }
+
+    fn link(change: impl FnOnce(&mut Keys)) -> Result<Option<Arc<Link>>, String> {
+        let mut keys = Keys::default();
+        change(&mut keys);
+        let settings = RedisSettings {
+            url: keys.url.as_ref(),
+            username: None,
+            password: None,
+            sentinels: &keys.sentinels,
+            master_name: keys.master_name,
+            tls: keys.tls,
+            connect_timeout: Duration::from_secs(1),
+            command_timeout: Duration::from_secs(1),
+        };
         let egress = Egress::from_settings(&TlsSettings::default(), &ProxySettings::default())?;
         Link::from_settings(&settings, &egress)
     }
@@ -245,27 +276,27 @@ mod tests {
     fn redis_is_configured_one_way_with_clear_errors() {
         assert!(link(|_| {}).unwrap().is_none(), "no Redis: in process");
         assert!(
-            link(|s| s.redis_url = Some("rediss://:pw@redis:6380/0".to_owned().into()))
+            link(|s| s.url = Some("rediss://:pw@redis:6380/0".to_owned().into()))
                 .unwrap()
                 .is_some()
         );
         let e = link(|s| {
-            s.redis_url = Some("redis://redis:6379".to_owned().into());
-            s.redis_sentinels = vec!["sentinel:26379".into()];
+            s.url = Some("redis://redis:6379".to_owned().into());
+            s.sentinels = vec!["sentinel:26379".into()];
         })
         .unwrap_err();
         assert!(e.contains("not both"), "{e}");
-        let e = link(|s| s.redis_sentinels = vec!["sentinel:26379".into()]).unwrap_err();
+        let e = link(|s| s.sentinels = vec!["sentinel:26379".into()]).unwrap_err();
         assert!(e.contains("redis_master_name"), "{e}");
         assert!(link(|s| {
-            s.redis_sentinels = vec!["sentinel:26379".into()];
-            s.redis_master_name = Some("gateway".into());
-            s.redis_tls = true;
+            s.sentinels = vec!["sentinel:26379".into()];
+            s.master_name = Some("gateway");
+            s.tls = true;
         })
         .unwrap()
         .is_some());
-        let e = link(|s| s.redis_url = Some("http://user:Secr3t@redis:6379".to_owned().into()))
-            .unwrap_err();
+        let e =
+            link(|s| s.url = Some("http://user:Secr3t@redis:6379".to_owned().into())).unwrap_err();
         assert!(
             e.contains("idempotency.redis_url") && !e.contains("Secr3t"),
             "{e}"

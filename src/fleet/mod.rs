@@ -3,9 +3,11 @@
 //! ([`FleetQuota`]). Without Redis (one replica) each stays in the process.
 
 mod guard;
+mod keyed_locks;
 mod link;
 mod quota;
 
 pub use guard::{Guard, Refused, Turn};
-pub use link::Link;
+pub use keyed_locks::KeyedLocks;
+pub use link::{Link, LinkError, RedisSettings};
 pub use quota::{Decided, FleetQuota};

@@ -43,7 +43,7 @@ fn stored(record: &Record) -> Box<[u8]> {
         .into_boxed_slice()
 }
 
-fn read(bytes: &[u8]) -> Option<Record> {
+fn decode_record(bytes: &[u8]) -> Option<Record> {
     serde_json::from_slice(bytes).ok()
 }
 
@@ -158,7 +158,7 @@ impl MemoryStore {
         };
         entry.running = running;
         entry.expires = now + ttl;
-        let record = entry.record.as_deref().and_then(read);
+        let record = entry.record.as_deref().and_then(decode_record);
         entries.touch(key, now);
         match (abandoned, record) {
             (None, Some(record)) => Claim::Finished(record),

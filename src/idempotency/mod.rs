@@ -11,7 +11,7 @@
 //!
 //! Two stores implement the small [`Store`] trait: [`memory::MemoryStore`] (one replica) and
 //! [`redis::RedisStore`] (shared by the replicas). This module holds keys, records and stores;
-//! running a request under a key is [`crate::replay`].
+//! running a request under a key is [`crate::keyed`].
 
 pub mod memory;
 pub mod redis;
@@ -121,6 +121,12 @@ pub enum Claim {
 #[derive(Debug, thiserror::Error)]
 #[error("idempotency store unavailable: {0}")]
 pub struct StoreError(pub String);
+
+impl From<crate::fleet::LinkError> for StoreError {
+    fn from(e: crate::fleet::LinkError) -> Self {
+        StoreError(e.0)
+    }
+}
 
 /// Where records live.
 pub trait Store: Send + Sync {

@@ -183,6 +183,7 @@ impl Store for RedisStore {
                 .run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
                 .await
                 .map(|_| ())
+                .map_err(StoreError::from)
         })
     }
 

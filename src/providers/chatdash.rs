@@ -11,12 +11,12 @@ use serde_json::{json, Value};
 use url::Url;
 use utoipa::ToSchema;
 
-use super::{
-    conflict_when, error_of, join_url, provider_settings, read, when_selected, Adapter, Auth,
-    Candidate, Created, Examples, Found, Listed, Page, Planned, Reply, Request,
+use crate::adapter::{
+    conflict_when, error_of, from_json, join_url, provider_settings, when_selected, Adapter,
+    Candidate, Created, Examples, Found, Listed, Page, Planned, ProviderAuth, Reply, Request,
 };
 use crate::domain::schema::{Email, Line255};
-use crate::domain::text::{email, is_path_id, text};
+use crate::domain::text::{email, is_path_id, text, TextKind};
 use crate::domain::NewClient;
 use crate::field_error::FieldError;
 use crate::provider_error::ProviderError;
@@ -143,7 +143,7 @@ fn login_id(given: Option<&str>, at: &str, errors: &mut Vec<FieldError>) -> Opti
             ));
             None
         }
-        some => text(some, &pointer, 255, false, errors),
+        some => text(some, &pointer, TextKind::LINE_255, errors),
     }
 }
 
@@ -156,7 +156,7 @@ fn member_name(
 ) -> Option<String> {
     let pointer = format!("{at}/member/name");
     if given.is_some() {
-        return text(given, &pointer, 255, false, errors);
+        return text(given, &pointer, TextKind::LINE_255, errors);
     }
     let derived = client.contact.full_name();
     if derived.is_none() {
@@ -210,8 +210,8 @@ impl Adapter for Chatdash {
         })
     }
 
-    fn auth(s: &ChatdashSettings, _http: &reqwest::Client) -> Result<Option<Auth>, String> {
-        Auth::key("authorization", "", s.api_key.as_ref())
+    fn auth(s: &ChatdashSettings) -> Result<Option<ProviderAuth>, String> {
+        ProviderAuth::key("authorization", "", s.api_key.as_ref())
     }
 
     fn plan(
@@ -268,10 +268,10 @@ impl Adapter for Chatdash {
     }
 
     fn read_list(&self, lookup: &ChatdashLookup, page: &Page) -> Result<Listed, String> {
-        let items: Vec<Value> = read(page.body)?;
+        let items: Vec<Value> = from_json(page.body)?;
         let mut listed = Listed::default();
         for item in items {
-            let client: ChatdashListedClient = read(&item)?;
+            let client: ChatdashListedClient = from_json(&item)?;
             let Some(id) = client.id.filter(|id| !id.is_empty()) else {
                 continue;
             };
@@ -300,7 +300,7 @@ impl Adapter for Chatdash {
         candidate: &Value,
         page: &Page,
     ) -> Result<Option<Found>, String> {
-        let members: Vec<ChatdashMemberRecord> = read(page.body)?;
+        let members: Vec<ChatdashMemberRecord> = from_json(page.body)?;
         let ours = members
             .iter()
             .filter_map(|m| m.login_id.as_deref())
@@ -308,7 +308,7 @@ impl Adapter for Chatdash {
         if !ours {
             return Ok(None);
         }
-        let client: ChatdashListedClient = read(candidate)?;
+        let client: ChatdashListedClient = from_json(candidate)?;
         Ok(client.id.map(|id| Found {
             id,
             record: candidate.clone(),
@@ -348,7 +348,7 @@ impl Adapter for Chatdash {
     }
 
     fn error(&self, reply: &Reply) -> ProviderError {
-        let message = reply.read::<ChatdashError>().and_then(|e| e.error);
+        let message = reply.json_as::<ChatdashError>().and_then(|e| e.error);
         let err = error_of(reply).with_message(message);
         conflict_when(err, reply.status, DUPLICATE_LOGIN)
     }

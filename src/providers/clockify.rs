@@ -8,9 +8,9 @@ use serde_json::{json, Value};
 use url::Url;
 use utoipa::ToSchema;
 
-use super::{
-    conflict_when, error_of, join_url, provider_settings, query_number, read, with_query, Adapter,
-    Auth, Created, Examples, Found, Listed, Page, Planned, Reply, Request,
+use crate::adapter::{
+    conflict_when, error_of, from_json, join_url, provider_settings, query_number, with_query,
+    Adapter, Created, Examples, Found, Listed, Page, Planned, ProviderAuth, Reply, Request,
 };
 use crate::domain::schema::ObjectId;
 use crate::domain::text::is_object_id;
@@ -126,8 +126,8 @@ impl Adapter for Clockify {
         })
     }
 
-    fn auth(s: &ClockifySettings, _http: &reqwest::Client) -> Result<Option<Auth>, String> {
-        Auth::key("x-api-key", "", s.api_key.as_ref())
+    fn auth(s: &ClockifySettings) -> Result<Option<ProviderAuth>, String> {
+        ProviderAuth::key("x-api-key", "", s.api_key.as_ref())
     }
 
     fn plan(
@@ -182,10 +182,10 @@ impl Adapter for Clockify {
     }
 
     fn read_list(&self, lookup: &ClockifyLookup, page: &Page) -> Result<Listed, String> {
-        let items: Vec<Value> = read(page.body)?;
+        let items: Vec<Value> = from_json(page.body)?;
         let count = items.len();
         for item in items {
-            let client: ClockifyListedClient = read(&item)?;
+            let client: ClockifyListedClient = from_json(&item)?;
             if client.name.as_deref() == Some(lookup.name.as_str()) {
                 let id = client.id.filter(|id| !id.is_empty());
                 let id = id.ok_or("a listed client has no `id`")?;
@@ -211,7 +211,7 @@ impl Adapter for Clockify {
     }
 
     fn created(&self, body: &Value) -> Result<Created, String> {
-        match read::<ClockifyClient>(body) {
+        match from_json::<ClockifyClient>(body) {
             Ok(c) if !c.id.is_empty() => Ok(Created {
                 id: Some(c.id),
                 credentials: None,
@@ -221,7 +221,7 @@ impl Adapter for Clockify {
     }
 
     fn error(&self, reply: &Reply) -> ProviderError {
-        let message = reply.read::<ClockifyError>().and_then(|e| e.message);
+        let message = reply.json_as::<ClockifyError>().and_then(|e| e.message);
         let err = error_of(reply).with_message(message);
         conflict_when(err, reply.status, DUPLICATE_NAME)
     }

@@ -12,10 +12,10 @@ use serde_json::{json, Number, Value};
 use url::Url;
 use utoipa::ToSchema;
 
-use super::kit::{integer_id, positive};
-use super::{
-    error_of, join_url, provider_settings, query_number, read, with_query, Adapter, Auth, Created,
-    Examples, Found, Listed, Page, Planned, Reply, Request,
+use crate::adapter::{
+    error_of, from_json, integer_id, join_url, positive, provider_settings, query_number,
+    with_query, Adapter, Created, Examples, Found, Listed, Page, Planned, ProviderAuth, Reply,
+    Request,
 };
 use crate::domain::NewClient;
 use crate::field_error::FieldError;
@@ -154,8 +154,8 @@ impl Adapter for Lucca {
         })
     }
 
-    fn auth(s: &LuccaSettings, _http: &reqwest::Client) -> Result<Option<Auth>, String> {
-        Auth::key("authorization", "lucca application=", s.api_key.as_ref())
+    fn auth(s: &LuccaSettings) -> Result<Option<ProviderAuth>, String> {
+        ProviderAuth::key("authorization", "lucca application=", s.api_key.as_ref())
     }
 
     fn plan(
@@ -211,9 +211,9 @@ impl Adapter for Lucca {
     }
 
     fn read_list(&self, lookup: &LuccaLookup, page: &Page) -> Result<Listed, String> {
-        let list: LuccaClientList = read(page.body)?;
+        let list: LuccaClientList = from_json(page.body)?;
         for item in list.items {
-            let client: LuccaListedClient = read(&item)?;
+            let client: LuccaListedClient = from_json(&item)?;
             // The `code` filter is documented as strict equality; compared here too, exactly.
             if client.code.as_deref() == Some(lookup.code.as_str()) {
                 let id = client.id.ok_or("a listed client has no `id`")?;
@@ -239,7 +239,7 @@ impl Adapter for Lucca {
 
     fn created(&self, body: &Value) -> Result<Created, String> {
         let client: LuccaClient =
-            read(body).map_err(|e| format!("no numeric `id` in the Client resource ({e})"))?;
+            from_json(body).map_err(|e| format!("no numeric `id` in the Client resource ({e})"))?;
         Ok(Created {
             id: Some(integer_id(&client.id)?),
             credentials: None,
@@ -248,7 +248,7 @@ impl Adapter for Lucca {
 
     fn error(&self, reply: &Reply) -> ProviderError {
         let err = error_of(reply);
-        let problem: LuccaProblem = reply.read().unwrap_or_default();
+        let problem: LuccaProblem = reply.json_as().unwrap_or_default();
         let field_errors: Vec<(&str, &str)> = problem
             .errors
             .iter()

@@ -9,9 +9,9 @@ use serde_json::{json, Value};
 use url::Url;
 use utoipa::ToSchema;
 
-use super::{
-    error_of, join_url, provider_settings, read, Adapter, Auth, Created, Examples, Found, Listed,
-    Page, Planned, Reply, Request, TokenSource,
+use crate::adapter::{
+    error_of, from_json, join_url, provider_settings, Adapter, ClientCredentials, Created,
+    Examples, Found, Listed, Page, Planned, ProviderAuth, Reply, Request,
 };
 use crate::domain::schema::string_schema;
 use crate::domain::text::is_object_id;
@@ -134,6 +134,9 @@ fn next_page(current: &Url, link: &str) -> Result<Url, String> {
     Ok(next)
 }
 
+/// The header naming the organization on a token request.
+static ORG_ID: reqwest::header::HeaderName = reqwest::header::HeaderName::from_static("org-id");
+
 impl Adapter for Missionx {
     type Settings = MissionxSettings;
     type Options = MissionxOptions;
@@ -149,7 +152,7 @@ impl Adapter for Missionx {
     ];
 
     fn new(s: &MissionxSettings) -> Result<Self, String> {
-        if let Some(problem) = super::kit::url_problem("token_url", &s.token_url) {
+        if let Some(problem) = crate::net::url_problem("token_url", &s.token_url) {
             return Err(problem);
         }
         if let Some(d) = s.departments.iter().find(|d| !is_object_id(d)) {
@@ -161,18 +164,19 @@ impl Adapter for Missionx {
         })
     }
 
-    fn auth(s: &MissionxSettings, http: &reqwest::Client) -> Result<Option<Auth>, String> {
+    fn auth(s: &MissionxSettings) -> Result<Option<ProviderAuth>, String> {
         match (&s.access_token, &s.client_id, &s.client_secret) {
-            (Some(token), _, _) => Auth::bearer(Some(token)),
+            (Some(token), _, _) => ProviderAuth::bearer(Some(token)),
             (None, Some(client_id), Some(secret)) => {
-                Ok(Some(Auth::client_credentials(TokenSource::new(
-                    http.clone(),
-                    s.token_url.clone(),
-                    client_id.clone(),
-                    secret.clone(),
-                    s.org_id.clone(),
-                    s.scope.clone(),
-                ))))
+                let org_id = s.org_id.iter().map(|org| (ORG_ID.clone(), org.clone()));
+                ProviderAuth::client_credentials(ClientCredentials {
+                    token_url: s.token_url.clone(),
+                    client_id: client_id.clone(),
+                    client_secret: secret.clone(),
+                    scope: s.scope.clone(),
+                    headers: org_id.collect(),
+                })
+                .map(Some)
             }
             (None, Some(_), None) => Err("client_id is set but client_secret is not".into()),
             (None, None, Some(_)) => Err("client_secret is set but client_id is not".into()),
@@ -247,9 +251,9 @@ impl Adapter for Missionx {
     }
 
     fn read_list(&self, lookup: &MissionxLookup, page: &Page) -> Result<Listed, String> {
-        let list: MissionxClientList = read(page.body)?;
+        let list: MissionxClientList = from_json(page.body)?;
         for item in list.value {
-            let client: MissionxListedClient = read(&item)?;
+            let client: MissionxListedClient = from_json(&item)?;
             if client.custom_id.as_deref() == Some(lookup.custom_id.as_str()) {
                 let id = client.id.filter(|id| !id.is_empty());
                 let id = id.ok_or("a listed client has no `_id`")?;
@@ -270,7 +274,7 @@ impl Adapter for Missionx {
     }
 
     fn created(&self, body: &Value) -> Result<Created, String> {
-        match read::<MissionxClient>(body) {
+        match from_json::<MissionxClient>(body) {
             Ok(c) if !c.id.is_empty() => Ok(Created {
                 id: Some(c.id),
                 credentials: None,
@@ -280,7 +284,7 @@ impl Adapter for Missionx {
     }
 
     fn error(&self, reply: &Reply) -> ProviderError {
-        let message = reply.read::<MissionxError>().and_then(|e| e.message);
+        let message = reply.json_as::<MissionxError>().and_then(|e| e.message);
         error_of(reply).with_message(message)
     }
 
@@ -393,14 +397,24 @@ mod tests {
             client_secret: secret.map(|s| s.to_owned().into()),
             ..Default::default()
         };
-        let http = reqwest::Client::new();
-        assert!(Missionx::auth(&s(Some("id"), None), &http).is_err());
-        assert!(Missionx::auth(&s(None, Some("secret")), &http).is_err());
-        assert!(Missionx::auth(&s(None, None), &http).unwrap().is_none());
-        assert!(matches!(
-            Missionx::auth(&s(Some("id"), Some("secret")), &http).unwrap(),
-            Some(Auth::OAuth2(_))
-        ));
+        assert!(Missionx::auth(&s(Some("id"), None)).is_err());
+        assert!(Missionx::auth(&s(None, Some("secret"))).is_err());
+        assert!(Missionx::auth(&s(None, None)).unwrap().is_none());
+        let Some(ProviderAuth::ClientCredentials(grant)) =
+            Missionx::auth(&s(Some("id"), Some("secret"))).unwrap()
+        else {
+            panic!("a client-credentials grant")
+        };
+        assert_eq!(grant.client_id, "id");
+        let with_org = MissionxSettings {
+            org_id: Some("org-7".into()),
+            ..s(Some("id"), Some("secret"))
+        };
+        let Some(ProviderAuth::ClientCredentials(grant)) = Missionx::auth(&with_org).unwrap()
+        else {
+            panic!("a client-credentials grant")
+        };
+        assert_eq!(grant.headers, [(ORG_ID.clone(), "org-7".to_owned())]);
     }
 
     #[test]

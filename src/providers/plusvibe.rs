@@ -9,12 +9,12 @@ use serde_json::{json, Value};
 use url::Url;
 use utoipa::ToSchema;
 
-use super::{
-    join_url, provider_settings, read, when_selected, Adapter, Auth, Created, Examples, Found,
-    Listed, Page, Planned, Request,
+use crate::adapter::{
+    from_json, join_url, provider_settings, when_selected, Adapter, Created, Examples, Found,
+    Listed, Page, Planned, ProviderAuth, Request,
 };
 use crate::domain::schema::{Id64, Line100};
-use crate::domain::text::{is_valid_id, text};
+use crate::domain::text::{is_valid_id, text, TextKind};
 use crate::domain::NewClient;
 use crate::field_error::FieldError;
 use crate::secret::Credentials;
@@ -189,7 +189,7 @@ fn check_workspaces(list: &[PlusvibeWorkspace], at: &str, errors: &mut Vec<Field
         }
         for (j, label) in w.hide_labels.iter().enumerate() {
             let pointer = format!("{at}/workspaces/{i}/hide_labels/{j}");
-            text(Some(label), &pointer, 100, false, errors);
+            text(Some(label), &pointer, TextKind::LINE_100, errors);
         }
     }
 }
@@ -255,8 +255,8 @@ impl Adapter for Plusvibe {
         })
     }
 
-    fn auth(s: &PlusvibeSettings, _http: &reqwest::Client) -> Result<Option<Auth>, String> {
-        Auth::key("x-api-key", "", s.api_key.as_ref())
+    fn auth(s: &PlusvibeSettings) -> Result<Option<ProviderAuth>, String> {
+        ProviderAuth::key("x-api-key", "", s.api_key.as_ref())
     }
 
     fn plan(
@@ -320,9 +320,9 @@ impl Adapter for Plusvibe {
     }
 
     fn read_list(&self, lookup: &PlusvibeLookup, page: &Page) -> Result<Listed, String> {
-        let list: PlusvibeClientList = read(page.body)?;
+        let list: PlusvibeClientList = from_json(page.body)?;
         for item in list.clients {
-            let client: PlusvibeListedClient = read(&item)?;
+            let client: PlusvibeListedClient = from_json(&item)?;
             if client.client_email.map(|e| e.to_lowercase()).as_deref() == Some(&lookup.email) {
                 let id = client.client_id.filter(|id| !id.is_empty());
                 let id = id.ok_or("a listed client has no `client_id`")?;
@@ -337,7 +337,7 @@ impl Adapter for Plusvibe {
     }
 
     fn created(&self, body: &Value) -> Result<Created, String> {
-        let created = match read::<PlusvibeCreated>(body) {
+        let created = match from_json::<PlusvibeCreated>(body) {
             Ok(c) if !c.client_id.is_empty() => c,
             _ => return Err("no string `client_id` in the answer".into()),
         };

@@ -54,40 +54,40 @@ pub struct CircuitBreaker {
     state: Mutex<State>,
 }
 
-/// Which leave a permit is.
+/// Which kind a permit is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Leave {
+pub enum PermitKind {
     Call,
     Probe,
 }
 
-/// Leave to call the provider. It settles on every path: [`Permit::record`] says what the call
+/// PermitKind to call the provider. It settles on every path: [`Permit::record`] says what the call
 /// told; dropped unrecorded (an early return, a cancelled future, a panic unwinding), it records
 /// that nothing was learnt, so a probe that never finished lets the next call probe again.
 #[derive(Debug)]
 #[must_use = "a permit records what the call told"]
 pub struct Permit<'a> {
     breaker: &'a CircuitBreaker,
-    leave: Leave,
+    kind: PermitKind,
     settled: bool,
 }
 
 impl Permit<'_> {
-    pub fn leave(&self) -> Leave {
-        self.leave
+    pub fn kind(&self) -> PermitKind {
+        self.kind
     }
 
     /// Records what the call told about the provider.
     pub fn record(mut self, health: Health) {
         self.settled = true;
-        self.breaker.record(self.leave, health);
+        self.breaker.record(self.kind, health);
     }
 }
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
         if !self.settled {
-            self.breaker.record(self.leave, Health::Unknown);
+            self.breaker.record(self.kind, Health::Unknown);
         }
     }
 }
@@ -106,19 +106,19 @@ impl CircuitBreaker {
 
     /// A permit, or how long until a call may be tried again.
     pub fn acquire(&self) -> Result<Permit<'_>, Duration> {
-        let leave = self.leave()?;
+        let kind = self.kind()?;
         Ok(Permit {
             breaker: self,
-            leave,
+            kind,
             settled: false,
         })
     }
 
-    fn leave(&self) -> Result<Leave, Duration> {
+    fn kind(&self) -> Result<PermitKind, Duration> {
         // A panic elsewhere while the lock was held leaves a state that is still whole.
         let mut state = self.state.lock();
         match *state {
-            State::Closed { .. } => Ok(Leave::Call),
+            State::Closed { .. } => Ok(PermitKind::Call),
             State::Open { until } => {
                 let now = Instant::now();
                 if now < until {
@@ -130,21 +130,21 @@ impl CircuitBreaker {
                     provider = self.provider.as_str(),
                     "circuit half-open: probing"
                 );
-                Ok(Leave::Probe)
+                Ok(PermitKind::Probe)
             }
             State::HalfOpen { probing: true } => Err(Duration::from_secs(1)),
             State::HalfOpen { probing: false } => {
                 *state = State::HalfOpen { probing: true };
-                Ok(Leave::Probe)
+                Ok(PermitKind::Probe)
             }
         }
     }
 
-    fn record(&self, leave: Leave, health: Health) {
+    fn record(&self, kind: PermitKind, health: Health) {
         let mut state = self.state.lock();
-        let next = match (*state, leave, health) {
+        let next = match (*state, kind, health) {
             (_, _, Health::Up) => State::Closed { failures: 0 },
-            (State::Closed { failures }, Leave::Call, Health::Down) => {
+            (State::Closed { failures }, PermitKind::Call, Health::Down) => {
                 if failures + 1 >= self.threshold {
                     tracing::warn!(
                         provider = self.provider.as_str(),
@@ -161,7 +161,7 @@ impl CircuitBreaker {
                     }
                 }
             }
-            (State::HalfOpen { .. }, Leave::Probe, Health::Down) => {
+            (State::HalfOpen { .. }, PermitKind::Probe, Health::Down) => {
                 tracing::warn!(
                     provider = self.provider.as_str(),
                     "probe failed: circuit open again"
@@ -170,7 +170,7 @@ impl CircuitBreaker {
                     until: Instant::now() + self.cooldown,
                 }
             }
-            (State::HalfOpen { .. }, Leave::Probe, Health::Unknown) => {
+            (State::HalfOpen { .. }, PermitKind::Probe, Health::Unknown) => {
                 State::HalfOpen { probing: false }
             }
             (current, _, _) => current,
@@ -203,12 +203,12 @@ impl CircuitBreaker {
 mod tests {
     use super::*;
 
-    fn leave(b: &CircuitBreaker) -> Result<Leave, Duration> {
+    fn kind(b: &CircuitBreaker) -> Result<PermitKind, Duration> {
         b.acquire().map(|p| {
-            let leave = p.leave();
+            let kind = p.kind();
             // Settled by the caller below; this one says nothing.
             std::mem::forget(p);
-            leave
+            kind
         })
     }
 
@@ -219,23 +219,23 @@ mod tests {
             b.acquire().unwrap().record(Health::Down);
         }
         let p = b.acquire().unwrap();
-        assert_eq!(p.leave(), Leave::Call, "two failures: still closed");
+        assert_eq!(p.kind(), PermitKind::Call, "two failures: still closed");
         p.record(Health::Down);
         let wait = b.acquire().unwrap_err();
         assert!(wait <= Duration::from_secs(10) && wait > Duration::from_secs(9));
 
         tokio::time::advance(Duration::from_secs(11)).await;
         let probe = b.acquire().unwrap();
-        assert_eq!(probe.leave(), Leave::Probe);
+        assert_eq!(probe.kind(), PermitKind::Probe);
         assert!(b.acquire().is_err(), "one probe at a time");
         probe.record(Health::Down);
         assert!(b.acquire().is_err(), "a failed probe opens it again");
 
         tokio::time::advance(Duration::from_secs(11)).await;
         let probe = b.acquire().unwrap();
-        assert_eq!(probe.leave(), Leave::Probe);
+        assert_eq!(probe.kind(), PermitKind::Probe);
         probe.record(Health::Up);
-        assert_eq!(leave(&b), Ok(Leave::Call), "a good probe closes it");
+        assert_eq!(kind(&b), Ok(PermitKind::Call), "a good probe closes it");
     }
 
     /// Opened, cooled down: the next permit is the probe.
@@ -249,9 +249,9 @@ mod tests {
         let b = CircuitBreaker::new(ProviderId::Lucca, 1, Duration::from_secs(10));
         half_open(&b).await;
         let probe = b.acquire().unwrap();
-        assert_eq!(probe.leave(), Leave::Probe);
+        assert_eq!(probe.kind(), PermitKind::Probe);
         drop(probe);
-        assert_eq!(leave(&b), Ok(Leave::Probe), "not jammed");
+        assert_eq!(kind(&b), Ok(PermitKind::Probe), "not jammed");
     }
 
     #[tokio::test(start_paused = true)]
@@ -264,9 +264,9 @@ mod tests {
         }));
         assert!(panicked.is_err());
         let probe = b.acquire().unwrap();
-        assert_eq!(probe.leave(), Leave::Probe, "not jammed");
+        assert_eq!(probe.kind(), PermitKind::Probe, "not jammed");
         probe.record(Health::Up);
-        assert_eq!(leave(&b), Ok(Leave::Call));
+        assert_eq!(kind(&b), Ok(PermitKind::Call));
     }
 
     #[test]
@@ -301,6 +301,6 @@ mod tests {
         b.acquire().unwrap().record(Health::Down);
         b.acquire().unwrap().record(Health::Up);
         b.acquire().unwrap().record(Health::Down);
-        assert_eq!(leave(&b), Ok(Leave::Call));
+        assert_eq!(kind(&b), Ok(PermitKind::Call));
     }
 }

@@ -7,7 +7,7 @@
 //! another binary. `PROVIDER_DOCS` may name another folder of provider documents.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -63,16 +63,9 @@ fn openapi_of(file: &str) -> String {
 
 /// A Prism mock of one document, killed when dropped.
 struct PrismMock {
-    child: Child,
+    _child: Spawned,
     url: String,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for PrismMock {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 async fn start_prism(file: &str) -> PrismMock {
@@ -81,16 +74,17 @@ async fn start_prism(file: &str) -> PrismMock {
     std::fs::write(&spec, openapi_of(file)).unwrap();
     let port = free_port();
     let log = std::fs::File::create(dir.path().join("prism.log")).unwrap();
-    let child = Command::new(prism())
-        .args(["mock", "-h", "127.0.0.1", "-p", &port.to_string()])
-        .arg(&spec)
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("Prism starts");
+    let child = Spawned::start(
+        Command::new(prism())
+            .args(["mock", "-h", "127.0.0.1", "-p", &port.to_string()])
+            .arg(&spec)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null()),
+    )
+    .expect("Prism starts");
     let mock = PrismMock {
-        child,
+        _child: child,
         url: format!("http://127.0.0.1:{port}"),
         _dir: dir,
     };

@@ -397,19 +397,21 @@ async fn a_replica_whose_clock_is_ahead_cannot_take_a_running_key_over() {
     .unwrap();
     let mut first = start_binary(&on_time_config, on_time, None).await;
     // 90 s ahead: more than the lease (the deadline and its 30 s margin) of the running key.
-    let mut skewed = std::process::Command::new("faketime")
-        .args([
-            "-f",
-            "+90s",
-            env!("CARGO_BIN_EXE_clients-gateway"),
-            "--config",
-        ])
-        .arg(&ahead_config)
-        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
-        .env_remove("RUST_LOG")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("faketime is needed: run `bash .ci/install-tools`");
+    // faketime runs the gateway in a child of its own: both go when `skewed` drops.
+    let skewed = Spawned::start(
+        std::process::Command::new("faketime")
+            .args([
+                "-f",
+                "+90s",
+                env!("CARGO_BIN_EXE_clients-gateway"),
+                "--config",
+            ])
+            .arg(&ahead_config)
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::null()),
+    )
+    .expect("faketime is needed: run `bash .ci/install-tools`");
     assert!(listens_within(ahead, Duration::from_secs(10)).await);
     let http = reqwest::Client::new();
     let token = token_for("fleet");
@@ -453,8 +455,7 @@ async fn a_replica_whose_clock_is_ahead_cannot_take_a_running_key_over() {
     .await;
     assert_eq!(status, 207, "{replay}");
     assert_eq!(replay["results"]["lucca"]["replayed"], true);
-    let _ = skewed.kill();
-    let _ = skewed.wait();
+    drop(skewed);
     terminate(&mut first).await;
 }
 
@@ -611,7 +612,7 @@ async fn replica_in_sync(url: &str) -> bool {
 }
 
 /// A sentinel watching the master on `master_port` (quorum 1, down after 500 ms); its port.
-async fn sentinel(dir: &std::path::Path, master_port: &str) -> (std::process::Child, u16) {
+async fn sentinel(dir: &std::path::Path, master_port: &str) -> (Spawned, u16) {
     let port = free_port();
     let conf = dir.join("sentinel.conf");
     std::fs::write(
@@ -622,12 +623,13 @@ async fn sentinel(dir: &std::path::Path, master_port: &str) -> (std::process::Ch
         ),
     )
     .unwrap();
-    let child = std::process::Command::new("redis-sentinel")
-        .current_dir(dir)
-        .arg(&conf)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("redis-sentinel is needed: run `bash .ci/install-tools`");
+    let child = Spawned::start(
+        std::process::Command::new("redis-sentinel")
+            .current_dir(dir)
+            .arg(&conf)
+            .stdout(std::process::Stdio::null()),
+    )
+    .expect("redis-sentinel is needed: run `bash .ci/install-tools`");
     assert!(listens_within(port, Duration::from_secs(10)).await);
     (child, port)
 }
@@ -650,7 +652,7 @@ async fn through_sentinel_the_gateway_follows_a_failover() {
     }
     assert!(replica_in_sync(&master.url).await, "the replica syncs");
     let dir = tempfile::tempdir().unwrap();
-    let (mut sentinel, sentinel_port) = sentinel(dir.path(), master_port).await;
+    let (sentinel, sentinel_port) = sentinel(dir.path(), master_port).await;
     let app = spawn_app_with(|s| {
         s.idempotency.redis_sentinels = vec![format!("127.0.0.1:{sentinel_port}")];
         s.idempotency.redis_master_name = Some("gateway".into());
@@ -693,8 +695,7 @@ async fn through_sentinel_the_gateway_follows_a_failover() {
     }
     let replayed = replayed.expect("the gateway follows the failover within 20 s");
     assert_eq!(replayed["results"]["lucca"]["replayed"], true, "{replayed}");
-    let _ = sentinel.kill();
-    let _ = sentinel.wait();
+    drop(sentinel);
 }
 
 #[tokio::test]

@@ -442,10 +442,65 @@ pub fn token_for(sub: &str) -> String {
     .unwrap()
 }
 
+/// The environment variable that marks every process the tests start, with the test run's
+/// mark: `.ci/test` sets it and fails when a process carrying it outlives the run.
+pub const TEST_RUN: &str = "CLIENTS_GATEWAY_TEST_RUN";
+
+/// A process a test started, in a process group of its own: dropping it (or a failing test
+/// unwinding) kills the whole group, so that nothing it started outlives the test — `faketime`
+/// runs the gateway in a child of its own, which killing the wrapper alone would leave running.
+pub struct Spawned {
+    child: std::process::Child,
+}
+
+impl Spawned {
+    /// Starts `command` in a new process group, marked as started by this test run.
+    pub fn start(command: &mut std::process::Command) -> std::io::Result<Self> {
+        use std::os::unix::process::CommandExt;
+        let mark = std::env::var(TEST_RUN).unwrap_or_else(|_| "cargo-test".to_owned());
+        let child = command.process_group(0).env(TEST_RUN, mark).spawn()?;
+        Ok(Self { child })
+    }
+
+    /// Sends `signal` (`TERM`, `KILL`, `HUP`...) to the process alone.
+    pub fn signal(&self, signal: &str) {
+        let sent = std::process::Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "kill -{signal} {}", self.child.id());
+    }
+}
+
+impl std::ops::Deref for Spawned {
+    type Target = std::process::Child;
+
+    fn deref(&self) -> &Self::Target {
+        &self.child
+    }
+}
+
+impl std::ops::DerefMut for Spawned {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.child
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        // The group's id is the leader's pid; the leader may have exited, its children not.
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stderr(std::process::Stdio::null())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
 /// A real Redis server on a free port, stopped when dropped. Needs `redis-server` on the PATH
 /// (`bash .ci/install-tools` installs Debian's).
 pub struct RedisServer {
-    child: std::process::Child,
+    _child: Spawned,
     pub url: String,
 }
 
@@ -477,36 +532,30 @@ impl RedisServer {
     async fn on(port: u16, persistence: &[&str], extra: &[&str]) -> Self {
         // Its working directory (where a replica's full sync writes its snapshot) is not the
         // repository's.
-        let child = std::process::Command::new("redis-server")
-            .current_dir(std::env::temp_dir())
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .args(persistence)
-            .args(extra)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server is needed for the Redis tests: run `bash .ci/install-tools`");
+        let child = Spawned::start(
+            std::process::Command::new("redis-server")
+                .current_dir(std::env::temp_dir())
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                ])
+                .args(persistence)
+                .args(extra)
+                .stdout(std::process::Stdio::null()),
+        )
+        .expect("redis-server is needed for the Redis tests: run `bash .ci/install-tools`");
         assert!(
             listens_within(port, Duration::from_secs(10)).await,
             "redis-server did not start"
         );
         Self {
-            child,
+            _child: child,
             url: format!("redis://127.0.0.1:{port}/0"),
         }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -577,7 +626,7 @@ pub async fn start_binary(
     config: &std::path::Path,
     port: u16,
     log: Option<std::fs::File>,
-) -> std::process::Child {
+) -> Spawned {
     start_binary_with(config, port, log, &[]).await
 }
 
@@ -587,7 +636,7 @@ pub async fn start_binary_with(
     port: u16,
     log: Option<std::fs::File>,
     env: &[(&str, &str)],
-) -> std::process::Child {
+) -> Spawned {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_clients-gateway"));
     command
         .arg("--config")
@@ -606,7 +655,7 @@ pub async fn start_binary_with(
         Some(file) => command.stdout(file.try_clone().unwrap()).stderr(file),
         None => command.stdout(std::process::Stdio::null()),
     };
-    let child = command.spawn().unwrap();
+    let child = Spawned::start(&mut command).unwrap();
     assert!(
         listens_within(port, Duration::from_secs(10)).await,
         "the gateway did not start"
@@ -615,12 +664,8 @@ pub async fn start_binary_with(
 }
 
 /// Sends SIGTERM and waits (at most 10 s) for the process to exit.
-pub async fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+pub async fn terminate(child: &mut Spawned) -> std::process::ExitStatus {
+    child.signal("TERM");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(exit) = child.try_wait().unwrap() {

@@ -319,11 +319,7 @@ async fn sighup_is_ignored() {
     let port = free_port();
     let (_dir, config) = binary_config_file(port, "");
     let mut child = start_binary(&config, port, None).await;
-    let killed = std::process::Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    child.signal("HUP");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(child.try_wait().unwrap().is_none(), "the process lives");
     let health = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))

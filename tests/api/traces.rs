@@ -91,7 +91,7 @@ async fn start(
     config_text: &str,
     log: Option<std::fs::File>,
     port: u16,
-) -> (std::process::Child, tempfile::TempDir) {
+) -> (Spawned, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), config_text);
     // Batches every 100 ms, for the test not to wait.

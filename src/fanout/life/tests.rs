@@ -7,9 +7,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::json;
 
 use super::*;
+use crate::adapter::Found;
 use crate::fleet::Refused;
 use crate::provider_error::{ErrorKind, ProviderError};
-use crate::providers::Found;
 use crate::secret::Credentials;
 
 const T0: SystemTime = UNIX_EPOCH;
@@ -19,8 +19,8 @@ fn at(s: u64) -> SystemTime {
     T0 + Duration::from_secs(1_000_000 + s)
 }
 
-fn traits() -> Traits {
-    Traits {
+fn profile() -> TargetProfile {
+    TargetProfile {
         if_exists: IfExists::Fail,
         findable: true,
         accepts_duplicates: false,
@@ -35,11 +35,11 @@ fn traits() -> Traits {
     }
 }
 
-fn adopting(accepts_duplicates: bool) -> Traits {
-    Traits {
+fn adopting(accepts_duplicates: bool) -> TargetProfile {
+    TargetProfile {
         if_exists: IfExists::Adopt,
         accepts_duplicates,
-        ..traits()
+        ..profile()
     }
 }
 
@@ -81,18 +81,18 @@ fn not_sent() -> TargetResult {
 }
 
 fn found() -> Event {
-    Event::Looked(Looked::Found(Found {
+    Event::LookedUp(LookupOutcome::Found(Found {
         id: "found-7".into(),
         record: json!({"id": "found-7"}),
     }))
 }
 
 fn not_found() -> Event {
-    Event::Looked(Looked::NotFound)
+    Event::LookedUp(LookupOutcome::NotFound)
 }
 
 fn lookup_failed() -> Event {
-    Event::Looked(Looked::Failed(ProviderError::new(
+    Event::LookedUp(LookupOutcome::Failed(ProviderError::new(
         ErrorKind::Unavailable,
         "the list is down",
     )))
@@ -106,12 +106,12 @@ fn sent(result: TargetResult) -> Event {
 /// actions taken, in words, and the result.
 fn drive(
     job: Job,
-    traits: Traits,
+    profile: TargetProfile,
     events: Vec<Event>,
     clock: SystemTime,
     left: Duration,
-) -> (Vec<String>, DoneFor) {
-    let mut life = Life::new(job, traits);
+) -> (Vec<String>, Finished) {
+    let mut life = Life::new(job, profile);
     let mut events = events.into_iter();
     let mut taken = Vec::new();
     let mut event = Event::Began;
@@ -139,11 +139,11 @@ fn drive(
     }
 }
 
-fn run(job: Job, traits: Traits, events: Vec<Event>) -> (Vec<String>, DoneFor) {
-    drive(job, traits, events, at(0), LEFT)
+fn run(job: Job, profile: TargetProfile, events: Vec<Event>) -> (Vec<String>, Finished) {
+    drive(job, profile, events, at(0), LEFT)
 }
 
-fn message(done: &DoneFor) -> &str {
+fn message(done: &Finished) -> &str {
     &done.result.error.as_ref().expect("an error").message
 }
 
@@ -153,7 +153,7 @@ fn steps(names: &[&str]) -> Vec<String> {
 
 #[test]
 fn a_create_answered_is_finished() {
-    let (taken, done) = run(Job::Create, traits(), vec![sent(created(Some("1")))]);
+    let (taken, done) = run(Job::Create, profile(), vec![sent(created(Some("1")))]);
     assert_eq!(taken, steps(&["send", "finish"]));
     assert_eq!(done.result.status, TargetStatus::Created);
     assert_eq!(done.sent, Some(at(0)));
@@ -162,9 +162,9 @@ fn a_create_answered_is_finished() {
 
 #[test]
 fn an_id_the_create_does_not_answer_is_read_by_a_lookup() {
-    let resolving = Traits {
+    let resolving = TargetProfile {
         resolves_id: true,
-        ..traits()
+        ..profile()
     };
     let (taken, done) = run(
         Job::Create,
@@ -200,12 +200,12 @@ fn an_id_the_create_does_not_answer_is_read_by_a_lookup() {
 
 #[test]
 fn an_unanswered_create_is_reconciled_by_a_lookup() {
-    let with_password = Traits {
+    let with_password = TargetProfile {
         credentials: Some(Credentials {
             login: "nova".into(),
             password: "generated-password".to_owned().into(),
         }),
-        ..traits()
+        ..profile()
     };
     let (taken, done) = run(
         Job::Create,
@@ -229,9 +229,9 @@ fn an_unanswered_create_is_reconciled_by_a_lookup() {
         "an unknown target keeps the password it may have been created with"
     );
 
-    let unfindable = Traits {
+    let unfindable = TargetProfile {
         findable: false,
-        ..traits()
+        ..profile()
     };
     let (taken, done) = run(Job::Create, unfindable, vec![sent(unanswered())]);
     assert_eq!(taken, steps(&["send", "finish"]));
@@ -243,7 +243,7 @@ fn a_5xx_is_looked_up_before_anything_is_sent_again() {
     // A 500 not found: failed, not sent again.
     let (taken, done) = run(
         Job::Create,
-        traits(),
+        profile(),
         vec![
             sent(answered(500, ErrorKind::Unavailable, None)),
             not_found(),
@@ -256,7 +256,7 @@ fn a_5xx_is_looked_up_before_anything_is_sent_again() {
     // A 503 not found: sent again after a backoff, like any safe request.
     let (taken, done) = run(
         Job::Create,
-        traits(),
+        profile(),
         vec![
             sent(answered(503, ErrorKind::Unavailable, None)),
             not_found(),
@@ -281,7 +281,7 @@ fn a_5xx_is_looked_up_before_anything_is_sent_again() {
     // Its Retry-After is honoured.
     let (taken, _) = run(
         Job::Create,
-        traits(),
+        profile(),
         vec![
             sent(answered(503, ErrorKind::Unavailable, Some(1))),
             not_found(),
@@ -294,7 +294,7 @@ fn a_5xx_is_looked_up_before_anything_is_sent_again() {
     // A redirect proves nothing either.
     let (taken, _) = run(
         Job::Create,
-        traits(),
+        profile(),
         vec![
             sent(answered(303, ErrorKind::InvalidResponse, None)),
             found(),
@@ -305,7 +305,7 @@ fn a_5xx_is_looked_up_before_anything_is_sent_again() {
     // Found: it was created after all.
     let (_, done) = run(
         Job::Create,
-        traits(),
+        profile(),
         vec![sent(answered(502, ErrorKind::Unavailable, None)), found()],
     );
     assert_eq!(done.result.status, TargetStatus::Created);
@@ -314,12 +314,12 @@ fn a_5xx_is_looked_up_before_anything_is_sent_again() {
 
 #[test]
 fn a_503_is_sent_again_within_the_attempts_only() {
-    let once = Traits {
+    let once = TargetProfile {
         retry: RetryPolicy {
             max_attempts: 1,
-            ..traits().retry
+            ..profile().retry
         },
-        ..traits()
+        ..profile()
     };
     let (taken, done) = run(
         Job::Create,
@@ -337,7 +337,7 @@ fn a_503_is_sent_again_within_the_attempts_only() {
 fn a_5xx_no_lookup_can_settle_may_have_created_the_client() {
     let (taken, done) = run(
         Job::Create,
-        traits(),
+        profile(),
         vec![
             sent(answered(500, ErrorKind::Unavailable, None)),
             lookup_failed(),
@@ -356,9 +356,9 @@ fn a_5xx_no_lookup_can_settle_may_have_created_the_client() {
         message(&done)
     );
 
-    let unfindable = Traits {
+    let unfindable = TargetProfile {
         findable: false,
-        ..traits()
+        ..profile()
     };
     let (taken, done) = run(
         Job::Create,
@@ -374,7 +374,7 @@ fn a_5xx_no_lookup_can_settle_may_have_created_the_client() {
 fn a_conflict_fails_unless_adopting() {
     let (taken, done) = run(
         Job::Create,
-        traits(),
+        profile(),
         vec![sent(answered(400, ErrorKind::Conflict, None))],
     );
     assert_eq!(taken, steps(&["send", "finish"]));
@@ -433,7 +433,7 @@ fn adopting_at_a_provider_that_accepts_duplicates_looks_first_in_turn() {
     assert!(message(&done).starts_with("could not check whether the client already exists"));
     assert_eq!(done.sent, None);
 
-    let unfindable = Traits {
+    let unfindable = TargetProfile {
         findable: false,
         ..adopting(true)
     };
@@ -452,14 +452,14 @@ fn settling_an_earlier_unanswered_create() {
         interrupted: false,
     };
     // Found: created, reconciled, from the earlier request.
-    let (taken, done) = drive(settle(at(0)), traits(), vec![found()], at(10), LEFT);
+    let (taken, done) = drive(settle(at(0)), profile(), vec![found()], at(10), LEFT);
     assert_eq!(taken, steps(&["look up since started", "finish"]));
     assert_eq!(done.result.status, TargetStatus::Created);
     assert!(done.result.reconciled && done.result.replayed);
     assert_eq!(done.sent, Some(at(0)));
 
     // Not found, too recent: still unknown, with when to come back.
-    let (_, done) = drive(settle(at(0)), traits(), vec![not_found()], at(10), LEFT);
+    let (_, done) = drive(settle(at(0)), profile(), vec![not_found()], at(10), LEFT);
     assert_eq!(done.result.status, TargetStatus::Unknown);
     let err = done.result.error.as_ref().unwrap();
     assert_eq!(err.retry_after_s, Some(50));
@@ -469,7 +469,7 @@ fn settling_an_earlier_unanswered_create() {
     // Not found, settled: sent again; a conflict now means the first one landed after all.
     let (taken, done) = drive(
         settle(at(0)),
-        traits(),
+        profile(),
         vec![
             not_found(),
             sent(answered(400, ErrorKind::Conflict, None)),
@@ -489,7 +489,7 @@ fn settling_an_earlier_unanswered_create() {
     // The lookup failing: not sent again.
     let (_, done) = drive(
         settle(at(0)),
-        traits(),
+        profile(),
         vec![lookup_failed()],
         at(100),
         LEFT,
@@ -498,9 +498,9 @@ fn settling_an_earlier_unanswered_create() {
     assert!(message(&done).contains("a lookup could not tell (the list is down)"));
 
     // Without a natural key: never sent again.
-    let unfindable = Traits {
+    let unfindable = TargetProfile {
         findable: false,
-        ..traits()
+        ..profile()
     };
     let (taken, done) = drive(settle(at(0)), unfindable, vec![], at(100), LEFT);
     assert_eq!(taken, steps(&["finish"]));
@@ -514,7 +514,7 @@ fn settling_an_interrupted_request_says_so() {
         started: at(0),
         interrupted: true,
     };
-    let (_, done) = drive(job, traits(), vec![not_found()], at(10), LEFT);
+    let (_, done) = drive(job, profile(), vec![not_found()], at(10), LEFT);
     let err = done.result.error.as_ref().unwrap();
     assert_eq!(err.kind, ErrorKind::Internal);
     assert!(err
@@ -525,14 +525,14 @@ fn settling_an_interrupted_request_says_so() {
 #[test]
 fn rechecking_an_earlier_5xx() {
     let job = Job::Recheck { started: at(0) };
-    let (taken, done) = drive(job, traits(), vec![found()], at(5), LEFT);
+    let (taken, done) = drive(job, profile(), vec![found()], at(5), LEFT);
     assert_eq!(taken, steps(&["look up since started", "finish"]));
     assert_eq!(done.result.status, TargetStatus::Created);
     assert!(done.result.reconciled && done.result.replayed);
 
     let (taken, done) = drive(
         job,
-        traits(),
+        profile(),
         vec![not_found(), sent(created(Some("3")))],
         at(5),
         LEFT,
@@ -541,14 +541,14 @@ fn rechecking_an_earlier_5xx() {
     assert_eq!(done.result.status, TargetStatus::Created);
     assert!(!done.result.replayed);
 
-    let (_, done) = drive(job, traits(), vec![lookup_failed()], at(5), LEFT);
+    let (_, done) = drive(job, profile(), vec![lookup_failed()], at(5), LEFT);
     assert_eq!(done.result.status, TargetStatus::Failed);
     assert!(done.result.error.as_ref().unwrap().retryable);
     assert!(message(&done).starts_with("not sent again"));
 
-    let unfindable = Traits {
+    let unfindable = TargetProfile {
         findable: false,
-        ..traits()
+        ..profile()
     };
     let (taken, _) = drive(job, unfindable, vec![sent(created(Some("3")))], at(5), LEFT);
     assert_eq!(taken, steps(&["send", "finish"]));
@@ -558,9 +558,9 @@ fn rechecking_an_earlier_5xx() {
 /// it takes the guard first; a refused guard sends nothing.
 #[test]
 fn where_a_create_could_duplicate_the_guard_comes_first() {
-    let duplicates = Traits {
+    let duplicates = TargetProfile {
         accepts_duplicates: true,
-        ..traits()
+        ..profile()
     };
     let settle = Job::Settle {
         started: at(0),
@@ -622,7 +622,7 @@ fn where_a_create_could_duplicate_the_guard_comes_first() {
     assert!(message(&done).starts_with("not sent again"));
 
     // A tool that refuses duplicates needs no guard: its conflict answers.
-    let (taken, _) = drive(settle, traits(), vec![found()], at(61), LEFT);
+    let (taken, _) = drive(settle, profile(), vec![found()], at(61), LEFT);
     assert_eq!(taken, steps(&["look up since started", "finish"]));
 }
 
@@ -632,7 +632,7 @@ fn where_a_create_could_duplicate_the_guard_comes_first() {
 fn an_unknown_create_keeps_the_guard() {
     let (_, done) = run(
         Job::Create,
-        Traits {
+        TargetProfile {
             findable: false,
             ..adopting(true)
         },
@@ -654,9 +654,9 @@ fn an_unknown_create_keeps_the_guard() {
         started: at(0),
         interrupted: false,
     };
-    let duplicates = Traits {
+    let duplicates = TargetProfile {
         accepts_duplicates: true,
-        ..traits()
+        ..profile()
     };
     let (_, done) = drive(
         settle,
@@ -670,7 +670,7 @@ fn an_unknown_create_keeps_the_guard() {
 
 #[test]
 fn what_was_not_sent_is_failed_without_a_lookup() {
-    let (taken, done) = run(Job::Create, traits(), vec![sent(not_sent())]);
+    let (taken, done) = run(Job::Create, profile(), vec![sent(not_sent())]);
     assert_eq!(taken, steps(&["send", "finish"]));
     assert_eq!(done.result.status, TargetStatus::Failed);
     assert_eq!(done.result.attempts, 0);

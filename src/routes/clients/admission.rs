@@ -15,9 +15,9 @@ use actix_web::{web, Error, HttpMessage, ResponseError};
 
 use super::ClientsState;
 use crate::middleware::Arrived;
+use crate::outbound::Target;
 use crate::overload::{Admission, Shed, Ticket};
 use crate::problem::ApiError;
-use crate::providers::Target;
 use crate::request_id::RequestId;
 
 /// An admitted request's reservation, for the handler.

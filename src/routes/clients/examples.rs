@@ -49,7 +49,11 @@ pub fn single_target_body() -> Value {
 }
 
 /// An answer with the results each provider shows in one example (`pick`).
-fn answer(outcome: &str, dry_run: bool, pick: fn(providers::Examples) -> Option<Value>) -> Value {
+fn answer(
+    outcome: &str,
+    dry_run: bool,
+    pick: fn(crate::adapter::Examples) -> Option<Value>,
+) -> Value {
     let results: Map<String, Value> = providers::examples()
         .into_iter()
         .filter_map(|(id, e)| pick(e).map(|r| (id.as_str().to_owned(), r)))

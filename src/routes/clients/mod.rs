@@ -25,9 +25,9 @@ use crate::domain::{IfExists, NewClient};
 use crate::fanout::{self, Call, Job};
 use crate::field_error::{push, FieldError};
 use crate::idempotency::{fingerprint, IdempotencyKey, Store};
+use crate::keyed::{self, Keyed, Refusal};
+use crate::outbound::Registry;
 use crate::problem::{ApiError, Problem, ProblemBody};
-use crate::providers::Registry;
-use crate::replay::{self, Keyed, Refusal};
 use crate::request_id::RequestId;
 use crate::results::Outcome;
 
@@ -140,7 +140,7 @@ pub async fn create_client(
             (crate::ids::v7(), results)
         }
         // Boxed: a request without a key does not carry the keyed path's (larger) state.
-        (false, Some(keyed)) => Box::pin(replay::run(
+        (false, Some(keyed)) => Box::pin(keyed::run(
             keyed,
             calls,
             if_exists,

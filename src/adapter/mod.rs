@@ -1,7 +1,11 @@
-//! What an adapter is: a pure mapping between the canonical client and one provider's documented
-//! requests and answers. The HTTP exchange, its protections and the authentication are the same
-//! for every provider and live in [`crate::fanout`]; an adapter only says what to send and how to
-//! read what came back.
+//! The adapter contract: what a provider's adapter is ([`Adapter`]) and everything it is written
+//! against. An adapter is a pure mapping between the canonical client and one provider's
+//! documented requests and answers; the HTTP exchange, its protections and the authentication
+//! are the same for every provider and live in [`crate::outbound`] and [`crate::fanout`]. An
+//! adapter only says what to send, how the provider lets the gateway in ([`credentials`]) and
+//! how to read what came back ([`reply`]).
+//!
+//! Adding a provider touches nothing here: `docs/building/adding-a-provider.md` has the recipe.
 //!
 //! Two operations: create the client ([`Adapter::plan`], [`Adapter::created`]), and find it by
 //! its natural key ([`Adapter::list`], [`Adapter::read_list`], [`Adapter::read_candidate`]) to
@@ -11,17 +15,27 @@
 use std::any::Any;
 use std::time::SystemTime;
 
+use ::url::Url;
 use reqwest::header::HeaderMap;
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
-use url::Url;
 use utoipa::ToSchema;
 
-use super::auth::Auth;
-use super::kit::Reply;
-use super::settings::ProviderSettings;
+pub mod credentials;
+pub mod reply;
+pub mod settings;
+pub mod url;
+pub mod wire;
+
+pub use credentials::{ClientCredentials, ProviderAuth, StaticHeader};
+pub use reply::{conflict_when, error_of, Reply};
+pub(crate) use settings::{provider_settings, provider_settings_with, with_common_keys};
+pub use settings::{Common, ProviderSettings};
+pub use url::{join_url, query_number, with_query};
+pub use wire::{from_json, integer_id, positive, when_selected};
+
 use crate::domain::pointer::parse_options;
 use crate::domain::{IfExists, NewClient};
 use crate::field_error::FieldError;
@@ -59,9 +73,15 @@ pub trait Adapter: Sized + Send + Sync + 'static {
     fn new(settings: &Self::Settings) -> Result<Self, String>;
 
     /// How the gateway authenticates to the provider; `None` when no credentials are
-    /// configured (the provider then cannot be selected). `http` is an outbound client with the
-    /// gateway's trust and proxy (for a token endpoint).
-    fn auth(settings: &Self::Settings, http: &reqwest::Client) -> Result<Option<Auth>, String>;
+    /// configured (the provider then cannot be selected).
+    fn auth(settings: &Self::Settings) -> Result<Option<ProviderAuth>, String>;
+
+    /// Headers the provider requires on every request besides its authentication (an account
+    /// id, a `User-Agent` naming the integration), from its settings; each is marked secret or
+    /// not.
+    fn headers(_settings: &Self::Settings) -> Result<Vec<StaticHeader>, String> {
+        Ok(Vec::new())
+    }
 
     /// The create request for the canonical client and this target's options. `at` is the
     /// pointer of the options (`/targets/<name>`): faults in them are reported under it, faults
@@ -79,9 +99,9 @@ pub trait Adapter: Sized + Send + Sync + 'static {
 
     /// Maps a non-2xx answer — its status, content type and (bounded) body, JSON or not — to
     /// the normalized error. The default reads the usual members of a JSON error, or a
-    /// plain-text body ([`error_of`](super::kit::error_of)).
+    /// plain-text body ([`error_of`]).
     fn error(&self, reply: &Reply) -> ProviderError {
-        super::kit::error_of(reply)
+        error_of(reply)
     }
 
     /// JSON pointers of secrets inside the success body, redacted before it is returned as

@@ -117,7 +117,7 @@ impl Common {
                 ));
             }
         }
-        if let Some(problem) = super::kit::url_problem("base_url", &self.base_url) {
+        if let Some(problem) = crate::net::url_problem("base_url", &self.base_url) {
             Some(problem)
         } else if self.max_per_minute == Some(0) {
             Some("max_per_minute must be positive (omit it for no limit)".to_owned())
@@ -161,7 +161,7 @@ macro_rules! provider_settings {
             $( $(#[$fdoc:meta])* $field:ident : $ty:ty = $default:expr ),* $(,)?
         }
     ) => {
-        $crate::providers::with_common_keys!($crate::providers::provider_settings_with! {
+        $crate::adapter::with_common_keys!($crate::adapter::provider_settings_with! {
             $(#[$doc])*
             pub struct $name ($base_url) {
                 secrets { $( $(#[$sdoc])* $secret / $secret_file ),* },
@@ -198,7 +198,7 @@ macro_rules! provider_settings_with {
 
         impl Default for $name {
             fn default() -> Self {
-                let c = $crate::providers::Common::with_base_url($base_url);
+                let c = $crate::adapter::Common::with_base_url($base_url);
                 Self {
                     $( $ckey: c.$ckey, )*
                     $( $secret: None, $secret_file: None, )*
@@ -207,14 +207,14 @@ macro_rules! provider_settings_with {
             }
         }
 
-        impl $crate::providers::ProviderSettings for $name {
-            fn common(&self) -> $crate::providers::Common {
-                $crate::providers::Common {
+        impl $crate::adapter::ProviderSettings for $name {
+            fn common(&self) -> $crate::adapter::Common {
+                $crate::adapter::Common {
                     $( $ckey: self.$ckey.clone(), )*
                 }
             }
 
-            fn set_common(&mut self, c: $crate::providers::Common) {
+            fn set_common(&mut self, c: $crate::adapter::Common) {
                 $( self.$ckey = c.$ckey; )*
             }
 

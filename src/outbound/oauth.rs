@@ -10,9 +10,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
-use url::Url;
 
-use crate::net::{describe_transport, read_limited, Cut};
+use crate::adapter::ClientCredentials;
+use crate::net::{describe_transport, read_limited, Incomplete};
 use crate::provider_error::{message_of, ErrorKind, ProviderError};
 
 /// Lifetime assumed when the token endpoint gives no `expires_in`.
@@ -31,11 +31,7 @@ const RENEW_MARGIN: Duration = Duration::from_secs(60);
 /// A client-credentials grant: the token endpoint and what to send it.
 pub struct TokenSource {
     http: reqwest::Client,
-    token_url: Url,
-    client_id: String,
-    client_secret: SecretString,
-    org_id: Option<String>,
-    scope: Option<String>,
+    grant: ClientCredentials,
     cache: Mutex<Option<Cached>>,
     /// Every token issued lately (the newest last), whether still cached or not: what may have
     /// been sent, so what is scrubbed from what the provider relays. Never held across an await.
@@ -61,21 +57,10 @@ struct Cached {
 }
 
 impl TokenSource {
-    pub fn new(
-        http: reqwest::Client,
-        token_url: Url,
-        client_id: String,
-        client_secret: SecretString,
-        org_id: Option<String>,
-        scope: Option<String>,
-    ) -> Self {
+    pub fn new(http: reqwest::Client, grant: ClientCredentials) -> Self {
         Self {
             http,
-            token_url,
-            client_id,
-            client_secret,
-            org_id,
-            scope,
+            grant,
             cache: Mutex::new(None),
             issued: parking_lot::Mutex::new(std::collections::VecDeque::new()),
         }
@@ -157,22 +142,23 @@ impl TokenSource {
     /// The client-credentials grant, sent: the token endpoint's status and its JSON body (read
     /// within [`MAX_TOKEN_ANSWER_BYTES`]).
     async fn ask(&self) -> Result<(StatusCode, Option<Value>), ProviderError> {
+        let grant = &self.grant;
         let mut form = vec![
             ("grant_type", "client_credentials"),
-            ("client_id", self.client_id.as_str()),
-            ("client_secret", self.client_secret.expose_secret()),
+            ("client_id", grant.client_id.as_str()),
+            ("client_secret", grant.client_secret.expose_secret()),
         ];
-        if let Some(scope) = &self.scope {
+        if let Some(scope) = &grant.scope {
             form.push(("scope", scope));
         }
         let mut request = self
             .http
-            .post(self.token_url.clone())
+            .post(grant.token_url.clone())
             .header(ACCEPT, "application/json")
             .timeout(TOKEN_REQUEST_TIMEOUT)
             .form(&form);
-        if let Some(org) = &self.org_id {
-            request = request.header("Org-Id", org);
+        for (name, value) in &grant.headers {
+            request = request.header(name, value);
         }
         let response = request.send().await.map_err(|e| {
             let mut err = ProviderError::new(
@@ -186,8 +172,8 @@ impl TokenSource {
         let (bytes, cut) = read_limited(response, MAX_TOKEN_ANSWER_BYTES).await;
         if let Some(cut) = cut {
             let kind = match cut {
-                Cut::TooLarge(_) => ErrorKind::InvalidResponse,
-                Cut::Broken(_) => ErrorKind::Unavailable,
+                Incomplete::TooLarge(_) => ErrorKind::InvalidResponse,
+                Incomplete::Broken(_) => ErrorKind::Unavailable,
             };
             return Err(ProviderError::new(
                 kind,

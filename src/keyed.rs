@@ -1,6 +1,7 @@
-//! One request under an `Idempotency-Key`: claim the key, answer what the record already
-//! settled, run only what is left (settling the unanswered creates of an earlier request by a
-//! lookup first), record the outcome.
+//! Every request with an `Idempotency-Key`, the first with its key as much as a replay: claim
+//! the key, answer what an earlier request's record already settled, run only what is left
+//! (settling the unanswered creates of an earlier request by a lookup first), record the
+//! outcome.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use tokio::time::Instant;
 use crate::catalog::ProviderId;
 use crate::domain::IfExists;
 use crate::fanout::life::{self, Resume};
-use crate::fanout::{self, Call, Done};
+use crate::fanout::{self, Call, Finished};
 use crate::idempotency::{Claim, Lease, Record, Store, StoreError};
 use crate::request_id::RequestId;
 use crate::results::TargetResult;
@@ -263,7 +264,7 @@ async fn run_and_record(
     };
     let clock = StoreClock::of(keyed.store.as_ref());
     let mut results = settled;
-    for (p, Done { result, sent }) in fresh {
+    for (p, Finished { result, sent, .. }) in fresh {
         if let Some(sent) = sent {
             sent_ms.insert(p, clock.stored(sent));
         }

@@ -6,13 +6,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::adapter::{Adapter, DynAdapter};
-use super::auth::Auth;
-use super::http::{http_client, ClientSpec, Connections};
-use super::settings::ProviderSettings;
-use super::ProvidersSettings;
+use reqwest::header::{HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 
+use super::http::{http_client, ClientSpec, Connections};
+use super::oauth::TokenSource;
+use crate::adapter::{Adapter, Common, DynAdapter, ProviderAuth, ProviderSettings, StaticHeader};
 use crate::catalog::ProviderId;
 use crate::fleet::{Guard, Link};
 use crate::resilience::{CircuitBreaker, Quota, RetryPolicy};
@@ -32,7 +31,9 @@ pub struct Target {
     /// How those clients are built (trust, proxy, idle connections kept, HTTP/2).
     spec: ClientSpec,
     pub timeout: Duration,
-    pub auth: Auth,
+    pub auth: Authorizer,
+    /// Headers sent on every request besides the authentication.
+    pub headers: Vec<StaticHeader>,
     pub retry: RetryPolicy,
     pub breaker: CircuitBreaker,
     pub quota: Option<Quota>,
@@ -54,8 +55,8 @@ impl Target {
     /// being fetched holds nothing it needs).
     pub fn scrub(&self, result: &mut TargetResult) {
         let tokens = match &self.auth {
-            Auth::OAuth2(source) => source.issued_tokens(),
-            Auth::Header(..) => Vec::new(),
+            Authorizer::Token(source) => source.issued_tokens(),
+            Authorizer::Fixed { .. } => Vec::new(),
         };
         let mut secrets: Vec<&str> = self.secrets.iter().map(|s| s.expose_secret()).collect();
         secrets.extend(tokens.iter().map(|t| t.expose_secret()));
@@ -117,6 +118,60 @@ impl fmt::Debug for Target {
     }
 }
 
+/// How the gateway authenticates each request to a provider: a fixed header, or a token from
+/// the provider's token endpoint (fetched, cached, refreshed).
+pub enum Authorizer {
+    Fixed {
+        name: HeaderName,
+        value: HeaderValue,
+        /// The value's non-secret beginning (the scheme), shown in dry runs.
+        prefix: &'static str,
+    },
+    Token(Arc<TokenSource>),
+}
+
+impl fmt::Debug for Authorizer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Authorizer::Fixed { name, prefix, .. } => {
+                write!(f, "Fixed({name}: {prefix}{})", crate::secret::REDACTED)
+            }
+            Authorizer::Token(_) => f.write_str("Token"),
+        }
+    }
+}
+
+impl Authorizer {
+    /// What the adapter declared, with `http` for a token endpoint.
+    fn new(declared: ProviderAuth, http: &reqwest::Client) -> Self {
+        match declared {
+            ProviderAuth::Header {
+                name,
+                value,
+                prefix,
+            } => Authorizer::Fixed {
+                name,
+                value,
+                prefix,
+            },
+            ProviderAuth::ClientCredentials(grant) => {
+                Authorizer::Token(Arc::new(TokenSource::new(http.clone(), grant)))
+            }
+        }
+    }
+
+    /// The header as a dry run shows it: name and scheme, the secret redacted.
+    pub fn shown(&self) -> (&str, String) {
+        let redacted = crate::secret::REDACTED;
+        match self {
+            Authorizer::Fixed { name, prefix, .. } => {
+                (name.as_str(), format!("{prefix}{redacted}"))
+            }
+            Authorizer::Token(_) => ("authorization", format!("Bearer {redacted}")),
+        }
+    }
+}
+
 /// The slots of calls in flight, by protocol.
 struct Slots {
     h1: tokio::sync::Semaphore,
@@ -125,7 +180,7 @@ struct Slots {
 
 impl Slots {
     /// `max_connections` over HTTP/1.1, `http2_max_streams` each over HTTP/2.
-    fn new(common: &super::Common) -> Self {
+    fn new(common: &Common) -> Self {
         let h2 = common
             .max_connections
             .saturating_mul(common.http2_max_streams);
@@ -153,19 +208,14 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Builds every adapter once from the settings; outbound calls use `egress`'s trust and
-    /// proxy.
-    pub fn from_settings(
-        settings: &ProvidersSettings,
-        outside: &Outside<'_>,
-    ) -> Result<Self, String> {
-        Ok(Self {
-            targets: settings
-                .build_targets(outside)?
+    /// Every provider's target, built once at start ([`build`]).
+    pub fn new(targets: Vec<(ProviderId, Result<Target, Unavailable>)>) -> Self {
+        Self {
+            targets: targets
                 .into_iter()
                 .map(|(id, t)| (id, t.map(Arc::new)))
                 .collect(),
-        })
+        }
     }
 
     pub fn get(&self, id: ProviderId) -> Result<&Arc<Target>, &Unavailable> {
@@ -191,7 +241,7 @@ impl Registry {
 
 /// What the targets are built with besides their settings: the outbound trust and proxy, and
 /// the link to Redis the replicas share (their guards and quotas are then fleet-wide).
-pub struct Outside<'a> {
+pub struct BuildContext<'a> {
     pub egress: &'a crate::egress::Egress,
     pub link: Option<&'a Arc<Link>>,
 }
@@ -201,9 +251,9 @@ pub struct Outside<'a> {
 pub fn build<A: Adapter>(
     id: ProviderId,
     settings: &A::Settings,
-    outside: &Outside<'_>,
+    context: &BuildContext<'_>,
 ) -> Result<Result<Target, Unavailable>, String> {
-    let egress = outside.egress;
+    let egress = context.egress;
     let common = settings.common();
     if !common.enabled {
         return Ok(Err(Unavailable(format!(
@@ -217,13 +267,15 @@ pub fn build<A: Adapter>(
     // Built here, as every worker's first client is: a client that cannot be built stops the
     // start, not a worker's first call. A token endpoint, if any, is called through it.
     let http = http_client(&spec).map_err(at)?;
-    let Some(auth) = A::auth(settings, &http).map_err(at)? else {
+    let Some(auth) = A::auth(settings).map_err(at)? else {
         return Ok(Err(Unavailable(format!(
             "{} has no credentials configured on this gateway (providers.{id})",
             id.display_name()
         ))));
     };
-    let secrets = scrubbed(settings.secrets(), &auth, egress);
+    let headers = A::headers(settings).map_err(at)?;
+    let secrets = scrubbed(settings.secrets(), &auth, &headers, egress);
+    let auth = Authorizer::new(auth, &http);
     Ok(Ok(Target {
         id,
         adapter: Box::new(adapter),
@@ -232,6 +284,7 @@ pub fn build<A: Adapter>(
         spec,
         timeout: Duration::from_millis(common.timeout_ms),
         auth,
+        headers,
         retry: RetryPolicy {
             max_attempts: common.max_attempts,
             base: Duration::from_millis(common.retry_base_delay_ms),
@@ -245,28 +298,35 @@ pub fn build<A: Adapter>(
         quota: common
             .max_per_minute
             .and_then(std::num::NonZeroU32::new)
-            .map(|n| match outside.link {
+            .map(|n| match context.link {
                 Some(link) => Quota::shared(n, link.clone(), id.as_str(), common.base_url.as_str()),
                 None => Quota::per_minute(n),
             }),
         slots: Slots::new(&common),
         settle: Duration::from_secs(common.settle_s),
-        guard: Guard::new(id.as_str(), common.base_url.as_str(), outside.link.cloned()),
+        guard: Guard::new(id.as_str(), common.base_url.as_str(), context.link.cloned()),
         secrets,
     }))
 }
 
 /// What is scrubbed from what the provider relays: the configured secrets, the header as sent
-/// (a Basic credential encoded), the proxy's credentials.
+/// (a Basic credential encoded), the secret static headers, the proxy's credentials.
 fn scrubbed(
     configured: Vec<&SecretString>,
-    auth: &Auth,
+    auth: &ProviderAuth,
+    headers: &[StaticHeader],
     egress: &crate::egress::Egress,
 ) -> Vec<SecretString> {
+    let secret_headers = headers
+        .iter()
+        .filter(|h| h.secret)
+        .filter_map(|h| h.value.to_str().ok())
+        .map(|v| SecretString::from(v.to_owned()));
     configured
         .into_iter()
         .cloned()
         .chain(auth.sent_secret())
+        .chain(secret_headers)
         .chain(egress.secrets().iter().cloned())
         .collect()
 }
@@ -275,7 +335,7 @@ fn scrubbed(
 /// CA, the proxy, HTTP/2, the connection caps and idle timeout.
 fn client_spec(
     id: ProviderId,
-    common: &super::Common,
+    common: &Common,
     egress: &crate::egress::Egress,
 ) -> Result<ClientSpec, String> {
     let extra_roots = match &common.ca_file {

@@ -12,9 +12,10 @@ use reqwest::{Method, StatusCode};
 use tokio::time::Instant;
 use url::Url;
 
-use crate::net::{describe_transport, read_limited, unprocessed, Cut};
+use super::{Authorizer, Target};
+use crate::adapter::{Reply, Request};
+use crate::net::{describe_transport, read_limited, unprocessed, Incomplete};
 use crate::provider_error::{ErrorKind, ProviderError};
-use crate::providers::{Auth, Reply, Request, Target};
 use crate::resilience::{Attempt, Decision};
 
 /// Largest provider answer read; a larger one is cut (and reported as such).
@@ -56,13 +57,13 @@ pub struct Answer {
     pub content_type: String,
     pub body: Vec<u8>,
     /// Why the body is incomplete, if it is (too large, connection cut).
-    pub cut: Option<Cut>,
+    pub incomplete: Option<Incomplete>,
 }
 
 impl Answer {
     /// Its body as JSON, when the body is whole, not empty, and JSON.
     pub fn json(&self) -> Option<serde_json::Value> {
-        match (&self.cut, self.body.is_empty()) {
+        match (&self.incomplete, self.body.is_empty()) {
             (None, false) => serde_json::from_slice(&self.body).ok(),
             _ => None,
         }
@@ -75,7 +76,7 @@ impl Answer {
             content_type: &self.content_type,
             body: &self.body,
             json,
-            cut: self.cut.as_ref(),
+            incomplete: self.incomplete.as_ref(),
         }
     }
 }
@@ -174,12 +175,12 @@ async fn once(
     };
     // Waiting for the client (while the provider's protocol is learnt) sends nothing either.
     let connections = target.connections();
-    let pick = Box::pin(connections.pick()).await;
+    let lane = Box::pin(connections.choose()).await;
     progress.in_flight = true;
     progress.attempts += 1;
-    let sent = send(pick.http, request, auth_name, auth_value.clone()).await;
+    let sent = send(lane.http, target, request, auth_name, auth_value.clone()).await;
     connections.learn(sent.as_ref().map(reqwest::Response::version));
-    drop(pick);
+    drop(lane);
     let ended = match sent {
         Err(e) if e.is_connect() => {
             Once::Ended(Attempt::NotConnected, Exchanged::NotSent(not_connected(&e)))
@@ -190,7 +191,7 @@ async fn once(
         Err(e) => Once::Ended(Attempt::Lost, Exchanged::Lost(describe_transport(&e))),
         Ok(response) => {
             let status = response.status().as_u16();
-            if let (Auth::OAuth2(source), true) = (
+            if let (Authorizer::Token(source), true) = (
                 &target.auth,
                 target.retry.refresh_token(status, token_refreshed),
             ) {
@@ -230,8 +231,8 @@ async fn take_quota(target: &Target) -> Result<(), ProviderError> {
 /// The authorization header: the configured one, or a (cached) OAuth2 token.
 async fn authorization(target: &Target) -> Result<(HeaderName, HeaderValue), ProviderError> {
     match &target.auth {
-        Auth::Header(name, value, _) => Ok((name.clone(), value.clone())),
-        Auth::OAuth2(source) => Box::pin(source.authorization())
+        Authorizer::Fixed { name, value, .. } => Ok((name.clone(), value.clone())),
+        Authorizer::Token(source) => Box::pin(source.authorization())
             .await
             .map(|value| (AUTHORIZATION, value)),
     }
@@ -239,6 +240,7 @@ async fn authorization(target: &Target) -> Result<(HeaderName, HeaderValue), Pro
 
 async fn send(
     http: &reqwest::Client,
+    target: &Target,
     request: &Outbound,
     auth_name: HeaderName,
     auth_value: HeaderValue,
@@ -247,6 +249,9 @@ async fn send(
         .request(request.method.clone(), request.url.clone())
         .header(auth_name, auth_value)
         .header(ACCEPT, HeaderValue::from_static("application/json"));
+    for header in &target.headers {
+        builder = builder.header(header.name.clone(), header.value.clone());
+    }
     if let Some(body) = &request.body {
         builder = builder
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
@@ -299,14 +304,14 @@ async fn read_answer(response: reqwest::Response) -> Answer {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    let (body, cut) = read_limited(response, MAX_ANSWER_BYTES).await;
+    let (body, incomplete) = read_limited(response, MAX_ANSWER_BYTES).await;
     Answer {
         status,
         headers,
         retry_after,
         content_type,
         body,
-        cut,
+        incomplete,
     }
 }
 

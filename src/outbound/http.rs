@@ -128,13 +128,13 @@ pub struct Connections {
 }
 
 /// The client a call goes through (and, for the call learning the protocol, its turn).
-pub struct Pick<'a> {
+pub struct ChosenLane<'a> {
     pub http: &'a reqwest::Client,
     lane: &'a Lane,
     _learning: Option<SemaphorePermit<'a>>,
 }
 
-impl Drop for Pick<'_> {
+impl Drop for ChosenLane<'_> {
     fn drop(&mut self) {
         self.lane.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
@@ -180,9 +180,9 @@ impl Connections {
         self.lanes[0].get().expect("lane 0 is built at start")
     }
 
-    fn take<'a>(&'a self, lane: &'a Lane, learning: Option<SemaphorePermit<'a>>) -> Pick<'a> {
+    fn take<'a>(&'a self, lane: &'a Lane, learning: Option<SemaphorePermit<'a>>) -> ChosenLane<'a> {
         lane.in_flight.fetch_add(1, Ordering::AcqRel);
-        Pick {
+        ChosenLane {
             http: &lane.http,
             lane,
             _learning: learning,
@@ -215,7 +215,7 @@ impl Connections {
 
     /// The client for the next call; while the protocol is being learnt, one call at a time
     /// (each waiting at most [`LEARNING_WAIT`]).
-    pub async fn pick(&self) -> Pick<'_> {
+    pub async fn choose(&self) -> ChosenLane<'_> {
         if self.settled() {
             let lane = match self.protocol.load(Ordering::Acquire) {
                 HTTP2 => self.h2_lane(),
@@ -230,7 +230,7 @@ impl Connections {
         // Learnt while this call waited: no need to hold the others back.
         if self.settled() {
             drop(permit);
-            return Box::pin(self.pick()).await;
+            return Box::pin(self.choose()).await;
         }
         self.take(self.first(), permit)
     }

@@ -1,15 +1,13 @@
-//! What an adapter may need, in one place: the provider's answer as read ([`Reply`]) and its
-//! default reading ([`error_of`]), wire structs read from JSON, a duplicate recognised in a
-//! refusal, URLs joined and queried, integers from a provider and from a request, request rules.
+//! A provider's answer as an adapter reads it ([`Reply`]), the default reading of a refusal
+//! ([`error_of`]), and a duplicate recognised in a refusal ([`conflict_when`]).
 
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
-use serde_json::{Number, Value};
-use url::Url;
+use serde_json::Value;
 
-use crate::field_error::FieldError;
-use crate::json_number;
-use crate::net::Cut;
+use crate::net::Incomplete;
+
+use super::wire::from_json;
 use crate::provider_error::{ErrorKind, ProviderError};
 
 /// A provider's answer as read, its body bounded: what an adapter maps to its errors, JSON,
@@ -24,7 +22,7 @@ pub struct Reply<'a> {
     /// The body parsed as JSON, when it is (whole) JSON: an object, an array, a string...
     pub json: Option<&'a Value>,
     /// Why the body is incomplete, when it is.
-    pub cut: Option<&'a Cut>,
+    pub incomplete: Option<&'a Incomplete>,
 }
 
 /// Longest text of a body kept in a message.
@@ -38,7 +36,7 @@ impl<'a> Reply<'a> {
             content_type: "application/json",
             body: &[],
             json: Some(json),
-            cut: None,
+            incomplete: None,
         }
     }
 
@@ -49,7 +47,7 @@ impl<'a> Reply<'a> {
             content_type: "text/plain",
             body: body.as_bytes(),
             json: None,
-            cut: None,
+            incomplete: None,
         }
     }
 
@@ -59,7 +57,7 @@ impl<'a> Reply<'a> {
         let text = match self.json {
             Some(Value::String(s)) => s.as_str(),
             Some(_) => return None,
-            None if self.cut.is_some() || self.looks_like_html() || self.says_json() => {
+            None if self.incomplete.is_some() || self.looks_like_html() || self.says_json() => {
                 return None
             }
             None => std::str::from_utf8(self.body).ok()?,
@@ -84,8 +82,8 @@ impl<'a> Reply<'a> {
     }
 
     /// The body read into a provider's wire struct, when it is JSON of that shape.
-    pub fn read<T: DeserializeOwned>(&self) -> Option<T> {
-        self.json.and_then(|j| read(j).ok())
+    pub fn json_as<T: DeserializeOwned>(&self) -> Option<T> {
+        self.json.and_then(|j| from_json(j).ok())
     }
 
     fn looks_like_html(&self) -> bool {
@@ -95,8 +93,8 @@ impl<'a> Reply<'a> {
 
     /// What the body is, in words, when it is not the JSON expected.
     pub fn described(&self) -> String {
-        if let Some(cut) = self.cut {
-            return format!("the body was {cut}");
+        if let Some(incomplete) = self.incomplete {
+            return format!("the body was {incomplete}");
         }
         let ct = self.content_type.to_ascii_lowercase();
         let n = self.body.len();
@@ -126,9 +124,11 @@ pub fn error_of(reply: &Reply) -> ProviderError {
     if matches!(reply.json, Some(Value::Object(_) | Value::Array(_))) {
         return err;
     }
-    let message = match (reply.message(), reply.cut) {
+    let message = match (reply.message(), reply.incomplete) {
         (Some(text), _) => format!("answered HTTP {code}: {text}"),
-        (None, Some(cut)) => format!("answered HTTP {code}; the body was {cut}"),
+        (None, Some(incomplete)) => {
+            format!("answered HTTP {code}; the body was {incomplete}")
+        }
         (None, None) => format!("answered HTTP {code} {}", reply.described()),
     };
     ProviderError { message, ..err }
@@ -137,27 +137,6 @@ pub fn error_of(reply: &Reply) -> ProviderError {
 /// Bidirectional-text controls, which make a message read otherwise than it is.
 fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}')
-}
-
-/// What is wrong with a configured URL `key` of a provider, if anything: it must be http(s),
-/// with a path that can take the documented one, and carry no credentials (those are secrets,
-/// given as the provider's `*_file` keys; a URL is shown in dry runs and errors). The message
-/// never shows a URL that carries credentials.
-pub fn url_problem(key: &str, url: &Url) -> Option<String> {
-    if !url.username().is_empty() || url.password().is_some() {
-        return Some(format!(
-            "{key} must not carry credentials (user or password): give them as the provider's secrets (`*_file` keys)"
-        ));
-    }
-    if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
-        return Some(format!("{key} must be an http(s) URL, got {url}"));
-    }
-    None
-}
-
-/// Reads a JSON body into a provider's wire struct.
-pub fn read<T: DeserializeOwned>(body: &Value) -> Result<T, String> {
-    T::deserialize(body).map_err(|e| e.to_string())
 }
 
 /// A 400 whose message contains `phrase` (compared case-insensitively) is a conflict: the
@@ -170,78 +149,6 @@ pub fn conflict_when(err: ProviderError, status: StatusCode, phrase: &str) -> Pr
     } else {
         err
     }
-}
-
-/// A provider's integer id, as a string (an integer written `12.0` included).
-pub fn integer_id(n: &Number) -> Result<String, String> {
-    if n.is_u64() {
-        return Ok(n.to_string());
-    }
-    json_number::integer(n)
-        .map(|i| i.to_string())
-        .ok_or_else(|| format!("`id` is not an integer: {n}"))
-}
-
-/// A positive integer option of a request (at most 2^53 − 1, what JSON numbers hold exactly);
-/// a fault at `pointer` otherwise.
-pub fn positive(v: Option<i64>, pointer: String, errors: &mut Vec<FieldError>) -> Option<u64> {
-    match v {
-        Some(n) if (1..=json_number::MAX_EXACT).contains(&n) => Some(n.unsigned_abs()),
-        Some(_) => {
-            errors.push(FieldError::new(
-                pointer,
-                "must be a positive integer, at most 9007199254740991",
-            ));
-            None
-        }
-        None => None,
-    }
-}
-
-/// A JSON Schema rule: when the request selects provider `name`, the body must also be `then`.
-pub fn when_selected(name: &str, then: Value) -> Value {
-    serde_json::json!({
-        "if": { "required": ["targets"], "properties": { "targets": { "required": [name] } } },
-        "then": then
-    })
-}
-
-/// The URL with its query parameter `name` set to `value` (added, or replaced).
-pub fn with_query(url: &Url, name: &str, value: &str) -> Url {
-    let kept: Vec<(String, String)> = url
-        .query_pairs()
-        .filter(|(k, _)| k != name)
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    let mut url = url.clone();
-    url.query_pairs_mut()
-        .clear()
-        .extend_pairs(kept)
-        .append_pair(name, value);
-    url
-}
-
-/// The number in the URL's query parameter `name`, if any.
-pub fn query_number(url: &Url, name: &str) -> Option<u64> {
-    url.query_pairs()
-        .find(|(k, _)| k == name)
-        .and_then(|(_, v)| v.parse().ok())
-}
-
-/// Joins a base URL (the prefix before the documented path) with path segments, each
-/// percent-encoded as one segment.
-pub fn join_url(base: &Url, segments: &[&str]) -> Url {
-    let mut url = base.clone();
-    {
-        let mut path = url
-            .path_segments_mut()
-            .expect("base URLs are checked at start to be http(s)");
-        path.pop_if_empty();
-        for s in segments {
-            path.push(s);
-        }
-    }
-    url
 }
 
 #[cfg(test)]
@@ -279,21 +186,6 @@ mod tests {
         );
         let control = Reply::text(StatusCode::BAD_REQUEST, "a\u{1b}[31mb");
         assert_eq!(control.message().as_deref(), Some("a [31mb"));
-    }
-
-    #[test]
-    fn join_url_keeps_the_base_path_and_encodes_segments() {
-        let base = Url::parse("https://api.clockify.me/api").unwrap();
-        let url = join_url(&base, &["v1", "workspaces", "a/b c", "clients"]);
-        assert_eq!(
-            url.as_str(),
-            "https://api.clockify.me/api/v1/workspaces/a%2Fb%20c/clients"
-        );
-        let base = Url::parse("http://127.0.0.1:9/").unwrap();
-        assert_eq!(
-            join_url(&base, &["client"]).as_str(),
-            "http://127.0.0.1:9/client"
-        );
     }
 
     #[test]
