@@ -22,35 +22,53 @@ use serde_json::{Map, Value};
 use tokio::sync::{Mutex, RwLock};
 use tokio::time::Instant;
 use url::Url;
+use utoipa::ToSchema;
 
 use crate::problem::{ApiError, Problem};
 use crate::request_id::RequestId;
 
-#[derive(Debug, Deserialize)]
+/// `[auth]`: how callers' bearer tokens are checked (one key source: `hs256_secret`,
+/// `public_key_pem` or `jwks_url`).
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthSettings {
     /// Serve without caller authentication. Never the default; logged loudly when set.
     pub disabled: bool,
     /// HS256 shared key (at least 32 bytes).
+    #[schema(value_type = Option<String>, format = Password, default = json!(null))]
+    #[serde(serialize_with = "crate::secret::serialize_redacted")]
     pub hs256_secret: Option<SecretString>,
+    /// A file holding `hs256_secret` (a mounted Kubernetes secret).
+    #[schema(value_type = Option<String>)]
     pub hs256_secret_file: Option<PathBuf>,
     /// RS256 (RSA) or ES256 (P-256) public key, PEM.
     pub public_key_pem: Option<String>,
+    /// A file holding `public_key_pem`.
+    #[schema(value_type = Option<String>)]
     pub public_key_pem_file: Option<PathBuf>,
-    /// Keys published by the identity provider (RS256 and ES256 keys, by `kid`).
+    /// Keys published by the identity provider (RS256 and ES256 keys, by `kid`); http(s).
+    #[schema(value_type = Option<String>)]
     pub jwks_url: Option<Url>,
     /// An unknown `kid` refetches the JWKS at most once per this many seconds.
+    #[schema(minimum = 0, maximum = 86400)]
     pub jwks_min_refresh_s: u64,
-    /// The JWKS is refetched when older than this.
+    /// The JWKS is refetched (in the background, its keys still used) when older than this.
+    #[schema(minimum = 1, maximum = 604800)]
     pub jwks_max_age_s: u64,
+    /// The `iss` a token must carry; absent: not checked.
     pub issuer: Option<String>,
+    /// The `aud` a token must carry; absent: not checked.
     pub audience: Option<String>,
+    /// The scope a token needs to create clients.
     pub required_scope: String,
     /// Claim holding the scopes; absent: `scope` (space-separated) or `scp` (array).
     pub scope_claim: Option<String>,
+    /// Clock skew absorbed when checking `exp` and `nbf`.
+    #[schema(minimum = 0, maximum = 3600)]
     pub leeway_s: u64,
     /// A verified token is trusted again without a new check for at most this long (never past
     /// its `exp`); 0: every request is checked in full.
+    #[schema(minimum = 0, maximum = 86400)]
     pub cache_ttl_s: u64,
 }
 

@@ -23,8 +23,9 @@ use std::sync::Arc;
 use rustls::RootCertStore;
 use rustls_pki_types::CertificateDer;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use url::Url;
+use utoipa::ToSchema;
 
 use crate::secret::{read_secret_file, SecretFileError};
 
@@ -42,10 +43,11 @@ const PROXY_VARIABLES: [&str; 6] = [
 ];
 
 /// `[tls]`: the certificate authorities outbound HTTPS trusts.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsSettings {
     /// A PEM bundle of CA certificates to trust as well (the platform's CA).
+    #[schema(value_type = Option<String>)]
     pub ca_file: Option<PathBuf>,
     /// Trust the Mozilla roots built into the gateway.
     pub bundled_roots: bool,
@@ -64,12 +66,16 @@ impl Default for TlsSettings {
 }
 
 /// `[proxy]`: the egress proxy.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProxySettings {
     /// `http://[user:password@]proxy:3128` (or `https://`); absent: the `HTTPS_PROXY` family of
     /// variables.
+    #[schema(value_type = Option<String>, format = Password, default = json!(null))]
+    #[serde(serialize_with = "crate::secret::serialize_redacted")]
     pub url: Option<SecretString>,
+    /// A file holding `url` (a mounted Kubernetes secret).
+    #[schema(value_type = Option<String>)]
     pub url_file: Option<PathBuf>,
     /// Hosts reached directly: comma-separated names (a leading `.` or none matches subdomains
     /// too), IPs or CIDR ranges, `*` for all; absent: `NO_PROXY`.

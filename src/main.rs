@@ -63,6 +63,9 @@ enum Command {
     },
     /// Print the gateway's OpenAPI document (what GET /openapi.json serves).
     Openapi,
+    /// Print the configuration reference (Markdown): every key with its default, bounds,
+    /// description and environment variable.
+    ConfigReference,
     /// Load the configuration and build everything that needs no network (adapters, caller
     /// authentication), then exit: 0 if the gateway would start with it.
     CheckConfig,
@@ -121,6 +124,10 @@ fn main() -> ExitCode {
         },
         Some(Command::Openapi) => {
             println!("{}", clients_gateway::openapi::document());
+            Ok(())
+        }
+        Some(Command::ConfigReference) => {
+            print!("{}", clients_gateway::config::schema::reference());
             Ok(())
         }
         None => run(cli.config, cli.sandbox, cli.unanswered),

@@ -121,10 +121,20 @@ impl ProviderError {
     }
 }
 
-/// The first human-readable message in a JSON error body (`message`, `error`, `title`, `detail`,
-/// `error_description`): the reading for a provider that documents no error shape.
+/// The members of a JSON error body read for its message when a provider documents no error
+/// shape, in order.
+pub const USUAL_MESSAGE_MEMBERS: &[&str] =
+    &["message", "error", "title", "detail", "error_description"];
+
+/// The first human-readable message in a JSON error body, from its usual members
+/// ([`USUAL_MESSAGE_MEMBERS`]).
 pub fn message_of(body: &Value) -> Option<String> {
-    ["message", "error", "title", "detail", "error_description"]
+    message_in(body, USUAL_MESSAGE_MEMBERS)
+}
+
+/// The first non-blank string among `members` of a JSON error body, in their order.
+pub fn message_in(body: &Value, members: &[&str]) -> Option<String> {
+    members
         .iter()
         .find_map(|k| body.get(k).and_then(Value::as_str))
         .filter(|s| !s.trim().is_empty())

@@ -228,6 +228,18 @@ pub fn read_secret_file(
     Ok(())
 }
 
+/// Serializes a configured secret as `[redacted]` (absent: `null`): settings are serialized to
+/// describe them (the configuration reference, bounds checks), never to show a secret.
+pub fn serialize_redacted<S: serde::Serializer>(
+    secret: &Option<SecretString>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(_) => serializer.serialize_str(REDACTED),
+        None => serializer.serialize_none(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

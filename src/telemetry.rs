@@ -26,10 +26,12 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use url::Url;
+use utoipa::ToSchema;
 
-#[derive(Debug, Deserialize)]
+/// `[telemetry]`: logs and traces.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TelemetrySettings {
     /// `tracing` filter directive, e.g. `info` or `clients_gateway=debug,info`.
@@ -38,6 +40,7 @@ pub struct TelemetrySettings {
     pub log_format: LogFormat,
     /// OTLP/HTTP collector (`http://collector:4318`): traces are exported there. Absent: no
     /// traces, unless `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) is set.
+    #[schema(value_type = Option<String>)]
     pub otlp_endpoint: Option<Url>,
     /// The service name of the traces (`OTEL_SERVICE_NAME` wins).
     pub service_name: String,
@@ -54,7 +57,8 @@ impl Default for TelemetrySettings {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Json,

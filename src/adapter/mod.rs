@@ -30,7 +30,7 @@ pub mod url;
 pub mod wire;
 
 pub use credentials::{ClientCredentials, ProviderAuth, StaticHeader};
-pub use reply::{conflict_when, error_of, Reply};
+pub use reply::{error_of, read_error, Duplicate, Reply};
 pub(crate) use settings::{provider_settings, provider_settings_with, with_common_keys};
 pub use settings::{Common, ProviderSettings};
 pub use url::{join_url, query_number, with_query};
@@ -39,7 +39,7 @@ pub use wire::{from_json, integer_id, positive, when_selected};
 use crate::domain::pointer::parse_options;
 use crate::domain::{IfExists, NewClient};
 use crate::field_error::FieldError;
-use crate::provider_error::ProviderError;
+use crate::provider_error::{ProviderError, USUAL_MESSAGE_MEMBERS};
 use crate::secret::Credentials;
 
 /// One provider's mapping. Implementations are pure (no I/O) and live in one file each,
@@ -97,11 +97,24 @@ pub trait Adapter: Sized + Send + Sync + 'static {
     /// credentials. An `Err` says why the body is not the documented success.
     fn created(&self, body: &Value) -> Result<Created, String>;
 
+    /// The members of its JSON error body that hold a human-readable message, in the order
+    /// they are read (the first non-blank one wins): `["error_description", "error"]` for a
+    /// provider whose `error` is a code. The default: `message`, `error`, `title`, `detail`,
+    /// `error_description`.
+    const ERROR_MESSAGE: &'static [&'static str] = USUAL_MESSAGE_MEMBERS;
+
+    /// How it refuses a duplicate of its natural key, if its documents say: the status and a
+    /// phrase of its message (`Duplicate { status: 422, says: "already been taken" }`). Such an
+    /// answer is a `conflict` (looked up with `if_exists: adopt`).
+    const DUPLICATE: Option<Duplicate> = None;
+
     /// Maps a non-2xx answer — its status, content type and (bounded) body, JSON or not — to
-    /// the normalized error. The default reads the usual members of a JSON error, or a
-    /// plain-text body ([`error_of`]).
+    /// the normalized error. The default ([`read_error`]) reads the message from
+    /// [`Adapter::ERROR_MESSAGE`] of a JSON body, or a plain-text body, and recognises
+    /// [`Adapter::DUPLICATE`]; an adapter whose errors need more (Lucca's per-field problems)
+    /// reads them itself.
     fn error(&self, reply: &Reply) -> ProviderError {
-        error_of(reply)
+        read_error(reply, Self::ERROR_MESSAGE, Self::DUPLICATE)
     }
 
     /// JSON pointers of secrets inside the success body, redacted before it is returned as

@@ -1,5 +1,6 @@
-//! A provider's answer as an adapter reads it ([`Reply`]), the default reading of a refusal
-//! ([`error_of`]), and a duplicate recognised in a refusal ([`conflict_when`]).
+//! A provider's answer as an adapter reads it ([`Reply`]), the reading of a refusal
+//! ([`read_error`]: the members its message is in, the duplicate it documents), and a duplicate
+//! recognised in a refusal ([`Duplicate`]).
 
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
@@ -8,7 +9,7 @@ use serde_json::Value;
 use crate::net::Incomplete;
 
 use super::wire::from_json;
-use crate::provider_error::{ErrorKind, ProviderError};
+use crate::provider_error::{message_in, ErrorKind, ProviderError, USUAL_MESSAGE_MEMBERS};
 
 /// A provider's answer as read, its body bounded: what an adapter maps to its errors, JSON,
 /// JSON strings and plain text alike.
@@ -116,13 +117,52 @@ impl<'a> Reply<'a> {
     }
 }
 
+/// How a provider refuses a duplicate of its natural key, as its documents say: the status it
+/// answers and a phrase its message contains (compared case-insensitively).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Duplicate {
+    pub status: u16,
+    pub says: &'static str,
+}
+
+impl Duplicate {
+    /// `err` as a `conflict` when the answer is this duplicate; else unchanged.
+    pub fn recognise(self, err: ProviderError, status: StatusCode) -> ProviderError {
+        let says_so = err
+            .message
+            .to_lowercase()
+            .contains(&self.says.to_lowercase());
+        if status.as_u16() == self.status && says_so {
+            err.with_kind(ErrorKind::Conflict)
+        } else {
+            err
+        }
+    }
+}
+
 /// The default reading of a refusal: its kind from the status, its message from a JSON error
 /// body's usual members, from a plain-text or JSON-string body, else what the body was.
 pub fn error_of(reply: &Reply) -> ProviderError {
+    read_error(reply, USUAL_MESSAGE_MEMBERS, None)
+}
+
+/// A refusal read the way a provider documents it: its message from the JSON error body's
+/// `members` (the first non-blank one), from a plain-text or JSON-string body, else what the body
+/// was; a `conflict` when it is the provider's `duplicate`.
+pub fn read_error(reply: &Reply, members: &[&str], duplicate: Option<Duplicate>) -> ProviderError {
+    let err = read_message(reply, members);
+    match duplicate {
+        Some(duplicate) => duplicate.recognise(err, reply.status),
+        None => err,
+    }
+}
+
+fn read_message(reply: &Reply, members: &[&str]) -> ProviderError {
     let code = reply.status.as_u16();
     let err = ProviderError::from_status(reply.status, reply.json);
     if matches!(reply.json, Some(Value::Object(_) | Value::Array(_))) {
-        return err;
+        let message = reply.json.and_then(|body| message_in(body, members));
+        return err.with_message(message);
     }
     let message = match (reply.message(), reply.incomplete) {
         (Some(text), _) => format!("answered HTTP {code}: {text}"),
@@ -137,18 +177,6 @@ pub fn error_of(reply: &Reply) -> ProviderError {
 /// Bidirectional-text controls, which make a message read otherwise than it is.
 fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}')
-}
-
-/// A 400 whose message contains `phrase` (compared case-insensitively) is a conflict: the
-/// provider refused a duplicate. The message is the provider's own (from its JSON error, or its
-/// plain-text body).
-pub fn conflict_when(err: ProviderError, status: StatusCode, phrase: &str) -> ProviderError {
-    let says_so = err.message.to_lowercase().contains(&phrase.to_lowercase());
-    if status == StatusCode::BAD_REQUEST && says_so {
-        err.with_kind(ErrorKind::Conflict)
-    } else {
-        err
-    }
 }
 
 #[cfg(test)]
@@ -189,37 +217,72 @@ mod tests {
     }
 
     #[test]
-    fn a_400_saying_the_phrase_is_a_conflict() {
+    fn a_duplicate_is_recognised_at_its_documented_status_only() {
         let body = serde_json::json!({"error": "Login ID already in use"});
-        let err = |status| ProviderError::from_status(status, Some(&body));
-        let phrase = "login id already in use";
-        assert_eq!(
-            conflict_when(
-                err(StatusCode::BAD_REQUEST),
-                StatusCode::BAD_REQUEST,
-                phrase
+        let duplicate = Some(Duplicate {
+            status: 400,
+            says: "login id already in use",
+        });
+        let kind = |status, duplicate| {
+            read_error(
+                &Reply::json(status, &body),
+                USUAL_MESSAGE_MEMBERS,
+                duplicate,
             )
-            .kind,
+            .kind
+        };
+        assert_eq!(
+            kind(StatusCode::BAD_REQUEST, duplicate),
             ErrorKind::Conflict
         );
         assert_eq!(
-            conflict_when(
-                err(StatusCode::INTERNAL_SERVER_ERROR),
-                StatusCode::INTERNAL_SERVER_ERROR,
-                phrase
-            )
-            .kind,
+            kind(StatusCode::INTERNAL_SERVER_ERROR, duplicate),
             ErrorKind::Unavailable,
-            "only a 400 says the request was refused as a duplicate"
+            "only the documented status says the request was refused as a duplicate"
+        );
+        let taken = Some(Duplicate {
+            status: 400,
+            says: "taken",
+        });
+        assert_eq!(kind(StatusCode::BAD_REQUEST, taken), ErrorKind::Validation);
+        let at_422 = Some(Duplicate {
+            status: 422,
+            says: "already been taken",
+        });
+        let body = serde_json::json!({"message": "Name has already been taken"});
+        let e = read_error(
+            &Reply::json(StatusCode::UNPROCESSABLE_ENTITY, &body),
+            USUAL_MESSAGE_MEMBERS,
+            at_422,
+        );
+        assert_eq!(e.kind, ErrorKind::Conflict, "a duplicate answered 422");
+    }
+
+    #[test]
+    fn the_message_comes_from_the_members_a_provider_documents() {
+        let body = serde_json::json!({"error": "invalid_token", "error_description": "The access token provided is expired"});
+        let usual = read_error(
+            &Reply::json(StatusCode::UNAUTHORIZED, &body),
+            USUAL_MESSAGE_MEMBERS,
+            None,
+        );
+        assert_eq!(usual.message, "invalid_token");
+        let described = read_error(
+            &Reply::json(StatusCode::UNAUTHORIZED, &body),
+            &["error_description", "error"],
+            None,
+        );
+        assert_eq!(described.message, "The access token provided is expired");
+        assert_eq!(described.kind, ErrorKind::Unauthorized);
+        let bare = serde_json::json!({"error": "invalid_token"});
+        let fallback = read_error(
+            &Reply::json(StatusCode::UNAUTHORIZED, &bare),
+            &["error_description", "error"],
+            None,
         );
         assert_eq!(
-            conflict_when(
-                err(StatusCode::BAD_REQUEST),
-                StatusCode::BAD_REQUEST,
-                "taken"
-            )
-            .kind,
-            ErrorKind::Validation
+            fallback.message, "invalid_token",
+            "the next member when the first is absent"
         );
     }
 }

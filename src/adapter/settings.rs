@@ -18,36 +18,52 @@ macro_rules! with_common_keys {
             [
                 /// `false` makes selecting this provider a 422.
                 enabled: bool,
-                /// The prefix before the documented path.
+                /// The prefix before the documented path (http or https, no credentials).
+                #[schema(value_type = String)]
                 base_url: url::Url,
                 /// Per-target timeout, inside `server.deadline_ms`.
+                #[schema(minimum = 1, maximum = 600000)]
                 timeout_ms: u64,
                 /// HTTP requests at most per target, retries included (retries only where the
                 /// provider cannot have acted).
+                #[schema(minimum = 1, maximum = 20)]
                 max_attempts: u32,
+                /// The first retry's pause (then doubled, with jitter).
+                #[schema(minimum = 0, maximum = 600000)]
                 retry_base_delay_ms: u64,
+                /// The longest pause between retries.
+                #[schema(minimum = 0, maximum = 600000)]
                 retry_max_delay_ms: u64,
-                /// Outbound requests per minute at most (per replica); absent: no limit.
+                /// Outbound requests per minute at most (for the fleet when the replicas share
+                /// Redis); absent: no limit.
+                #[schema(minimum = 1, maximum = 1000000)]
                 max_per_minute: Option<u32>,
                 /// Connections to this provider at most (per replica): over HTTP/1.1 one per call
                 /// in flight, over HTTP/2 each carries `http2_max_streams` calls. More calls wait
                 /// for a slot, inside their timeout, before anything is sent.
+                #[schema(minimum = 1, maximum = 100000)]
                 max_connections: usize,
                 /// Consecutive `unavailable`/`timeout` results that open the circuit.
+                #[schema(minimum = 1, maximum = 1000)]
                 circuit_failure_threshold: u32,
                 /// How long an open circuit refuses calls before one probe.
+                #[schema(minimum = 0, maximum = 86400000)]
                 circuit_cooldown_ms: u64,
                 /// An unanswered create not found by a lookup is sent again (on a replay with
                 /// its `Idempotency-Key`) only this long after it was first sent.
+                #[schema(minimum = 0, maximum = 86400)]
                 settle_s: u64,
                 /// CA certificates (PEM) trusted for this provider only, besides `[tls]`'s.
+                #[schema(value_type = Option<String>)]
                 ca_file: Option<std::path::PathBuf>,
                 /// Offer HTTP/2 (ALPN) over TLS; `false`: HTTP/1.1 only.
                 http2: bool,
                 /// Calls in flight at most on one HTTP/2 connection; past it, another is opened.
+                #[schema(minimum = 1, maximum = 1000)]
                 http2_max_streams: usize,
                 /// An outbound connection idle this long is closed (before the provider's own
                 /// keep-alive ends, so that no call goes on a connection it is closing).
+                #[schema(minimum = 100, maximum = 600000)]
                 idle_timeout_ms: u64,
             ]
             $($rest)*
@@ -58,8 +74,9 @@ pub(crate) use with_common_keys;
 
 macro_rules! common_struct {
     ([ $( $(#[$cdoc:meta])* $ckey:ident : $cty:ty ),* $(,)? ]) => {
-        /// The keys every provider has, beside its own credentials and defaults.
-        #[derive(Debug, Clone, PartialEq, Eq)]
+        /// `[providers.<name>]`: the keys every provider has, beside its own credentials and
+        /// defaults.
+        #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
         pub struct Common {
             $( $(#[$cdoc])* pub $ckey: $cty, )*
         }
@@ -90,47 +107,17 @@ impl Common {
         }
     }
 
-    /// What is wrong with these values, if anything (named by the key alone). Every number has
-    /// an upper bound too: none can overflow a clock.
+    /// What is wrong with these values beyond their bounds (which their types declare and the
+    /// configuration check enforces), if anything, named by the key alone.
     pub fn problem(&self) -> Option<String> {
-        const MAX_MS: u64 = 600_000;
-        let bounds: [(&str, u64, u64, u64); 9] = [
-            ("timeout_ms", self.timeout_ms, 1, MAX_MS),
-            ("max_attempts", u64::from(self.max_attempts), 1, 20),
-            ("retry_base_delay_ms", self.retry_base_delay_ms, 0, MAX_MS),
-            ("retry_max_delay_ms", self.retry_max_delay_ms, 0, MAX_MS),
-            ("max_connections", self.max_connections as u64, 1, 100_000),
-            (
-                "circuit_cooldown_ms",
-                self.circuit_cooldown_ms,
-                0,
-                86_400_000,
-            ),
-            ("settle_s", self.settle_s, 0, 86_400),
-            ("http2_max_streams", self.http2_max_streams as u64, 1, 1_000),
-            ("idle_timeout_ms", self.idle_timeout_ms, 100, MAX_MS),
-        ];
-        for (key, value, min, max) in bounds {
-            if !(min..=max).contains(&value) {
-                return Some(format!(
-                    "{key} must be between {min} and {max}, got {value}"
-                ));
-            }
-        }
-        if let Some(problem) = crate::net::url_problem("base_url", &self.base_url) {
-            Some(problem)
-        } else if self.max_per_minute == Some(0) {
-            Some("max_per_minute must be positive (omit it for no limit)".to_owned())
-        } else if self.circuit_failure_threshold == 0 {
-            Some("circuit_failure_threshold must be at least 1".to_owned())
-        } else {
-            None
-        }
+        crate::net::url_problem("base_url", &self.base_url)
     }
 }
 
 /// One provider's configuration section, as [`provider_settings!`] declares it.
-pub trait ProviderSettings: DeserializeOwned + Default + Debug + Send + Sync + 'static {
+pub trait ProviderSettings:
+    DeserializeOwned + serde::Serialize + utoipa::ToSchema + Default + Debug + Send + Sync + 'static
+{
     fn common(&self) -> Common;
     fn set_common(&mut self, common: Common);
     /// Reads every `<secret>_file` into its `<secret>`; keys are named under `section`
@@ -183,14 +170,17 @@ macro_rules! provider_settings_with {
         }
     ) => {
         $(#[$doc])*
-        #[derive(Debug, serde::Deserialize)]
+        #[derive(Debug, serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
         #[serde(deny_unknown_fields, default)]
         pub struct $name {
             $( $(#[$cdoc])* pub $ckey: $cty, )*
             $(
                 $(#[$sdoc])*
+                #[schema(value_type = Option<String>, format = Password, default = json!(null))]
+                #[serde(serialize_with = "crate::secret::serialize_redacted")]
                 pub $secret: Option<secrecy::SecretString>,
                 /// A file holding the secret (a mounted Kubernetes secret).
+                #[schema(value_type = Option<String>)]
                 pub $secret_file: Option<std::path::PathBuf>,
             )*
             $( $(#[$fdoc])* pub $field: $ty, )*

@@ -12,14 +12,13 @@ use url::Url;
 use utoipa::ToSchema;
 
 use crate::adapter::{
-    conflict_when, error_of, from_json, join_url, provider_settings, when_selected, Adapter,
-    Candidate, Created, Examples, Found, Listed, Page, Planned, ProviderAuth, Reply, Request,
+    from_json, join_url, provider_settings, when_selected, Adapter, Candidate, Created, Duplicate,
+    Examples, Found, Listed, Page, Planned, ProviderAuth, Request,
 };
 use crate::domain::schema::{Email, Line255};
 use crate::domain::text::{email, is_path_id, text, TextKind};
 use crate::domain::NewClient;
 use crate::field_error::FieldError;
-use crate::provider_error::ProviderError;
 use crate::secret::{generate_password, Credentials};
 
 provider_settings! {
@@ -109,12 +108,6 @@ pub struct ChatdashLookup {
     login_id: String,
 }
 
-/// ChatDash's error body.
-#[derive(Deserialize)]
-struct ChatdashError {
-    error: Option<String>,
-}
-
 #[derive(Debug)]
 pub struct Chatdash {
     /// The create (and list) endpoint, built once from the base URL.
@@ -129,8 +122,6 @@ fn same_login(a: &str, b: &str) -> bool {
 
 /// ChatDash's own default dashboard language.
 const DEFAULT_LANGUAGE: &str = "en";
-/// ChatDash's answer when a member already has the login id.
-const DUPLICATE_LOGIN: &str = "login id already in use";
 
 /// The member's login id: required.
 fn login_id(given: Option<&str>, at: &str, errors: &mut Vec<FieldError>) -> Option<String> {
@@ -196,6 +187,12 @@ impl Adapter for Chatdash {
 
     /// A login id is in use once.
     const ACCEPTS_DUPLICATES: bool = false;
+
+    /// `400 {"error": "Login ID already in use"}`.
+    const DUPLICATE: Option<Duplicate> = Some(Duplicate {
+        status: 400,
+        says: "login id already in use",
+    });
 
     const SENDS: &'static [(&'static str, &'static str)] = &[
         ("name", "`client.name`"),
@@ -347,12 +344,6 @@ impl Adapter for Chatdash {
         }
     }
 
-    fn error(&self, reply: &Reply) -> ProviderError {
-        let message = reply.json_as::<ChatdashError>().and_then(|e| e.error);
-        let err = error_of(reply).with_message(message);
-        conflict_when(err, reply.status, DUPLICATE_LOGIN)
-    }
-
     fn examples() -> Examples {
         Examples {
             options: json!({ "member": { "login_id": "nova", "name": "Nova Smith", "email": "nova.smith@nova.example", "password": null } }),
@@ -379,6 +370,7 @@ impl Adapter for Chatdash {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adapter::Reply;
     use crate::provider_error::ErrorKind;
     use reqwest::StatusCode;
 

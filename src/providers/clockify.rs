@@ -9,14 +9,13 @@ use url::Url;
 use utoipa::ToSchema;
 
 use crate::adapter::{
-    conflict_when, error_of, from_json, join_url, provider_settings, query_number, with_query,
-    Adapter, Created, Examples, Found, Listed, Page, Planned, ProviderAuth, Reply, Request,
+    from_json, join_url, provider_settings, query_number, with_query, Adapter, Created, Duplicate,
+    Examples, Found, Listed, Page, Planned, ProviderAuth, Request,
 };
 use crate::domain::schema::ObjectId;
 use crate::domain::text::is_object_id;
 use crate::domain::NewClient;
 use crate::field_error::FieldError;
-use crate::provider_error::ProviderError;
 
 provider_settings! {
     /// Clockify.
@@ -75,12 +74,6 @@ pub struct ClockifyLookup {
 /// Clients per list page (the documented default).
 const PAGE_SIZE: usize = 50;
 
-/// Clockify's error body.
-#[derive(Deserialize)]
-struct ClockifyError {
-    message: Option<String>,
-}
-
 #[derive(Debug)]
 pub struct Clockify {
     base_url: Url,
@@ -93,9 +86,6 @@ fn endpoint(base_url: &Url, workspace: &str) -> Url {
     join_url(base_url, &["v1", "workspaces", workspace, "clients"])
 }
 
-/// Clockify's answer when the workspace already has a client of that name.
-const DUPLICATE_NAME: &str = "client with that name already exists";
-
 impl Adapter for Clockify {
     type Settings = ClockifySettings;
     type Options = ClockifyOptions;
@@ -103,6 +93,12 @@ impl Adapter for Clockify {
 
     /// A name is unique in its workspace.
     const ACCEPTS_DUPLICATES: bool = false;
+
+    /// `400 {"message": "Client with that name already exists on workspace", "code": 501}`.
+    const DUPLICATE: Option<Duplicate> = Some(Duplicate {
+        status: 400,
+        says: "client with that name already exists",
+    });
 
     const CONFIGURED: &'static [&'static str] = &["workspace_id"];
 
@@ -220,12 +216,6 @@ impl Adapter for Clockify {
         }
     }
 
-    fn error(&self, reply: &Reply) -> ProviderError {
-        let message = reply.json_as::<ClockifyError>().and_then(|e| e.message);
-        let err = error_of(reply).with_message(message);
-        conflict_when(err, reply.status, DUPLICATE_NAME)
-    }
-
     fn examples() -> Examples {
         Examples {
             options: json!({ "workspace_id": "64a687e29ae1f428e7ebe303" }),
@@ -243,6 +233,7 @@ impl Adapter for Clockify {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adapter::Reply;
     use crate::provider_error::ErrorKind;
     use reqwest::StatusCode;
 

@@ -21,8 +21,8 @@ use crate::secret::SecretFileError;
 
 macro_rules! adapters {
     ($(($variant:ident, $module:ident, $display:literal)),* $(,)?) => {
-                /// `providers`: one section per provider.
-        #[derive(Debug, Default, serde::Deserialize)]
+                /// `[providers]`: one section per provider.
+        #[derive(Debug, Default, serde::Deserialize, serde::Serialize)]
         #[serde(deny_unknown_fields, default)]
         pub struct ProvidersSettings {
             $(
@@ -61,6 +61,34 @@ macro_rules! adapters {
                     ProviderId::$variant,
                     outbound::build::<$module::$variant>(ProviderId::$variant, &self.$module, context)?,
                 )),*]))
+            }
+        }
+
+        /// The `[providers]` section as the configuration reference describes it: each
+        /// provider's section inline.
+        impl utoipa::PartialSchema for ProvidersSettings {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
+                ObjectBuilder::new()
+                    .schema_type(Type::Object)
+                    .description(Some("One section per provider."))
+                    $(.property(
+                        stringify!($module),
+                        <<$module::$variant as Adapter>::Settings as utoipa::PartialSchema>::schema(),
+                    ))*
+                    .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for ProvidersSettings {
+            fn schemas(
+                schemas: &mut Vec<(
+                    String,
+                    utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+                )>,
+            ) {
+                $(<<$module::$variant as Adapter>::Settings as utoipa::ToSchema>::schemas(schemas);)*
             }
         }
 

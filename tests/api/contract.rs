@@ -1,10 +1,10 @@
-//! Contract tests: the providers' own OpenAPI documents judge the requests our adapters build.
-//! Each document (`../shared/providers/000` Lucca, `002` PlusVibe, `003` ChatDash) is cut out of
-//! its markdown fence and served by Prism, a spec-validating mock server that refuses a request
-//! breaking the document. The gateway is pointed at it and must get the documented success.
+//! Contract tests: each provider's contract (`tests/contracts/<provider>.yaml`, written from
+//! the provider's own reference) judges the requests our adapters build. Prism, a
+//! spec-validating mock server, serves the document and refuses any request that breaks it; the
+//! gateway is pointed at it and must get the documented success.
 //!
 //! Prism comes from npm (`bash .ci/install-tools` puts it in `.tools/`); `PRISM` may name
-//! another binary. `PROVIDER_DOCS` may name another folder of provider documents.
+//! another binary.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use url::Url;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::*;
 
@@ -33,32 +35,9 @@ fn prism() -> PathBuf {
     })
 }
 
-fn provider_docs() -> PathBuf {
-    let dir = std::env::var_os("PROVIDER_DOCS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/providers"));
-    assert!(
-        dir.is_dir(),
-        "the provider documents are expected in {} (or set PROVIDER_DOCS)",
-        dir.display()
-    );
-    dir
-}
-
-/// The OpenAPI document inside the first ```yaml (or ````yaml) fence of a provider file.
-fn openapi_of(file: &str) -> String {
-    let text = std::fs::read_to_string(provider_docs().join(file)).unwrap();
-    let mut lines = text.lines();
-    let fence = lines
-        .by_ref()
-        .find_map(|l| {
-            let t = l.trim_start();
-            let ticks = t.len() - t.trim_start_matches('`').len();
-            (ticks >= 3 && t[ticks..].starts_with("yaml")).then(|| "`".repeat(ticks))
-        })
-        .unwrap_or_else(|| panic!("{file} has no yaml fence"));
-    let doc: Vec<&str> = lines.take_while(|l| l.trim_end() != fence).collect();
-    doc.join("\n")
+/// A provider's contract, in the repository.
+fn contract(provider: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/contracts/{provider}.yaml"))
 }
 
 /// A Prism mock of one document, killed when dropped.
@@ -68,10 +47,9 @@ struct PrismMock {
     _dir: tempfile::TempDir,
 }
 
-async fn start_prism(file: &str) -> PrismMock {
+async fn start_prism(provider: &str) -> PrismMock {
     let dir = tempfile::tempdir().unwrap();
-    let spec = dir.path().join("openapi.yaml");
-    std::fs::write(&spec, openapi_of(file)).unwrap();
+    let spec = contract(provider);
     let port = free_port();
     let log = std::fs::File::create(dir.path().join("prism.log")).unwrap();
     let child = Spawned::start(
@@ -122,8 +100,8 @@ async fn assert_created(app: &TestApp, provider: &str, body: &Value) -> Value {
 }
 
 #[tokio::test]
-async fn lucca_requests_match_lucca_s_openapi_document() {
-    let mock = start_prism("000_e54ed4c89bd81cf7.txt").await;
+async fn lucca_requests_match_lucca_s_contract() {
+    let mock = start_prism("lucca").await;
     let path = "/timmi-project/api/v4/clients";
     let auth = [("authorization", "lucca application=k")];
     assert_refuses(&mock, path, &auth, json!({"name": "N", "code": "N"})).await;
@@ -149,8 +127,30 @@ async fn lucca_requests_match_lucca_s_openapi_document() {
 }
 
 #[tokio::test]
-async fn plusvibe_requests_match_plusvibe_s_openapi_document() {
-    let mock = start_prism("002_6657c5504a693131.txt").await;
+async fn clockify_requests_match_clockify_s_contract() {
+    let mock = start_prism("clockify").await;
+    let path = format!("/v1/workspaces/{CLOCKIFY_WORKSPACE}/clients");
+    assert_refuses(&mock, &path, &[], json!({"name": "N"})).await;
+    assert_refuses(
+        &mock,
+        &path,
+        &[("x-api-key", "k")],
+        json!({"name": "N", "currency": "EUR"}),
+    )
+    .await;
+
+    let app =
+        spawn_app_with(|s| s.providers.clockify.base_url = Url::parse(&mock.url).unwrap()).await;
+    let mut full = full_body();
+    full["targets"] = json!({"clockify": full["targets"]["clockify"].clone()});
+    let r = assert_created(&app, "clockify", &full).await;
+    assert_eq!(r["provider_client_id"], "44a687e29ae1f428e7ebe305");
+    assert_created(&app, "clockify", &one_target("clockify", json!({}))).await;
+}
+
+#[tokio::test]
+async fn plusvibe_requests_match_plusvibe_s_contract() {
+    let mock = start_prism("plusvibe").await;
     let key = [("x-api-key", "k")];
     assert_refuses(&mock, "/client", &key, json!({"workspace_id": "w"})).await;
     assert_refuses(
@@ -171,11 +171,15 @@ async fn plusvibe_requests_match_plusvibe_s_openapi_document() {
     assert_eq!(r["provider_client_id"], "70218d5e05561a3877dcb77f");
     assert_eq!(r["credentials"]["password"], "Xp9#Ld2!ak");
     assert_created(&app, "plusvibe", &one_target("plusvibe", json!({}))).await;
+    // Adopting looks the workspace up first: the list request passes the contract too (the
+    // mock's example lists no client, so it is then created).
+    full["if_exists"] = json!("adopt");
+    assert_created(&app, "plusvibe", &full).await;
 }
 
 #[tokio::test]
-async fn chatdash_requests_match_chatdash_s_openapi_document() {
-    let mock = start_prism("003_40b266e7f0f6b3c6.txt").await;
+async fn chatdash_requests_match_chatdash_s_contract() {
+    let mock = start_prism("chatdash").await;
     let auth = [("authorization", "k")];
     let member = json!({"name": "n", "loginId": "l", "password": "p"});
     assert_refuses(
@@ -197,6 +201,7 @@ async fn chatdash_requests_match_chatdash_s_openapi_document() {
         spawn_app_with(|s| s.providers.chatdash.base_url = Url::parse(&mock.url).unwrap()).await;
     let mut full = full_body();
     full["targets"] = json!({"chatdash": full["targets"]["chatdash"].clone()});
+    // The create, then the list its id is resolved from (the mock's example lists no client).
     assert_created(&app, "chatdash", &full).await;
     assert_created(
         &app,
@@ -204,4 +209,40 @@ async fn chatdash_requests_match_chatdash_s_openapi_document() {
         &json!({"client": {"name": "Nova", "contact": {"last_name": "Smith"}}, "targets": {"chatdash": {"member": {"login_id": "n"}}}}),
     )
     .await;
+}
+
+#[tokio::test]
+async fn missionx_requests_match_missionx_s_contract() {
+    let mock = start_prism("missionx").await;
+    assert_refuses(&mock, "/clients", &[], json!({"title": "N"})).await;
+    assert_refuses(
+        &mock,
+        "/clients",
+        &[("authorization", "Bearer t")],
+        json!({"title": "N", "departments": ["not-an-id"]}),
+    )
+    .await;
+
+    // The token endpoint's request is not documented: a mock stands in for it.
+    let tokens = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v2/auth/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": MISSIONX_TOKEN, "token_type": "Bearer", "expires_in": 14400
+        })))
+        .mount(&tokens)
+        .await;
+    let app = spawn_app_with(|s| {
+        s.providers.missionx.base_url = Url::parse(&mock.url).unwrap();
+        s.providers.missionx.token_url =
+            Url::parse(&format!("{}/v2/auth/token", tokens.uri())).unwrap();
+    })
+    .await;
+    let mut full = full_body();
+    full["targets"] = json!({"missionx": full["targets"]["missionx"].clone()});
+    let r = assert_created(&app, "missionx", &full).await;
+    assert_eq!(r["provider_client_id"], "6650c0ffee00000000000042");
+    // Adopting looks the client up first, by the documented list.
+    full["if_exists"] = json!("adopt");
+    assert_created(&app, "missionx", &full).await;
 }

@@ -332,6 +332,9 @@ fn validate(
             format!("select at least one of {}", ProviderId::known()),
         )),
         Some(targets) => {
+            // By name, whatever the body's order: one body, one answer.
+            let mut targets: Vec<_> = targets.iter().collect();
+            targets.sort_unstable_by_key(|(name, _)| name.as_str());
             for (name, options) in targets {
                 let planned = plan(name, options, client.as_ref(), if_exists, registry);
                 match planned {

@@ -6,10 +6,13 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod schema;
+
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 pub use crate::auth::AuthSettings;
 use crate::egress::{Egress, ProxySettings, TlsSettings};
@@ -34,7 +37,7 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     #[serde(default)]
@@ -53,30 +56,39 @@ pub struct Settings {
     pub proxy: ProxySettings,
 }
 
-#[derive(Debug, Deserialize)]
+/// `[server]`: the listeners, request limits, the deadline and the memory budget.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSettings {
     /// Address the HTTP server listens on.
     pub bind: String,
     /// Largest accepted request body; larger bodies get 413.
+    #[schema(minimum = 1024, maximum = 16777216)]
     pub body_limit_bytes: usize,
     /// Overall deadline of one fan-out, all targets included.
+    #[schema(minimum = 1, maximum = 600000)]
     pub deadline_ms: u64,
     /// HTTP worker threads; absent: one per core.
+    #[schema(minimum = 1, maximum = 1024)]
     pub workers: Option<usize>,
     /// On SIGTERM: how long in-flight requests may take to finish before the process exits.
+    #[schema(minimum = 0, maximum = 3600)]
     pub shutdown_grace_s: u64,
     /// Largest accepted request head (all header names and values); larger gets 431.
+    #[schema(minimum = 1024, maximum = 1048576)]
     pub header_limit_bytes: usize,
     /// A request body must arrive within this long once the headers are read; else 408 and the
     /// connection is closed.
+    #[schema(minimum = 1, maximum = 600000)]
     pub body_timeout_ms: u64,
     /// Connections served at once at most (all workers together); more wait to be accepted.
     /// Absent: what the memory budget holds (half of its room, at an open connection's cost).
     /// Keep it under the process's open-file limit (raised to its hard limit at start).
+    #[schema(minimum = 1, maximum = 1000000)]
     pub max_connections: Option<usize>,
     /// The memory the process may use, in MiB. Absent: the container's limit (cgroup v2
     /// `memory.max`, v1 `memory.limit_in_bytes`), else the machine's memory.
+    #[schema(minimum = 64, maximum = 1048576)]
     pub memory_budget_mb: Option<u64>,
     /// A second listener serving only `/healthz`, `/readyz` and `/metrics`, on a thread of its
     /// own: the probes and the scraper are never queued behind the callers.
@@ -100,39 +112,56 @@ impl Default for ServerSettings {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// `[idempotency]`: where the `Idempotency-Key` records live (and, with Redis, everything the
+/// replicas share: adoption guards, quotas), and for how long.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct IdempotencySettings {
-    /// Redis shared by the replicas (`redis://host:6379/0`); absent: an in-process store, right
-    /// for a single replica only.
+    /// Redis shared by the replicas (`redis://host:6379/0`, `rediss://` for TLS); absent: an
+    /// in-process store, right for a single replica only.
+    #[schema(value_type = Option<String>, format = Password, default = json!(null))]
+    #[serde(serialize_with = "crate::secret::serialize_redacted")]
     pub redis_url: Option<SecretString>,
+    /// A file holding `redis_url` (a mounted Kubernetes secret).
+    #[schema(value_type = Option<String>)]
     pub redis_url_file: Option<PathBuf>,
     /// The ACL user (Redis 6+); absent: the URL's, or the default user.
     pub redis_username: Option<String>,
     /// The password (of `redis_username`, or the default user); absent: the URL's, if any.
+    #[schema(value_type = Option<String>, format = Password, default = json!(null))]
+    #[serde(serialize_with = "crate::secret::serialize_redacted")]
     pub redis_password: Option<SecretString>,
+    /// A file holding `redis_password`.
+    #[schema(value_type = Option<String>)]
     pub redis_password_file: Option<PathBuf>,
     /// Redis Sentinel: the sentinels (`host:port`, or `redis://`/`rediss://` URLs) that name the
     /// master of `redis_master_name`. With them, `redis_url` is not set: the master is found
     /// through the sentinels, and found again after a failover.
     pub redis_sentinels: Vec<String>,
+    /// Sentinel only: the name the sentinels know the master by.
     pub redis_master_name: Option<String>,
     /// Sentinel only: the master speaks TLS (`rediss://`), with the gateway's trust (`tls.*`).
     pub redis_tls: bool,
     /// Connecting (TCP, TLS, AUTH) may take this long.
+    #[schema(minimum = 10, maximum = 60000)]
     pub redis_connect_timeout_ms: u64,
     /// Each command may take this long, connecting included: then the request is answered
     /// without Redis (a keyed request 503, an adoption failed with nothing sent).
+    #[schema(minimum = 10, maximum = 60000)]
     pub redis_command_timeout_ms: u64,
-    /// How long a key's record is kept.
+    /// How long a key's record is kept (at least a claim's lease: `server.deadline_ms` and
+    /// 30 s).
+    #[schema(minimum = 1, maximum = 2592000)]
     pub ttl_s: u64,
     /// In-process store only: keys kept at most. When it is full, the record least recently
     /// used is forgotten, but never one used within `retain_s` (its request may still run or be
     /// retried): a new key is then refused with 503 until one ages out. Absent: 20,000, or
     /// fewer when 5 % of the memory limit holds fewer.
+    #[schema(minimum = 1, maximum = 10000000)]
     pub max_keys: Option<usize>,
     /// In-process store only: a record used (claimed or finished) within this long is never
-    /// forgotten to make room.
+    /// forgotten to make room (at least a claim's lease: `server.deadline_ms` and 30 s).
+    #[schema(minimum = 1, maximum = 2592000)]
     pub retain_s: u64,
 }
 
@@ -237,15 +266,12 @@ impl Settings {
         Egress::from_settings(&self.tls, &self.proxy)
     }
 
-    /// Every number within its bounds (no setting can overflow a clock or exhaust memory), and
-    /// what depends on more than one key.
+    /// Every number within its bounds (no setting can overflow a clock or exhaust memory): the
+    /// bounds its type declares (the configuration reference shows them); and what depends on
+    /// more than one key.
     fn check(&self) -> Result<(), ConfigError> {
-        for (key, value, min, max) in self.bounds().into_iter().chain(self.idempotency.bounds()) {
-            if !(min..=max).contains(&value) {
-                return Err(ConfigError::Invalid(format!(
-                    "{key} must be between {min} and {max}, got {value}"
-                )));
-            }
+        if let Some(problem) = schema::SettingsSchema::new().out_of_bounds(&schema::as_json(self)) {
+            return Err(ConfigError::Invalid(problem));
         }
         // A running request's record must not be forgotten: it is kept at least as long as a
         // claim holds (the deadline and its margin).
@@ -270,50 +296,6 @@ impl Settings {
         }
         Ok(())
     }
-
-    /// Each number with its key and its bounds.
-    fn bounds(&self) -> [(&'static str, u64, u64, u64); 13] {
-        const DAY_S: u64 = 86_400;
-        let s = &self.server;
-        let a = &self.auth;
-        let i = &self.idempotency;
-        let n = |v: usize| v as u64;
-        [
-            (
-                "server.header_limit_bytes",
-                n(s.header_limit_bytes),
-                1024,
-                1 << 20,
-            ),
-            (
-                "server.body_limit_bytes",
-                n(s.body_limit_bytes),
-                1024,
-                16 << 20,
-            ),
-            ("server.deadline_ms", s.deadline_ms, 1, 600_000),
-            ("server.shutdown_grace_s", s.shutdown_grace_s, 0, 3_600),
-            ("server.body_timeout_ms", s.body_timeout_ms, 1, 600_000),
-            (
-                "server.max_connections",
-                n(s.max_connections.unwrap_or(1)),
-                1,
-                1_000_000,
-            ),
-            (
-                "server.memory_budget_mb",
-                s.memory_budget_mb.unwrap_or(64),
-                64,
-                1 << 20,
-            ),
-            ("server.workers", n(s.workers.unwrap_or(1)), 1, 1_024),
-            ("auth.leeway_s", a.leeway_s, 0, 3_600),
-            ("auth.cache_ttl_s", a.cache_ttl_s, 0, DAY_S),
-            ("auth.jwks_min_refresh_s", a.jwks_min_refresh_s, 0, DAY_S),
-            ("auth.jwks_max_age_s", a.jwks_max_age_s, 1, 7 * DAY_S),
-            ("idempotency.ttl_s", i.ttl_s, 1, 30 * DAY_S),
-        ]
-    }
 }
 
 impl IdempotencySettings {
@@ -329,34 +311,6 @@ impl IdempotencySettings {
             connect_timeout: std::time::Duration::from_millis(self.redis_connect_timeout_ms),
             command_timeout: std::time::Duration::from_millis(self.redis_command_timeout_ms),
         }
-    }
-
-    /// Each number of `[idempotency]` with its bounds.
-    fn bounds(&self) -> [(&'static str, u64, u64, u64); 4] {
-        const DAY_S: u64 = 86_400;
-        let i = self;
-        let n = |v: usize| v as u64;
-        [
-            (
-                "idempotency.max_keys",
-                n(i.max_keys.unwrap_or(1)),
-                1,
-                10_000_000,
-            ),
-            ("idempotency.retain_s", i.retain_s, 1, 30 * DAY_S),
-            (
-                "idempotency.redis_connect_timeout_ms",
-                i.redis_connect_timeout_ms,
-                10,
-                60_000,
-            ),
-            (
-                "idempotency.redis_command_timeout_ms",
-                i.redis_command_timeout_ms,
-                10,
-                60_000,
-            ),
-        ]
     }
 }
 
