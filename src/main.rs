@@ -241,29 +241,42 @@ async fn providers(options: SandboxOptions) -> Result<(), StartError> {
     Ok(())
 }
 
+/// Loads and checks the configuration and builds what the start builds (the same code), then
+/// inspects Redis when it can be reached: exit 0 if the gateway would start with it and Redis
+/// is one it can keep its promises on.
 fn check_config(config: Option<PathBuf>) -> Result<(), StartError> {
     let settings = Settings::load(config.as_deref())?;
-    let egress = settings.egress()?;
-    let link = clients_gateway::fleet::Link::from_settings(&settings.idempotency.redis(), &egress)?;
-    let context = clients_gateway::outbound::BuildContext {
-        egress: &egress,
-        link: link.as_ref(),
-    };
-    let registry = settings.providers.targets(&context)?;
-    auth::Authenticator::from_settings(&settings.auth, &egress)?;
-    let available: Vec<&str> = registry.available().map(|p| p.as_str()).collect();
-    let budget = clients_gateway::startup::describe_budget(&settings)?;
-    let shared = match (&settings.idempotency.redis_url, link.is_some()) {
+    let prepared = clients_gateway::startup::prepare(&settings)?;
+    let available: Vec<&str> = prepared.registry.available().map(|p| p.as_str()).collect();
+    let shared = match (&settings.idempotency.redis_url, prepared.link.is_some()) {
         (Some(_), _) => "Redis (fleet-wide records, guards and quotas)",
         (None, true) => "Redis through Sentinel (fleet-wide records, guards and quotas)",
         (None, false) => "in process (one replica)",
     };
+    let redis = match &prepared.link {
+        Some(link) => format!("; Redis: {}", inspect_redis(link)?),
+        None => String::new(),
+    };
     println!(
-        "configuration ok; providers available: {}; outbound {}; idempotency {shared}; {budget}",
+        "configuration ok; providers available: {}; outbound {}; idempotency {shared}{redis}; {}",
         available.join(", "),
-        egress.describe()
+        prepared.egress.describe(),
+        prepared.describe_budget(),
     );
     Ok(())
+}
+
+/// What the Redis configured is, when it can be reached from here; an error when it is one the
+/// gateway cannot keep its promises on (a user refused scripts, a policy that evicts keys).
+fn inspect_redis(link: &clients_gateway::fleet::Link) -> Result<String, StartError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match runtime.block_on(link.readiness()) {
+        Ok(facts) => Ok(facts.describe()),
+        Err(e) if e.misconfigured => Err(format!("Redis: {e}").into()),
+        Err(e) => Ok(format!("not checked (not reachable from here: {e})")),
+    }
 }
 
 /// The liveness probe's URL from the configuration: the ops listener if there is one, else the

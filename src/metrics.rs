@@ -19,6 +19,9 @@
 //! | `clients_gateway_memory_allocated_bytes` | gauge | – |
 //! | `clients_gateway_memory_reserved_bytes` | gauge | – |
 //! | `clients_gateway_admission_capacity` | gauge | – |
+//! | `clients_gateway_idempotency_records_total` | counter | `result` |
+//! | `clients_gateway_fleet_total` | counter | `what`, `outcome` |
+//! | `clients_gateway_redis_usable` | gauge | – |
 //!
 //! Labels come from closed sets: route patterns (or `unmatched`), standard methods (or `OTHER`),
 //! status codes, providers, result statuses and error kinds.
@@ -51,6 +54,7 @@ pub const MEMORY_RESERVED: &str = "clients_gateway_memory_reserved_bytes";
 pub const ADMISSION_CAPACITY: &str = "clients_gateway_admission_capacity";
 pub const RECORDS: &str = "clients_gateway_idempotency_records_total";
 pub const FLEET: &str = "clients_gateway_fleet_total";
+pub const REDIS_USABLE: &str = "clients_gateway_redis_usable";
 
 const BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -120,6 +124,10 @@ fn describe() {
     metrics::describe_counter!(
         FLEET,
         "What the replicas share through Redis, by what (guard, quota) and outcome: guard taken/refused (Redis unanswered: fails closed, nothing sent); quota fleet (decided in Redis) or local (Redis unanswered: this replica's own limit)"
+    );
+    metrics::describe_gauge!(
+        REDIS_USABLE,
+        "1 when the last readiness check found Redis usable (it answers, is a master, runs the gateway's scripts, never evicts its keys), else 0"
     );
     describe_load();
 }
@@ -219,6 +227,11 @@ pub fn record(result: &'static str) {
 /// Counts a fleet-wide decision (`what`, `outcome`: closed sets).
 pub fn fleet(what: &'static str, outcome: &'static str) {
     metrics::counter!(FLEET, "what" => what, "outcome" => outcome).increment(1);
+}
+
+/// Whether Redis was found usable by the last readiness check.
+pub fn redis_usable(usable: bool) {
+    metrics::gauge!(REDIS_USABLE).set(if usable { 1.0 } else { 0.0 });
 }
 
 /// Counts a request shed for `reason` (a closed set: `budget`, `memory`).

@@ -36,12 +36,61 @@ pub struct Application {
     draining: Arc<AtomicBool>,
 }
 
+/// Everything the gateway builds from its settings before it listens: what `check-config`
+/// builds too, so that a configuration it accepts is one the gateway starts with.
+pub struct Prepared {
+    pub registry: Registry,
+    pub authenticator: Authenticator,
+    pub link: Option<Arc<Link>>,
+    pub egress: crate::egress::Egress,
+    pub limit: overload::Limit,
+    pub max_keys: usize,
+    pub budget: overload::Budget,
+}
+
+/// Builds the adapters, the caller authentication, the link to Redis (not connected yet) and
+/// the memory budget.
+pub fn prepare(settings: &Settings) -> Result<Prepared, StartError> {
+    let egress = settings.egress()?;
+    let link = Link::from_settings(&settings.idempotency.redis(), &egress)?;
+    let context = BuildContext {
+        egress: &egress,
+        link: link.as_ref(),
+    };
+    let registry = settings.providers.targets(&context)?;
+    let authenticator = Authenticator::from_settings(&settings.auth, &egress)?;
+    let limit = overload::find_limit(settings.server.memory_budget_mb)?;
+    let max_keys = settings
+        .idempotency
+        .max_keys
+        .unwrap_or_else(|| default_max_keys(limit.bytes));
+    let budget = budget(settings, limit.bytes, max_keys)?;
+    Ok(Prepared {
+        registry,
+        authenticator,
+        link,
+        egress,
+        limit,
+        max_keys,
+        budget,
+    })
+}
+
 impl Application {
     pub fn build(settings: &Settings) -> Result<Self, StartError> {
         raise_open_files_limit();
         // First: what is built next (the circuit breakers) exports its state.
         let metrics = web::Data::new(crate::metrics::handle());
-        let (registry, authenticator, link) = outbound(settings)?;
+        let Prepared {
+            registry,
+            authenticator,
+            link,
+            egress,
+            limit,
+            max_keys,
+            budget,
+        } = prepare(settings)?;
+        announce(settings, &registry, &authenticator, &egress, link.as_ref());
 
         let listener = TcpListener::bind(&settings.server.bind)
             .map_err(|e| format!("cannot listen on {}: {e}", settings.server.bind))?;
@@ -50,13 +99,8 @@ impl Application {
             .server
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        let limit = overload::find_limit(settings.server.memory_budget_mb)?;
-        let max_keys = settings
-            .idempotency
-            .max_keys
-            .unwrap_or_else(|| default_max_keys(limit.bytes));
         let store = store(settings, link, max_keys);
-        let admission = admission(settings, limit, max_keys)?;
+        let admission = admission(settings, limit, budget)?;
         let draining = Arc::new(AtomicBool::new(false));
         let readiness = web::Data::new(Readiness {
             store: store.clone(),
@@ -129,25 +173,32 @@ impl Application {
     }
 }
 
-/// The providers and the caller authentication, built with the outbound trust and proxy.
-fn outbound(
+/// The start's log of what was built; Redis is inspected in the background (a Redis that is
+/// down at start makes the gateway not ready, not dead).
+fn announce(
     settings: &Settings,
-) -> Result<(Registry, Authenticator, Option<Arc<Link>>), StartError> {
-    let egress = settings.egress()?;
+    registry: &Registry,
+    authenticator: &Authenticator,
+    egress: &crate::egress::Egress,
+    link: Option<&Arc<Link>>,
+) {
     tracing::info!(egress = %egress.describe(), "outbound HTTPS");
-    let link = Link::from_settings(&settings.idempotency.redis(), &egress)?;
-    let context = BuildContext {
-        egress: &egress,
-        link: link.as_ref(),
-    };
-    let registry = settings.providers.targets(&context)?;
-    let authenticator = Authenticator::from_settings(&settings.auth, &egress)?;
     if matches!(authenticator, Authenticator::Disabled) {
         tracing::warn!("CALLER AUTHENTICATION IS DISABLED (auth.disabled = true): anyone who reaches this gateway can create clients");
     }
     let available: Vec<&str> = registry.available().map(|p| p.as_str()).collect();
     tracing::info!(providers = ?available, "adapters ready");
-    Ok((registry, authenticator, link))
+    if let (Some(link), Ok(runtime)) = (link, tokio::runtime::Handle::try_current()) {
+        let link = link.clone();
+        let sentinel = !settings.idempotency.redis_sentinels.is_empty();
+        runtime.spawn(async move {
+            match link.readiness().await {
+                Ok(facts) => tracing::info!(sentinel, redis = %facts.describe(), "Redis checked"),
+                Err(e) if e.misconfigured => tracing::error!(error = %e, "Redis cannot be used as configured: keyed requests and adoptions are refused, and the gateway is not ready, until it is fixed"),
+                Err(e) => tracing::warn!(error = %e, "Redis does not answer yet: the gateway is not ready until it does"),
+            }
+        });
+    }
 }
 
 /// What every worker's application shares.
@@ -242,9 +293,11 @@ fn default_max_keys(limit: u64) -> usize {
 fn admission(
     settings: &Settings,
     limit: overload::Limit,
-    max_keys: usize,
+    budget: overload::Budget,
 ) -> Result<Arc<Admission>, StartError> {
-    let budget = budget(settings, limit.bytes, max_keys)?;
+    if matches!(limit.source, overload::LimitSource::ConfiguredAbove { .. }) {
+        tracing::warn!(limit = %limit.source, "server.memory_budget_mb is above the memory there is");
+    }
     let mib = overload::budget::mib;
     tracing::info!(
         limit_mib = mib(limit.bytes),
@@ -287,21 +340,17 @@ fn five_target_requests(budget: &overload::Budget, call: u64) -> u64 {
     budget.capacity(budget.request_cost(2048, &[call; 5]))
 }
 
-/// The memory budget these settings give on this machine, in words (`check-config`).
-pub fn describe_budget(settings: &Settings) -> Result<String, StartError> {
-    let limit = overload::find_limit(settings.server.memory_budget_mb)?;
-    let max_keys = settings
-        .idempotency
-        .max_keys
-        .unwrap_or_else(|| default_max_keys(limit.bytes));
-    let budget = budget(settings, limit.bytes, max_keys)?;
-    Ok(format!(
-        "memory limit {} MiB ({}): about {} five-target requests in flight to HTTP/2 providers, {} to HTTP/1.1 ones",
-        overload::budget::mib(limit.bytes),
-        limit.source,
-        five_target_requests(&budget, budget.costs.call_h2),
-        five_target_requests(&budget, budget.costs.call_h1),
-    ))
+impl Prepared {
+    /// The memory budget, in words (`check-config`).
+    pub fn describe_budget(&self) -> String {
+        format!(
+            "memory limit {} MiB ({}): about {} five-target requests in flight to HTTP/2 providers, {} to HTTP/1.1 ones",
+            overload::budget::mib(self.limit.bytes),
+            self.limit.source,
+            five_target_requests(&self.budget, self.budget.costs.call_h2),
+            five_target_requests(&self.budget, self.budget.costs.call_h1),
+        )
+    }
 }
 
 /// The process at rest, at least (what the start measures is often less: the workers have not

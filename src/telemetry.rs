@@ -78,6 +78,11 @@ impl TelemetrySettings {
                 );
             }
         }
+        if let Err(e) = EnvFilter::try_new(&self.log_level) {
+            return Err(format!(
+                "telemetry.log_level is not a log filter (`info`, `warn,clients_gateway=debug`): {e}"
+            ));
+        }
         if self.service_name.trim().is_empty() || self.service_name.len() > 255 {
             return Err("telemetry.service_name must have 1 to 255 characters".into());
         }

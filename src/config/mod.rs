@@ -6,9 +6,10 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod env;
 pub mod schema;
 
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Format, Serialized, Toml};
 use figment::Figment;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -24,13 +25,10 @@ pub use crate::telemetry::{LogFormat, TelemetrySettings};
 /// The largest configuration file read.
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
-/// Prefix of the environment overrides; `__` separates the path segments.
-pub const ENV_PREFIX: &str = "CLIENTS_GATEWAY__";
+pub use env::ENV_PREFIX;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("configuration: {0}")]
-    Load(#[from] Box<figment::Error>),
     #[error("configuration: {0}")]
     Secret(#[from] SecretFileError),
     #[error("configuration: {0}")]
@@ -149,6 +147,12 @@ pub struct IdempotencySettings {
     /// without Redis (a keyed request 503, an adoption failed with nothing sent).
     #[schema(minimum = 10, maximum = 60000)]
     pub redis_command_timeout_ms: u64,
+    /// Replicas that must acknowledge a claim, a record or a guard (`WAIT`, within a third of
+    /// `redis_command_timeout_ms`) before it counts: a write no replica holds is lost when a
+    /// failover promotes one. Absent: 1 with Sentinel, and with a `redis_url` whose master has
+    /// been seen with replicas; else 0. 0: never wait.
+    #[schema(minimum = 0, maximum = 16)]
+    pub redis_wait_replicas: Option<u32>,
     /// How long a key's record is kept (at least a claim's lease: `server.deadline_ms` and
     /// 30 s).
     #[schema(minimum = 1, maximum = 2592000)]
@@ -178,6 +182,7 @@ impl Default for IdempotencySettings {
             redis_tls: false,
             redis_connect_timeout_ms: 1_000,
             redis_command_timeout_ms: 1_000,
+            redis_wait_replicas: None,
             ttl_s: 86_400,
             max_keys: None,
             retain_s: 3_600,
@@ -185,45 +190,49 @@ impl Default for IdempotencySettings {
     }
 }
 
+/// The configuration file's text: at most [`MAX_CONFIG_BYTES`], UTF-8.
+fn read_config_file(path: &Path) -> Result<String, ConfigError> {
+    let shown = path.display();
+    if !path.exists() {
+        return Err(ConfigError::Invalid(format!(
+            "config file {shown} does not exist"
+        )));
+    }
+    match crate::secret::read_bounded(path, MAX_CONFIG_BYTES) {
+        Ok(bytes) => String::from_utf8(bytes)
+            .map_err(|_| ConfigError::Invalid(format!("config file {shown} is not UTF-8 text"))),
+        Err(crate::secret::FileReadError::TooLarge(limit)) => Err(ConfigError::Invalid(format!(
+            "config file {shown} is larger than {limit} bytes"
+        ))),
+        Err(crate::secret::FileReadError::Io(e)) => {
+            Err(ConfigError::Invalid(format!("config file {shown}: {e}")))
+        }
+    }
+}
+
 impl Settings {
-    /// Loads the optional TOML file, then the environment overrides, then the `*_file` secrets.
+    /// Loads the optional TOML file, then the environment overrides (`CLIENTS_GATEWAY__…`),
+    /// then the `*_file` secrets, and checks the result: what `serve` starts with is what
+    /// `check-config` accepts.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        Self::load_from(file, Env::prefixed(ENV_PREFIX).split("__"))
+        Self::load_from(file, std::env::vars_os())
     }
 
-    /// As [`Settings::load`], with the environment given explicitly (tests use `Env::raw`-free maps).
-    pub fn load_from(file: Option<&Path>, env: Env) -> Result<Self, ConfigError> {
+    /// As [`Settings::load`], with the environment given.
+    pub fn load_from(
+        file: Option<&Path>,
+        vars: impl IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+    ) -> Result<Self, ConfigError> {
         let mut figment = Figment::new();
         if let Some(path) = file {
-            if !path.exists() {
-                return Err(ConfigError::Invalid(format!(
-                    "config file {} does not exist",
-                    path.display()
-                )));
-            }
-            let text = match crate::secret::read_bounded(path, MAX_CONFIG_BYTES) {
-                Ok(bytes) => String::from_utf8(bytes).map_err(|_| {
-                    ConfigError::Invalid(format!(
-                        "config file {} is not UTF-8 text",
-                        path.display()
-                    ))
-                })?,
-                Err(crate::secret::FileReadError::TooLarge(limit)) => {
-                    return Err(ConfigError::Invalid(format!(
-                        "config file {} is larger than {limit} bytes",
-                        path.display()
-                    )))
-                }
-                Err(crate::secret::FileReadError::Io(e)) => {
-                    return Err(ConfigError::Invalid(format!(
-                        "config file {}: {e}",
-                        path.display()
-                    )))
-                }
-            };
-            figment = figment.merge(Toml::string(&text));
+            figment = figment.merge(Toml::string(&read_config_file(path)?));
         }
-        let mut settings: Settings = figment.merge(env).extract().map_err(Box::new)?;
+        let overrides =
+            env::overrides(vars, &schema::SettingsSchema::new()).map_err(ConfigError::Invalid)?;
+        let figment = figment.merge(Serialized::defaults(overrides));
+        let mut settings: Settings = figment
+            .extract()
+            .map_err(|e| ConfigError::Invalid(env::describe(&e)))?;
         settings.resolve_secret_files()?;
         settings.check()?;
         Ok(settings)
@@ -281,6 +290,15 @@ impl Settings {
                 "idempotency.retain_s must be at least server.deadline_ms + 30 s ({lease_s} s)"
             )));
         }
+        self.server
+            .check_listeners()
+            .map_err(ConfigError::Invalid)?;
+        let lease_s_ttl = lease_s;
+        if self.idempotency.ttl_s < lease_s_ttl {
+            return Err(ConfigError::Invalid(format!(
+                "idempotency.ttl_s must be at least server.deadline_ms + 30 s ({lease_s_ttl} s): a record that expires while its request runs lets the same key run twice"
+            )));
+        }
         self.telemetry.check().map_err(ConfigError::Invalid)?;
         if let Some(url) = &self.auth.jwks_url {
             // The keys are fetched over the network, from the identity provider: a file or
@@ -298,6 +316,55 @@ impl Settings {
     }
 }
 
+impl ServerSettings {
+    /// `bind` and `ops_bind` are addresses to listen on (`host:port`), and not the same one.
+    fn check_listeners(&self) -> Result<(), String> {
+        let bind = listen_address("server.bind", &self.bind)?;
+        let Some(ops_bind) = &self.ops_bind else {
+            return Ok(());
+        };
+        let ops = listen_address("server.ops_bind", ops_bind)?;
+        let same_port = bind.1 == ops.1 && bind.1 != 0;
+        let unspecified = |host: &str| matches!(host, "0.0.0.0" | "::" | "[::]");
+        if same_port && (bind.0 == ops.0 || unspecified(&bind.0) || unspecified(&ops.0)) {
+            return Err(format!(
+                "server.ops_bind ({ops_bind}) must listen elsewhere than server.bind ({}): another port",
+                self.bind
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A listening address `host:port` (`[v6]:port` for IPv6), its host and port.
+fn listen_address(key: &str, address: &str) -> Result<(String, u16), String> {
+    let bad = || {
+        format!(
+            "{key} must be host:port (0.0.0.0:8080, 127.0.0.1:8081, [::]:8080), got `{}`",
+            address.escape_debug()
+        )
+    };
+    let (host, port) = address.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let host_ok = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        v6.parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        host.parse::<std::net::Ipv4Addr>().is_ok()
+            || (!host.is_empty()
+                && host.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                }))
+    };
+    if !host_ok {
+        return Err(bad());
+    }
+    Ok((host.to_owned(), port))
+}
+
 impl IdempotencySettings {
     /// Where Redis is, as the link to it reads it.
     pub fn redis(&self) -> RedisSettings<'_> {
@@ -310,6 +377,7 @@ impl IdempotencySettings {
             tls: self.redis_tls,
             connect_timeout: std::time::Duration::from_millis(self.redis_connect_timeout_ms),
             command_timeout: std::time::Duration::from_millis(self.redis_command_timeout_ms),
+            wait_replicas: self.redis_wait_replicas,
         }
     }
 }

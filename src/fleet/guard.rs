@@ -3,8 +3,8 @@
 //! recheck after a 5xx), requests take turns. In this process through a lock per key; across
 //! replicas, with Redis, through a lease: `SET key owner NX PX` (expiry on Redis's clock), an
 //! owner token, compare-and-delete release (as Redis's guidance for single-instance locks has
-//! it). Redis unanswered: the guard is refused and nothing is sent (it fails closed, as keyed
-//! requests do).
+//! it), taken as a durable write (acknowledged by a replica when there is one). Redis
+//! unanswered: the guard is refused and nothing is sent (it fails closed, as keyed requests do).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +14,7 @@ use tokio::sync::OwnedMutexGuard;
 use tokio::time::Instant;
 
 use super::{KeyedLocks, Link};
+use crate::fleet::{eval, evicting, REFUSE_IF_EVICTING};
 
 /// Deletes the lease only if this owner still holds it.
 const RELEASE: &str = r"
@@ -25,6 +26,18 @@ return 0
 const EXTEND: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
+";
+
+/// Takes the lease for ARGV[1] for ARGV[2] ms if nobody holds it (`SET NX PX`): `{'taken'}`
+/// when this owner holds it then, `{'busy'}` otherwise. Sent again by its owner (its first
+/// answer lost), it answers `{'taken'}` again.
+const TAKE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return {'taken'}
+end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {'taken'} end
+return {'busy'}
 ";
 
 /// Why no turn was had.
@@ -96,19 +109,21 @@ impl Turn {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        let mut command = redis::cmd("EVAL");
-        match (self.kept, self.keep_for) {
-            (false, _) => command.arg(RELEASE).arg(1).arg(&self.key).arg(&self.owner),
-            (true, Some(keep_for)) => command
-                .arg(EXTEND)
-                .arg(1)
-                .arg(&self.key)
-                .arg(&self.owner)
-                .arg(
+        let command = match (self.kept, self.keep_for) {
+            (false, _) => {
+                let mut command = eval(RELEASE, &self.key);
+                command.arg(&self.owner);
+                command
+            }
+            (true, Some(keep_for)) => {
+                let mut command = eval(EXTEND, &self.key);
+                command.arg(&self.owner).arg(
                     u64::try_from(keep_for.as_millis())
                         .unwrap_or(u64::MAX)
                         .max(1),
-                ),
+                );
+                command
+            }
             (true, None) => return,
         };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -116,9 +131,7 @@ impl Drop for Lease {
         };
         let link = self.link.clone();
         runtime.spawn(async move {
-            let done: Result<i64, _> = link
-                .run(|mut c| async move { command.query_async(&mut c).await })
-                .await;
+            let done: Result<i64, _> = link.query(&command).await;
             if let Err(e) = done {
                 tracing::warn!(error = %e, "could not release or extend a guard lease; it expires on its own");
             }
@@ -178,26 +191,23 @@ impl Guard {
         let hold_ms = u64::try_from(hold.as_millis()).unwrap_or(u64::MAX).max(1);
         let mut pause = Duration::from_millis(20);
         loop {
-            let mut command = redis::cmd("SET");
-            command
-                .arg(&lease.key)
-                .arg(&lease.owner)
-                .arg("NX")
-                .arg("PX")
-                .arg(hold_ms);
-            let set: Result<Option<String>, _> = link
-                .run(|mut c| async move { command.query_async(&mut c).await })
-                .await;
-            match set {
-                Ok(Some(_)) => {
+            let mut command = eval(&format!("{REFUSE_IF_EVICTING}{TAKE}"), &lease.key);
+            command.arg(&lease.owner).arg(hold_ms);
+            let taken: Result<Vec<String>, _> = link.durable(&command).await;
+            match taken {
+                Ok(reply) if reply.first().map(String::as_str) == Some("taken") => {
                     lease.kept = false;
                     return Ok(lease);
                 }
-                Ok(None) => {}
+                Ok(reply) if reply.first().map(String::as_str) == Some("evicting") => {
+                    let policy = reply.get(1).map_or("unknown", String::as_str);
+                    return Err(Refused::Unreachable(evicting(policy).message));
+                }
+                Ok(_) => {}
                 Err(e) => {
-                    // The SET may have landed after all: given up (by its owner token) at once.
+                    // The lease may have landed after all: given up (by its owner token) at once.
                     lease.kept = false;
-                    return Err(Refused::Unreachable(e.0));
+                    return Err(Refused::Unreachable(e.message));
                 }
             }
             let jittered = pause.mul_f64(0.5 + rand::random::<f64>() / 2.0);

@@ -2,23 +2,26 @@
 //! go-redis/redis_rate do it) in one Lua script on Redis's clock, a burst of the whole minute's
 //! allowance, then one request every `60 s / max_per_minute`.
 //!
-//! When Redis does not answer within [`DECIDE_WITHIN`], the replica's own limit decides (each
-//! replica then allows `max_per_minute` by itself): the providers' quotas are recoverable (a
-//! provider's 429 is answered `rate_limited`, retryable), while refusing every create for as
-//! long as Redis is away would stop the gateway for everyone. The adoption guard makes the
-//! opposite choice, because a duplicate client cannot be taken back.
+//! Each answer also tells where the fleet's budget stands, which the replica's own limiter
+//! ([`crate::resilience::Quota`]) takes over: when Redis does not answer within
+//! [`DECIDE_WITHIN`], the replica goes on from the fleet's last known state instead of a full
+//! allowance of its own. The providers' quotas are recoverable (a provider's 429 is answered
+//! `rate_limited`, retryable), while refusing every create for as long as Redis is away would
+//! stop the gateway for everyone. The adoption guard makes the opposite choice, because a
+//! duplicate client cannot be taken back. A Redis that refuses the script for good (a user
+//! without `+@scripting`) is a configuration error: nothing is sent.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::Script;
 use sha2::{Digest, Sha256};
 
-use super::Link;
+use super::{eval, Link};
 
-/// KEYS[1] the theoretical arrival time; ARGV: the emission interval (ms), the burst window (ms).
-/// Returns 0 when allowed, else the milliseconds until a request is allowed.
+/// KEYS[1] the theoretical arrival time (TAT); ARGV: the emission interval (ms), the burst window
+/// (ms). Returns `{wait_ms, ahead_ms}`: `wait_ms` 0 when allowed, else the milliseconds until a
+/// request is allowed; `ahead_ms` how far the TAT is ahead of now once decided.
 const GCRA: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
@@ -27,13 +30,13 @@ local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
 local new_tat = tat + interval
 local allowed_at = new_tat - tonumber(ARGV[2])
-if allowed_at > now then return math.max(1, math.ceil(allowed_at - now)) end
+if allowed_at > now then return {math.max(1, math.ceil(allowed_at - now)), math.ceil(tat - now)} end
 redis.call('SET', KEYS[1], string.format('%.3f', new_tat), 'PX', math.max(1, math.ceil(new_tat - now)))
-return 0
+return {0, math.ceil(new_tat - now)}
 ";
 
 /// The quota's window: a minute's allowance, in milliseconds.
-const WINDOW_MS: u64 = 60_000;
+pub const WINDOW_MS: u64 = 60_000;
 
 /// The most a quota decision waits for Redis before the replica's own limit decides.
 pub const DECIDE_WITHIN: Duration = Duration::from_millis(250);
@@ -46,18 +49,20 @@ pub struct FleetQuota {
     link: Arc<Link>,
     key: String,
     interval_ms: f64,
-    script: Script,
     last_warned: AtomicU64,
 }
 
 /// What the fleet decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decided {
-    Allowed,
-    /// Not before this long.
-    Wait(Duration),
+    /// Allowed; the fleet's budget is now `ahead` in debt (the TAT ahead of now).
+    Allowed { ahead: Duration },
+    /// Not before `wait`; the fleet's budget is `ahead` in debt.
+    Wait { wait: Duration, ahead: Duration },
     /// Redis did not answer: the replica decides.
     Unanswered,
+    /// Redis refuses the quota's script for good: a configuration error; nothing may be sent.
+    Misconfigured(String),
 }
 
 impl FleetQuota {
@@ -71,32 +76,38 @@ impl FleetQuota {
             link,
             key: format!("clients-gateway:quota:{:x}", hash.finalize()),
             interval_ms: WINDOW_MS as f64 / f64::from(per_minute.max(1)),
-            script: Script::new(GCRA),
             last_warned: AtomicU64::new(0),
         }
     }
 
     /// Takes one request from the fleet's allowance.
     pub async fn take(&self) -> Decided {
-        let mut invocation = self.script.key(&self.key);
-        invocation.arg(self.interval_ms).arg(WINDOW_MS);
-        let decided = tokio::time::timeout(
-            DECIDE_WITHIN,
-            self.link
-                .run(|mut c| async move { invocation.invoke_async::<u64>(&mut c).await }),
-        )
-        .await;
+        let mut command = eval(GCRA, &self.key);
+        command.arg(self.interval_ms).arg(WINDOW_MS);
+        let decided =
+            tokio::time::timeout(DECIDE_WITHIN, self.link.query::<(u64, i64)>(&command)).await;
+        // Numbers read from Redis are bounded by the window: never a longer wait or debt.
+        let bounded = |ms: u64| Duration::from_millis(ms.min(WINDOW_MS));
         match decided {
-            Ok(Ok(0)) => {
+            Ok(Ok((wait_ms, ahead_ms))) => {
                 crate::metrics::fleet("quota", "fleet");
-                Decided::Allowed
+                let ahead = bounded(u64::try_from(ahead_ms).unwrap_or(0));
+                match wait_ms {
+                    0 => Decided::Allowed { ahead },
+                    wait => Decided::Wait {
+                        wait: bounded(wait),
+                        ahead,
+                    },
+                }
             }
-            Ok(Ok(wait_ms)) => {
-                crate::metrics::fleet("quota", "fleet");
-                // At most the window: a number read from Redis never becomes a longer wait.
-                Decided::Wait(Duration::from_millis(wait_ms.min(WINDOW_MS)))
+            Ok(Err(e)) if e.misconfigured => {
+                crate::metrics::fleet("quota", "refused");
+                if self.time_to_warn() {
+                    tracing::error!(error = %e, "Redis refuses the fleet-wide quota: nothing is sent to this provider until the configuration is fixed");
+                }
+                Decided::Misconfigured(e.message)
             }
-            Ok(Err(e)) => self.unanswered(&e.0),
+            Ok(Err(e)) => self.unanswered(&e.message),
             Err(_) => self.unanswered(&format!(
                 "no answer within {} ms",
                 DECIDE_WITHIN.as_millis()
@@ -106,19 +117,23 @@ impl FleetQuota {
 
     fn unanswered(&self, why: &str) -> Decided {
         crate::metrics::fleet("quota", "local");
+        if self.time_to_warn() {
+            tracing::warn!(
+                error = why,
+                "the fleet-wide quota (Redis) is unanswered: this replica goes on from the fleet's last known state with its own max_per_minute"
+            );
+        }
+        Decided::Unanswered
+    }
+
+    /// Whether a warning may be logged now (at most one every [`WARN_EVERY_MS`]).
+    fn time_to_warn(&self) -> bool {
         let now = crate::ids::unix_ms();
         let last = self.last_warned.load(Ordering::Relaxed);
-        if now.saturating_sub(last) >= WARN_EVERY_MS
+        now.saturating_sub(last) >= WARN_EVERY_MS
             && self
                 .last_warned
                 .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
-        {
-            tracing::warn!(
-                error = why,
-                "the fleet-wide quota (Redis) is unanswered: this replica's own max_per_minute decides"
-            );
-        }
-        Decided::Unanswered
     }
 }

@@ -124,7 +124,7 @@ pub struct StoreError(pub String);
 
 impl From<crate::fleet::LinkError> for StoreError {
     fn from(e: crate::fleet::LinkError) -> Self {
-        StoreError(e.0)
+        StoreError(e.message)
     }
 }
 

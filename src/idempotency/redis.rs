@@ -2,38 +2,47 @@
 //! `started`, `record`), claimed and finished by Lua scripts so that each step is atomic; Redis
 //! expires the keys. A Redis that does not answer within its command timeout (a second by
 //! default) fails the request (503), never silently runs it unprotected. Leases are compared on
-//! Redis's clock.
+//! Redis's clock. Claims and records are durable writes ([`Link::durable`]: acknowledged by a
+//! replica when there is one), and each script gives the same answer when its owner sends it
+//! again (its first answer lost with a connection), so that the link may send it twice.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::future::BoxFuture;
-use redis::Script;
 
-use crate::fleet::Link;
+use crate::fleet::{eval, evicting, Link, REFUSE_IF_EVICTING};
 
 use super::{Claim, Lease, Record, Store, StoreError};
 
 /// KEYS[1] the record; ARGV: fingerprint, lease (ms), owner, ttl (ms). Times are Redis's own
 /// (`TIME`), never a replica's: a replica whose clock is ahead cannot take over a running key.
-/// The first element of every reply is Redis's clock (unix ms).
+/// The first element of every reply is Redis's clock (unix ms). The claim remembers how it was
+/// made (`claimed_as`, and the earlier request's start, `before`), so that its owner sending it
+/// again gets the same answer.
 const CLAIM: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local at = tostring(now)
-local h = redis.call('HMGET', KEYS[1], 'fp', 'state', 'lease', 'record', 'started')
+local h = redis.call('HMGET', KEYS[1], 'fp', 'state', 'lease', 'record', 'started', 'owner', 'claimed_as', 'before')
 if not h[1] then
-  redis.call('HSET', KEYS[1], 'fp', ARGV[1], 'state', 'running', 'lease', now + tonumber(ARGV[2]), 'owner', ARGV[3], 'started', now)
+  redis.call('HSET', KEYS[1], 'fp', ARGV[1], 'state', 'running', 'lease', now + tonumber(ARGV[2]), 'owner', ARGV[3], 'started', now, 'claimed_as', 'new', 'before', '')
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
   return {at, 'new'}
 end
 if h[1] ~= ARGV[1] then return {at, 'mismatch'} end
+if h[2] == 'running' and h[6] == ARGV[3] then
+  if h[7] == 'abandoned' then return {at, 'abandoned', h[4] or '', h[8] or ''} end
+  if h[7] == 'finished' then return {at, 'finished', h[4] or ''} end
+  return {at, 'new'}
+end
 if h[2] == 'running' and tonumber(h[3]) > now then return {at, 'in_flight'} end
-local was = h[2]
-redis.call('HSET', KEYS[1], 'state', 'running', 'lease', now + tonumber(ARGV[2]), 'owner', ARGV[3], 'started', now)
+local claimed_as = 'finished'
+if h[2] == 'running' then claimed_as = 'abandoned' end
+redis.call('HSET', KEYS[1], 'state', 'running', 'lease', now + tonumber(ARGV[2]), 'owner', ARGV[3], 'started', now, 'claimed_as', claimed_as, 'before', h[5] or '')
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
-if was == 'running' then return {at, 'abandoned', h[4] or '', h[5] or ''} end
+if claimed_as == 'abandoned' then return {at, 'abandoned', h[4] or '', h[5] or ''} end
 return {at, 'finished', h[4] or ''}
 ";
 
@@ -54,10 +63,13 @@ end
 return 1
 ";
 
+/// The claim, refused when Redis may evict keys.
+fn claim_script() -> String {
+    format!("{REFUSE_IF_EVICTING}{CLAIM}")
+}
+
 pub struct RedisStore {
     link: Arc<Link>,
-    claim: Script,
-    finish: Script,
     /// Redis's clock minus this replica's (ms), as the last claim saw it.
     offset_ms: AtomicI64,
 }
@@ -72,8 +84,6 @@ impl RedisStore {
     pub fn new(link: Arc<Link>) -> Self {
         Self {
             link,
-            claim: Script::new(CLAIM),
-            finish: Script::new(FINISH),
             offset_ms: AtomicI64::new(0),
         }
     }
@@ -98,16 +108,17 @@ impl Store for RedisStore {
     ) -> BoxFuture<'a, Result<Claim, StoreError>> {
         Box::pin(async move {
             let sent_at = now_ms();
-            let mut invocation = self.claim.key(key);
-            invocation
+            let mut command = eval(&claim_script(), key);
+            command
                 .arg(fingerprint)
                 .arg(lease.as_millis() as u64)
                 .arg(&holder.owner)
                 .arg(ttl.as_millis() as u64);
-            let mut reply: Vec<String> = self
-                .link
-                .run(|mut c| async move { invocation.invoke_async(&mut c).await })
-                .await?;
+            let mut reply: Vec<String> = self.link.durable(&command).await?;
+            if reply.first().map(String::as_str) == Some("evicting") {
+                let policy = reply.get(1).map_or("unknown", String::as_str);
+                return Err(evicting(policy).into());
+            }
             if reply.is_empty() {
                 return Err(StoreError("empty claim reply".into()));
             }
@@ -146,15 +157,12 @@ impl Store for RedisStore {
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
             let json = serde_json::to_string(record).map_err(|e| StoreError(e.to_string()))?;
-            let mut invocation = self.finish.key(key);
-            invocation
+            let mut command = eval(FINISH, key);
+            command
                 .arg(&holder.owner)
                 .arg(json)
                 .arg(ttl.as_millis() as u64);
-            let done: i64 = self
-                .link
-                .run(|mut c| async move { invocation.invoke_async(&mut c).await })
-                .await?;
+            let done: i64 = self.link.durable(&command).await?;
             Ok(done == 1)
         })
     }
@@ -165,14 +173,9 @@ impl Store for RedisStore {
         holder: &'a Lease,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            // EVAL, not EVALSHA: one round trip that runs even when its answer comes too late
-            // (a release happens when Redis is slow).
-            let mut command = redis::cmd("EVAL");
-            command.arg(RELEASE).arg(1).arg(key).arg(&holder.owner);
-            let _: i64 = self
-                .link
-                .run(|mut c| async move { command.query_async(&mut c).await })
-                .await?;
+            let mut command = eval(RELEASE, key);
+            command.arg(&holder.owner);
+            let _: i64 = self.link.query(&command).await?;
             Ok(())
         })
     }
@@ -180,7 +183,7 @@ impl Store for RedisStore {
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             self.link
-                .run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
+                .readiness()
                 .await
                 .map(|_| ())
                 .map_err(StoreError::from)

@@ -16,7 +16,7 @@ use super::{Authorizer, Target};
 use crate::adapter::{Reply, Request};
 use crate::net::{describe_transport, read_limited, unprocessed, Incomplete};
 use crate::provider_error::{ErrorKind, ProviderError};
-use crate::resilience::{Attempt, Decision};
+use crate::resilience::{Attempt, Decision, QuotaRefusal};
 
 /// Largest provider answer read; a larger one is cut (and reported as such).
 pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
@@ -218,13 +218,18 @@ async fn take_quota(target: &Target) -> Result<(), ProviderError> {
     let Some(quota) = &target.quota else {
         return Ok(());
     };
-    quota.take().await.map_err(|wait| {
-        let mut err = ProviderError::new(
-            ErrorKind::RateLimited,
-            "the gateway's outbound limit for this provider is reached (providers.<name>.max_per_minute); nothing was sent",
-        );
-        err.retry_after_s = Some(wait.as_secs().max(1));
-        err
+    quota.take().await.map_err(|refusal| match refusal {
+        QuotaRefusal::Spent(wait) => {
+            let mut err = ProviderError::new(
+                ErrorKind::RateLimited,
+                "the gateway's outbound limit for this provider is reached (providers.<name>.max_per_minute); nothing was sent",
+            );
+            err.retry_after_s = Some(wait.as_secs().max(1));
+            err
+        }
+        QuotaRefusal::Misconfigured(why) => not_acted_on(format!(
+            "the fleet-wide outbound limit cannot be taken: {why}; nothing was sent"
+        )),
     })
 }
 

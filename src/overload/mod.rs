@@ -44,6 +44,9 @@ impl Shed {
 pub enum LimitSource {
     /// `server.memory_budget_mb`.
     Configured,
+    /// `server.memory_budget_mb` (this many MiB) is above the container's (or machine's)
+    /// memory, which is the limit then (read as said).
+    ConfiguredAbove { configured_mb: u64, actual: String },
     /// The container's cgroup (how it was read).
     Cgroup(String),
     /// No limit found: the machine's memory.
@@ -54,6 +57,13 @@ impl std::fmt::Display for LimitSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             LimitSource::Configured => f.write_str("server.memory_budget_mb"),
+            LimitSource::ConfiguredAbove {
+                configured_mb,
+                actual,
+            } => write!(
+                f,
+                "server.memory_budget_mb = {configured_mb} is above the memory there is, so the limit is that: {actual}"
+            ),
             LimitSource::Cgroup(how) => f.write_str(how),
             LimitSource::Machine => {
                 f.write_str("no container limit found: the machine's memory (/proc/meminfo)")
@@ -71,37 +81,57 @@ pub struct Limit {
     pub cgroup: Option<Cgroup>,
 }
 
-/// The limit this process has: configured, else its container's, else the machine's.
+/// The limit this process has: configured, else its container's, else the machine's. A
+/// configured budget is never above the container's limit (nor the machine's memory): the
+/// process would be killed before it knew it was short. The container's working set is watched
+/// whatever the limit's source.
 pub fn find_limit(configured_mb: Option<u64>) -> Result<Limit, String> {
     let root = std::path::Path::new("/");
-    if let Some(mb) = configured_mb {
-        return Ok(Limit {
+    let (actual, source, cgroup) = match container_limit(root) {
+        Some((bytes, cgroup)) => (
+            Some(bytes),
+            LimitSource::Cgroup(cgroup.describe()),
+            Some(cgroup),
+        ),
+        None => (memory::machine_total(root), LimitSource::Machine, None),
+    };
+    match (configured_mb, actual) {
+        (Some(mb), Some(actual)) if mb.saturating_mul(1 << 20) > actual => Ok(Limit {
+            bytes: actual,
+            source: LimitSource::ConfiguredAbove {
+                configured_mb: mb,
+                actual: source.to_string(),
+            },
+            cgroup,
+        }),
+        (Some(mb), _) => Ok(Limit {
             bytes: mb << 20,
             source: LimitSource::Configured,
-            cgroup: None,
-        });
+            cgroup,
+        }),
+        (None, Some(bytes)) => Ok(Limit {
+            bytes,
+            source,
+            cgroup,
+        }),
+        (None, None) => Err(
+            "no memory limit found: neither a cgroup limit nor /proc/meminfo; set server.memory_budget_mb"
+                .into(),
+        ),
     }
-    if let Some(cgroup) = Cgroup::find(root) {
-        match cgroup.limit() {
-            Ok(Some(bytes)) => {
-                return Ok(Limit {
-                    bytes,
-                    source: LimitSource::Cgroup(cgroup.describe()),
-                    cgroup: Some(cgroup),
-                })
-            }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "the container's memory limit cannot be read"),
+}
+
+/// The container's memory limit and its cgroup, if it has one.
+fn container_limit(root: &std::path::Path) -> Option<(u64, Cgroup)> {
+    let cgroup = Cgroup::find(root)?;
+    match cgroup.limit() {
+        Ok(Some(bytes)) => Some((bytes, cgroup)),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "the container's memory limit cannot be read");
+            None
         }
     }
-    let bytes = memory::machine_total(root).ok_or(
-        "no memory limit found: neither a cgroup limit nor /proc/meminfo; set server.memory_budget_mb",
-    )?;
-    Ok(Limit {
-        bytes,
-        source: LimitSource::Machine,
-        cgroup: None,
-    })
 }
 
 /// The account of what is in flight against the [`Budget`].

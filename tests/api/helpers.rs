@@ -502,6 +502,8 @@ impl Drop for Spawned {
 pub struct RedisServer {
     _child: Spawned,
     pub url: String,
+    /// Its own directory: what it writes (a replica's full sync) is no other server's start.
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl RedisServer {
@@ -530,11 +532,15 @@ impl RedisServer {
     }
 
     async fn on(port: u16, persistence: &[&str], extra: &[&str]) -> Self {
-        // Its working directory (where a replica's full sync writes its snapshot) is not the
-        // repository's.
+        // A directory of its own (where a replica's full sync writes its snapshot, which a
+        // Redis started later in the same directory would load), unless it persists in one.
+        let own = (!persistence.contains(&"--dir")).then(|| tempfile::tempdir().unwrap());
+        let mut command = std::process::Command::new("redis-server");
+        if let Some(dir) = &own {
+            command.current_dir(dir.path()).arg("--dir").arg(dir.path());
+        }
         let child = Spawned::start(
-            std::process::Command::new("redis-server")
-                .current_dir(std::env::temp_dir())
+            command
                 .args([
                     "--port",
                     &port.to_string(),
@@ -554,8 +560,172 @@ impl RedisServer {
         );
         Self {
             _child: child,
+            _dir: own,
             url: format!("redis://127.0.0.1:{port}/0"),
         }
+    }
+}
+
+impl RedisServer {
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.url
+            .trim_start_matches("redis://127.0.0.1:")
+            .trim_end_matches("/0")
+            .parse()
+            .expect("a test Redis URL")
+    }
+
+    /// A replica of `master` (its only one), in sync when this returns.
+    pub async fn replica_of(master: &RedisServer) -> Self {
+        Self::replica_of_with(master, 1).await
+    }
+
+    /// A replica of `master`, which then has `replicas` in sync when this returns.
+    pub async fn replica_of_with(master: &RedisServer, replicas: usize) -> Self {
+        let port = master.port().to_string();
+        let replica = Self::start_with(&["--replicaof", "127.0.0.1", &port]).await;
+        for _ in 0..100 {
+            if replicas_in_sync(&master.url).await == replicas {
+                return replica;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the replica did not sync");
+    }
+
+    /// A connection to it, for a test to look inside.
+    pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .expect("the test's Redis answers")
+    }
+
+    /// Runs a command on it (`CONFIG SET ...`, `ROLE`...), its reply.
+    pub async fn run<T: redis::FromRedisValue>(&self, args: &[&str]) -> T {
+        let mut command = redis::cmd(args[0]);
+        for arg in &args[1..] {
+            command.arg(*arg);
+        }
+        command
+            .query_async(&mut self.connection().await)
+            .await
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+}
+
+/// The replicas in sync (`state=online`) in `INFO replication` of the Redis at `url`.
+pub async fn replicas_in_sync(url: &str) -> usize {
+    let Ok(client) = redis::Client::open(url) else {
+        return 0;
+    };
+    let Ok(mut c) = client.get_multiplexed_async_connection().await else {
+        return 0;
+    };
+    let info: String = redis::cmd("INFO")
+        .arg("replication")
+        .query_async(&mut c)
+        .await
+        .unwrap_or_default();
+    info.matches("state=online").count()
+}
+
+/// A sentinel watching the master on `master_port` (quorum 1, down after 500 ms); its port.
+pub async fn sentinel(dir: &std::path::Path, master_port: &str) -> (Spawned, u16) {
+    let port = free_port();
+    let conf = dir.join("sentinel.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "port {port}\nbind 127.0.0.1\nsentinel monitor gateway 127.0.0.1 {master_port} 1\n\
+             sentinel down-after-milliseconds gateway 500\nsentinel failover-timeout gateway 5000\n"
+        ),
+    )
+    .unwrap();
+    let child = Spawned::start(
+        std::process::Command::new("redis-sentinel")
+            .current_dir(dir)
+            .arg(&conf)
+            .stdout(std::process::Stdio::null()),
+    )
+    .expect("redis-sentinel is needed: run `bash .ci/install-tools`");
+    assert!(listens_within(port, Duration::from_secs(10)).await);
+    (child, port)
+}
+
+/// A TCP proxy in front of a server, as a load balancer or a managed service's endpoint is:
+/// new connections go where `target` says now (connections made earlier stay where they
+/// went), and answers may be held back `delay_ms` each.
+pub struct TcpProxy {
+    pub port: u16,
+    target: Arc<Mutex<u16>>,
+    delay_ms: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl TcpProxy {
+    pub async fn to(target: u16) -> Self {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let target = Arc::new(Mutex::new(target));
+        let delay_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (to, delay) = (target.clone(), delay_ms.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let upstream = *to.lock().unwrap();
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                else {
+                    continue;
+                };
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+                });
+                let delay = delay.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    loop {
+                        let n = match server_read.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        let ms = delay.load(Ordering::SeqCst);
+                        if ms > 0 {
+                            tokio::time::sleep(Duration::from_millis(ms)).await;
+                        }
+                        if client_write.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Self {
+            port,
+            target,
+            delay_ms,
+        }
+    }
+
+    /// New connections go to `port` from now on.
+    pub fn point_to(&self, port: u16) {
+        *self.target.lock().unwrap() = port;
+    }
+
+    /// Each answer is held back this long from now on.
+    pub fn delay(&self, delay: Duration) {
+        self.delay_ms.store(
+            u64::try_from(delay.as_millis()).unwrap(),
+            std::sync::atomic::Ordering::SeqCst,
+        );
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
     }
 }
 

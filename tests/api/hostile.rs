@@ -401,58 +401,14 @@ async fn after_a_5xx_a_create_is_sent_again_only_when_a_lookup_does_not_find_it(
     }
 }
 
-/// A TCP proxy to `upstream` whose answers are held back by `delay` while `slow` is set.
-async fn slow_proxy(upstream: String, slow: std::sync::Arc<std::sync::atomic::AtomicBool>) -> u16 {
-    use std::sync::atomic::Ordering;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
-                continue;
-            };
-            let (mut client_read, mut client_write) = client.into_split();
-            let (mut server_read, mut server_write) = server.into_split();
-            tokio::spawn(async move {
-                let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
-            });
-            let slow = slow.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 16 * 1024];
-                loop {
-                    let n = match server_read.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => n,
-                    };
-                    if slow.load(Ordering::SeqCst) {
-                        tokio::time::sleep(Duration::from_millis(1500)).await;
-                    }
-                    if client_write.write_all(&buf[..n]).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    port
-}
-
 /// 10. A Redis slower than the claim's timeout: 503, nothing sent — and the claim that landed
 /// anyway is given up, so the retry runs at once (not 409, not unknown).
 #[tokio::test]
 async fn a_claim_that_timed_out_does_not_strand_its_key() {
-    use std::sync::atomic::{AtomicBool, Ordering};
     let redis = RedisServer::start().await;
-    let slow = std::sync::Arc::new(AtomicBool::new(false));
-    let upstream = redis
-        .url
-        .trim_start_matches("redis://")
-        .trim_end_matches("/0")
-        .to_owned();
-    let proxy = slow_proxy(upstream, slow.clone()).await;
+    let proxy = TcpProxy::to(redis.port()).await;
     let app = spawn_app_with(|s| {
-        s.idempotency.redis_url = Some(format!("redis://127.0.0.1:{proxy}/0").into());
+        s.idempotency.redis_url = Some(proxy.url().into());
     })
     .await;
     Mock::given(method("POST"))
@@ -471,7 +427,7 @@ async fn a_claim_that_timed_out_does_not_strand_its_key() {
     let warm = post_keyed(&app.http, &app.address, &app.token, Some("k-warm"), &body).await;
     assert_eq!(warm.0, 207);
 
-    slow.store(true, Ordering::SeqCst);
+    proxy.delay(Duration::from_millis(1500));
     let (status, problem) =
         post_keyed(&app.http, &app.address, &app.token, Some("k-slow"), &body).await;
     assert_eq!(status, 503, "{problem}");
@@ -479,7 +435,7 @@ async fn a_claim_that_timed_out_does_not_strand_its_key() {
         problem["type"],
         "urn:clients-gateway:problem:store-unavailable"
     );
-    slow.store(false, Ordering::SeqCst);
+    proxy.delay(Duration::ZERO);
     // Redis answers promptly again (the answers held back have drained).
     let started = Instant::now();
     while !ready().await {

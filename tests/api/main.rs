@@ -17,6 +17,7 @@ mod openapi;
 mod overload;
 mod problems;
 mod processes;
+mod redis;
 mod resilience;
 mod robustness;
 mod sandbox;
