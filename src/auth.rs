@@ -111,7 +111,8 @@ pub struct JwtVerifier {
     keys: Keys,
     /// Tokens already verified, so that a caller reusing its token is not checked again each time.
     cache: TokenCache,
-    /// Claims, leeway, issuer and audience, one per algorithm the keys allow (built at start).
+    /// Claims, leeway, issuer and audience, one per algorithm the keys allow (built at start):
+    /// checked once the signature is ([`JwtVerifier::verify`]).
     validations: Vec<(Algorithm, Validation)>,
     required_scope: String,
     scope_claim: Option<String>,
@@ -216,9 +217,18 @@ impl Authenticator {
             Keys::Static { alg, .. } => vec![*alg],
             Keys::Jwks(_) => vec![Algorithm::RS256, Algorithm::ES256],
         };
+        // The signature is checked first, over the token as sent (the header read here, with
+        // whatever parameters it has); then the claims, by the crate's validation.
         let validations = algorithms
             .into_iter()
-            .map(|alg| (alg, validation(alg, settings)))
+            .map(|alg| {
+                let mut claims_only = validation(alg, settings);
+                // Never without the signature check of `JwtVerifier::verify`, which comes first
+                // (over the token as sent: `jsonwebtoken::crypto::verify`).
+                #[allow(deprecated)]
+                claims_only.insecure_disable_signature_validation();
+                (alg, claims_only)
+            })
             .collect();
         Ok(Authenticator::Jwt(Box::new(JwtVerifier {
             keys,
@@ -278,10 +288,23 @@ impl JwtVerifier {
     }
 
     /// The full check: header, key, signature, claims, scope. The subject and `exp` when valid.
+    ///
+    /// The JOSE header is read here as RFC 7515 has it: a parameter the gateway does not know is
+    /// ignored whatever its value (the crate refuses a non-string one), and a `crit` header —
+    /// extensions the recipient must understand — is refused, since the gateway understands
+    /// none. The signature is verified over the token as sent; the claims are then validated by
+    /// the crate on the same payload.
     async fn verify(&self, token: &str) -> Result<(String, u64), Refusal> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| {
-            Refusal::Invalid("the token is malformed or its algorithm is not allowed")
-        })?;
+        let malformed = Refusal::Invalid("the token is malformed or its algorithm is not allowed");
+        let jws = Jws::split(token).ok_or(malformed)?;
+        let header = jws.header().ok_or(Refusal::Invalid(
+            "the token is malformed or its algorithm is not allowed",
+        ))?;
+        if header.crit.is_some() {
+            return Err(Refusal::Invalid(
+                "the token names critical header extensions (crit), which the gateway does not support",
+            ));
+        }
         let jwks_key;
         let (key, alg) = match &self.keys {
             Keys::Static { key, alg } => (key, *alg),
@@ -299,8 +322,14 @@ impl JwtVerifier {
             .find(|(a, _)| *a == alg)
             .map(|(_, v)| v)
             .ok_or(Refusal::Invalid("algorithm not allowed for this key"))?;
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, key, validation)
+        let signed = jsonwebtoken::crypto::verify(jws.signature, jws.signed.as_bytes(), key, alg)
             .map_err(|e| Refusal::Invalid(describe_jwt_error(&e)))?;
+        if !signed {
+            return Err(Refusal::Invalid("bad signature"));
+        }
+        let data =
+            jsonwebtoken::decode::<Map<String, Value>>(jws.claims_token(alg), key, validation)
+                .map_err(|e| Refusal::Invalid(describe_jwt_error(&e)))?;
         let claims = data.claims;
         let subject = claims
             .get("sub")
@@ -314,6 +343,61 @@ impl JwtVerifier {
         }
         let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
         Ok((subject.to_owned(), exp))
+    }
+}
+
+/// A compact JWS, split: `header.payload.signature`.
+struct Jws<'a> {
+    header: &'a str,
+    payload: &'a str,
+    signature: &'a str,
+    /// `header.payload`, what the signature covers.
+    signed: &'a str,
+}
+
+/// The JOSE header parameters the gateway reads; any other is ignored, whatever its value.
+#[derive(serde::Deserialize)]
+struct JoseHeader {
+    alg: Algorithm,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
+    crit: Option<Value>,
+}
+
+/// Largest token read (a header and claims far larger than any identity provider issues).
+const MAX_TOKEN_BYTES: usize = 16 * 1024;
+
+impl<'a> Jws<'a> {
+    fn split(token: &'a str) -> Option<Self> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return None;
+        }
+        let (signed, signature) = token.rsplit_once('.')?;
+        let (header, payload) = signed.split_once('.')?;
+        Some(Self {
+            header,
+            payload,
+            signature,
+            signed,
+        })
+    }
+
+    fn header(&self) -> Option<JoseHeader> {
+        use base64::Engine;
+        let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(self.header)
+            .ok()?;
+        serde_json::from_slice(&json).ok()
+    }
+
+    /// The claims as a token the crate validates (signature already verified): a header of
+    /// `alg` alone, the payload as sent.
+    fn claims_token(&self, alg: Algorithm) -> String {
+        use base64::Engine;
+        let header = serde_json::json!({ "alg": alg });
+        let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(header.to_string());
+        format!("{header}.{}.{}", self.payload, self.signature)
     }
 }
 
@@ -433,12 +517,19 @@ impl FromRequest for Caller {
             .app_data::<web::Data<Authenticator>>()
             .expect("the Authenticator is registered at start")
             .clone();
-        let header = req
-            .headers()
-            .get(AUTHORIZATION)
-            .map(|v| v.to_str().unwrap_or("").to_owned());
+        let mut lines = req.headers().get_all(AUTHORIZATION);
+        let header = lines.next().map(|v| v.to_str().unwrap_or("").to_owned());
+        // Two credentials: which one counts would depend on who reads them (a proxy in front
+        // may check the other). Refused, whatever they hold.
+        let twice = lines.next().is_some();
         let request_id = RequestId::of(req);
         Box::pin(async move {
+            if twice {
+                return Err(ApiError::InvalidAuthorization {
+                    detail: "the request has more than one Authorization header: send one".into(),
+                }
+                .with_request(&request_id));
+            }
             authenticator
                 .verify(header.as_deref())
                 .await

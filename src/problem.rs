@@ -27,6 +27,9 @@ pub enum ApiError {
     },
     #[error("{detail}")]
     Forbidden { detail: String, challenge: String },
+    /// The request's credentials cannot be read as one (RFC 6750 `invalid_request`): 400.
+    #[error("{detail}")]
+    InvalidAuthorization { detail: String },
     #[error("the request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("the request body did not arrive within {ms} ms; nothing was sent")]
@@ -68,6 +71,9 @@ impl ApiError {
             ApiError::BadRequest(_) => ("bad-request", "Bad request"),
             ApiError::Unauthorized { .. } => ("unauthorized", "Unauthorized"),
             ApiError::Forbidden { .. } => ("forbidden", "Insufficient scope"),
+            ApiError::InvalidAuthorization { .. } => {
+                ("invalid-authorization", "Invalid authorization")
+            }
             ApiError::PayloadTooLarge { .. } => ("payload-too-large", "Request body too large"),
             ApiError::BodyTimeout { .. } => ("request-timeout", "Request body too slow"),
             ApiError::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
@@ -88,7 +94,9 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::MalformedJson(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::MalformedJson(_)
+            | ApiError::BadRequest(_)
+            | ApiError::InvalidAuthorization { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -171,6 +179,12 @@ impl ResponseError for Problem {
         let mut response = HttpResponse::build(self.status_code());
         response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)));
         match &self.error {
+            ApiError::InvalidAuthorization { .. } => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer error="invalid_request""#),
+                ));
+            }
             ApiError::Unauthorized { challenge, .. } | ApiError::Forbidden { challenge, .. } => {
                 if let Ok(value) = HeaderValue::from_str(challenge) {
                     response.insert_header((header::WWW_AUTHENTICATE, value));

@@ -75,6 +75,12 @@ pub struct TargetResult {
     /// or in a replay with the same `Idempotency-Key`).
     #[serde(default)]
     pub reconciled: bool,
+    /// For a client a lookup found (`existing`, `reconciled`): how many clients the tool holds
+    /// with its natural key. More than one: the tool holds duplicates, and the oldest is the one
+    /// answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub matches: Option<u32>,
     /// The provider's success body, parsed (secrets redacted); for `existing` or `reconciled`,
     /// the record the lookup found.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -128,6 +134,7 @@ impl TargetResult {
             error: None,
             request: None,
             lookup: None,
+            matches: None,
         }
     }
 
@@ -139,21 +146,23 @@ impl TargetResult {
         }
     }
 
-    /// A client found at the provider by a lookup (its id and the record listed), as `status`.
-    pub fn found(status: TargetStatus, id: String, record: Value) -> Self {
+    /// A client found at the provider by a lookup (its id, the record listed, how many had its
+    /// key), as `status`.
+    pub fn found(status: TargetStatus, id: String, record: Value, matches: u32) -> Self {
         Self {
             provider_client_id: Some(id),
             response: Some(record),
+            matches: Some(matches),
             ..Self::new(status)
         }
     }
 
     /// An unanswered (or 5xx-answered) create whose client a lookup found: `created`,
     /// `reconciled`.
-    pub fn reconciled(id: String, record: Value) -> Self {
+    pub fn reconciled(id: String, record: Value, matches: u32) -> Self {
         Self {
             reconciled: true,
-            ..Self::found(TargetStatus::Created, id, record)
+            ..Self::found(TargetStatus::Created, id, record, matches)
         }
     }
 
@@ -184,7 +193,8 @@ impl TargetResult {
     /// created — neither a success nor a refusal (4xx): a 5xx, a 3xx, an unasked 1xx — if it is
     /// one.
     pub fn answered_unsure(&self) -> Option<u16> {
-        if self.status != TargetStatus::Failed {
+        // A create never sent was never answered, whatever answered instead (a token endpoint).
+        if self.status != TargetStatus::Failed || self.attempts == 0 {
             return None;
         }
         self.provider_status

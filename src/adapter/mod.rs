@@ -34,7 +34,7 @@ pub use reply::{error_of, read_error, Duplicate, Reply};
 pub(crate) use settings::{provider_settings, provider_settings_with, with_common_keys};
 pub use settings::{Common, ProviderSettings};
 pub use url::{join_url, query_number, with_query};
-pub use wire::{from_json, integer_id, positive, when_selected};
+pub use wire::{from_json, integer_id, object_id_ms, positive, rfc3339_ms, when_selected};
 
 use crate::domain::pointer::parse_options;
 use crate::domain::{IfExists, NewClient};
@@ -186,12 +186,19 @@ pub struct Page<'a> {
     pub url: &'a Url,
     pub headers: &'a HeaderMap,
     pub body: &'a Value,
+    /// How long ago the create looked for was sent, on the gateway's clock (`None`: not a
+    /// create's lookup, an adoption). A provider whose list is ordered by time may stop where
+    /// its own clock (its `Date`) says the rest is older: a duration, never the gateway's clock
+    /// against the provider's.
+    pub sent_ago: Option<std::time::Duration>,
 }
 
 /// What one page of a list told.
 #[derive(Debug, Default)]
 pub struct Listed {
-    pub found: Option<Found>,
+    /// The clients on this page with the natural key (a provider that takes duplicates may
+    /// list several: the oldest is the one adopted).
+    pub found: Vec<Found>,
     /// Records that may be the client, each with the request that reads its details.
     pub candidates: Vec<Candidate>,
     /// The request for the next page.
@@ -211,6 +218,31 @@ pub struct Found {
     pub id: String,
     /// The record the provider listed.
     pub record: Value,
+    /// When the provider created it (unix ms), if its record says (or its id does).
+    pub created_ms: Option<u64>,
+    /// How many clients the lookup found with the natural key (set by the lookup: more than
+    /// one means the provider holds duplicates; this is the oldest).
+    pub matches: u32,
+}
+
+impl Found {
+    /// The client with provider id `id`, listed as `record`.
+    pub fn new(id: String, record: Value) -> Self {
+        Self {
+            created_ms: wire::object_id_ms(&id),
+            id,
+            record,
+            matches: 1,
+        }
+    }
+
+    /// When the provider created it, from an RFC 3339 time of its record (when it has one).
+    pub fn created_at(mut self, rfc3339: Option<&str>) -> Self {
+        if let Some(ms) = rfc3339.and_then(wire::rfc3339_ms) {
+            self.created_ms = Some(ms);
+        }
+        self
+    }
 }
 
 /// The object-safe face of an [`Adapter`], as the registry holds it: options arrive as JSON and

@@ -45,3 +45,35 @@ pub fn when_selected(name: &str, then: Value) -> Value {
         "then": then
     })
 }
+
+/// When an ObjectId (24 hexadecimal characters, as MongoDB-backed providers assign them) was
+/// made, in unix milliseconds: its first four bytes are the seconds.
+pub fn object_id_ms(id: &str) -> Option<u64> {
+    if id.len() != 24 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u64::from_str_radix(&id[..8], 16).ok().map(|s| s * 1000)
+}
+
+/// An RFC 3339 time (`2026-12-06T10:00:00.000Z`) in unix milliseconds.
+pub fn rfc3339_ms(time: &str) -> Option<u64> {
+    let at = humantime::parse_rfc3339_weak(time.trim()).ok()?;
+    let since = at.duration_since(std::time::UNIX_EPOCH).ok()?;
+    u64::try_from(since.as_millis()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creation_times_from_object_ids_and_dates() {
+        assert_eq!(
+            object_id_ms("6650c0ffee00000000000042"),
+            Some(0x6650c0ff * 1000)
+        );
+        assert_eq!(object_id_ms("not-an-object-id"), None);
+        assert_eq!(rfc3339_ms("1970-01-01T00:00:01.500Z"), Some(1500));
+        assert_eq!(rfc3339_ms("yesterday"), None);
+    }
+}

@@ -127,7 +127,8 @@ fn parse_language(language: Option<&str>, errors: &mut Vec<FieldError>) -> Optio
 }
 
 /// The code of a client that gives none: the upper-case slug of its name (`NOVA-CONSULTING-LTD`),
-/// or, for a name without a letter or a digit, `CLIENT-` and 8 hexadecimal characters of the
+/// at most 255 characters like a code given (upper case may lengthen a name: `ß` is `SS`), or,
+/// for a name without a letter or a digit, `CLIENT-` and 8 hexadecimal characters of the
 /// name's SHA-256 (the same name, the same code).
 pub fn derived_code(name: &str) -> Option<String> {
     if name.is_empty() {
@@ -135,7 +136,9 @@ pub fn derived_code(name: &str) -> Option<String> {
     }
     let slug = slug_upper(name);
     if !slug.is_empty() {
-        return Some(slug);
+        let max = TextKind::LINE_255.max_chars;
+        let bounded: String = slug.chars().take(max).collect();
+        return Some(bounded.trim_end_matches('-').to_owned());
     }
     let digest = sha2::Sha256::digest(name.as_bytes());
     let hex: String = digest[..4].iter().map(|b| format!("{b:02X}")).collect();
@@ -225,6 +228,20 @@ mod tests {
         assert_eq!(derived_code("!!!"), Some(code));
         assert_ne!(derived_code("???"), derived_code("!!!"));
         assert_eq!(derived_code(""), None);
+    }
+
+    #[test]
+    fn a_derived_code_is_bounded_like_a_given_one() {
+        for name in ["ß".repeat(255), "\u{FB03}".repeat(255)] {
+            let code = derived_code(&name).unwrap();
+            assert_eq!(code.chars().count(), 255, "{}", &code[..10]);
+        }
+        let dashed = format!("{} b", "a".repeat(254));
+        let code = derived_code(&dashed).unwrap();
+        assert!(
+            !code.ends_with('-') && code.chars().count() <= 255,
+            "{code}"
+        );
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Small text checks shared by the canonical client and the adapters' options.
 
+use unicode_normalization::UnicodeNormalization;
+
 use crate::field_error::FieldError;
 
 /// Bidirectional-text controls: they reorder what is displayed (a name could read as another);
@@ -73,7 +75,10 @@ impl TextKind {
     }
 }
 
-/// Checks an optional text field of the given `kind` and returns it trimmed. The length (in
+/// Checks an optional text field of the given `kind` and returns it in one spelling: trimmed of
+/// spaces and invisible characters at its edges (a byte-order mark, a zero-width space), in
+/// Unicode normal form C (`Café` sent decomposed is `Café` composed), so that whatever is derived
+/// from it and every comparison with what a provider holds see one spelling. The length (in
 /// characters) and the characters are checked on the value as sent, as the OpenAPI document
 /// states them ([`super::schema`]).
 pub fn text(
@@ -109,7 +114,7 @@ pub fn text(
         ));
         return None;
     }
-    let trimmed = value.trim();
+    let trimmed = value.trim_matches(|c: char| c.is_whitespace() || within(c, INVISIBLE));
     if !trimmed.chars().any(is_visible) {
         errors.push(FieldError::new(
             pointer,
@@ -117,7 +122,18 @@ pub fn text(
         ));
         return None;
     }
-    Some(trimmed.to_owned())
+    Some(normalized(trimmed))
+}
+
+/// `text` in Unicode normal form C.
+pub fn normalized(text: &str) -> String {
+    text.nfc().collect()
+}
+
+/// Whether two texts are the same once both are in normal form C (a provider may hold a name
+/// spelt decomposed).
+pub fn same_text(a: &str, b: &str) -> bool {
+    a.nfc().eq(b.nfc())
 }
 
 /// An identifier such as a workspace id: 1–64 characters as sent, no control characters nor
@@ -196,11 +212,12 @@ pub fn email(value: Option<&str>, pointer: &str, errors: &mut Vec<FieldError>) -
     Some(format!("{local}@{}", domain.to_ascii_lowercase()))
 }
 
-/// The upper-case slug of a name: letters and digits kept, runs of anything else become one `-`.
+/// The upper-case slug of a name: letters and digits kept, runs of anything else become one `-`,
+/// in normal form C.
 pub fn slug_upper(name: &str) -> String {
     let mut slug = String::with_capacity(name.len());
     let mut dash = false;
-    for c in name.chars() {
+    for c in name.nfc() {
         if c.is_alphanumeric() {
             if dash && !slug.is_empty() {
                 slug.push('-');
@@ -211,7 +228,7 @@ pub fn slug_upper(name: &str) -> String {
             dash = true;
         }
     }
-    slug
+    normalized(&slug)
 }
 
 #[cfg(test)]
@@ -224,6 +241,42 @@ mod tests {
         assert_eq!(slug_upper("  A&B -- co. "), "A-B-CO");
         assert_eq!(slug_upper("Café Zürich"), "CAFÉ-ZÜRICH");
         assert_eq!(slug_upper("!!!"), "");
+        assert_eq!(
+            slug_upper("Cafe\u{301} Cre\u{300}me Ltd"),
+            "CAFÉ-CRÈME-LTD",
+            "a decomposed name, one slug"
+        );
+    }
+
+    #[test]
+    fn one_spelling_whatever_was_sent() {
+        let mut errors = Vec::new();
+        let nfd = "Cafe\u{301} Cre\u{300}me Ltd";
+        let nfc = "Café Crème Ltd";
+        assert_ne!(nfd, nfc);
+        assert_eq!(
+            text(Some(nfd), "/n", TextKind::LINE_255, &mut errors).as_deref(),
+            Some(nfc)
+        );
+        assert_eq!(
+            text(
+                Some("\u{FEFF}Nova\u{200B}"),
+                "/n",
+                TextKind::LINE_255,
+                &mut errors
+            )
+            .as_deref(),
+            Some("Nova"),
+            "invisible characters at the edges go"
+        );
+        assert_eq!(
+            text(Some("a\u{200D}b"), "/n", TextKind::LINE_255, &mut errors).as_deref(),
+            Some("a\u{200D}b"),
+            "inside, they stay"
+        );
+        assert!(errors.is_empty());
+        assert!(same_text(nfd, nfc));
+        assert!(!same_text("Nova", "nova"));
     }
 
     #[test]

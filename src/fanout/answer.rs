@@ -51,7 +51,14 @@ pub fn create_result(
     credentials: &Option<Credentials>,
 ) -> TargetResult {
     match exchanged {
-        Exchanged::NotSent(err) => TargetResult::failed(TargetStatus::Failed, err),
+        // Nothing reached the provider: whatever answered (a token endpoint) is not its answer.
+        Exchanged::NotSent(err) => TargetResult::failed(
+            TargetStatus::Failed,
+            ProviderError {
+                provider_status: None,
+                ..err
+            },
+        ),
         Exchanged::Lost(cause) => TargetResult::failed(
             TargetStatus::Unknown,
             ProviderError::new(

@@ -642,11 +642,11 @@ fn on_conflict(
 }
 
 fn found_as(found: Found, status: TargetStatus) -> TargetResult {
-    TargetResult::found(status, found.id, found.record)
+    TargetResult::found(status, found.id, found.record, found.matches)
 }
 
 fn reconciled(found: Found) -> TargetResult {
-    TargetResult::reconciled(found.id, found.record)
+    TargetResult::reconciled(found.id, found.record, found.matches)
 }
 
 /// Nothing sent (`what`, because `why`): failed, retryable.

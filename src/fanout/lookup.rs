@@ -106,18 +106,26 @@ async fn pages(
     until: Instant,
 ) -> LookupOutcome {
     let adapter = target.adapter.as_ref();
+    let sent_ago = since.map(|s| SystemTime::now().duration_since(s).unwrap_or_default());
+    // A provider that refuses duplicates has one client with the key: the first found is it.
+    // One that takes them may list several: every page is read, and the oldest adopted.
+    let every_match = adapter.accepts_duplicates();
+    let mut matched: Vec<Found> = Vec::new();
     let mut request = adapter.list(key, since);
     for _ in 0..MAX_PAGES {
         let (outbound, answer) = match fetch(target, &request, until).await {
             Ok(fetched) => fetched,
             Err(e) => return LookupOutcome::Failed(e),
         };
-        let listed = match read_page(&outbound, &answer, |page| adapter.read_list(key, page)) {
+        let listed = match read_page(&outbound, &answer, sent_ago, |page| {
+            adapter.read_list(key, page)
+        }) {
             Ok(listed) => listed,
             Err(e) => return LookupOutcome::Failed(e),
         };
-        if let Some(found) = listed.found {
-            return found_or_not(found);
+        matched.extend(listed.found);
+        if !matched.is_empty() && !every_match {
+            return oldest(matched);
         }
         if listed.candidates.len() > MAX_CANDIDATES {
             return LookupOutcome::Failed(ProviderError::new(
@@ -126,28 +134,51 @@ async fn pages(
             ));
         }
         for candidate in &listed.candidates {
-            let (outbound, answer) = match fetch(target, &candidate.request, until).await {
-                Ok(fetched) => fetched,
-                Err(e) => return LookupOutcome::Failed(e),
-            };
-            let found = read_page(&outbound, &answer, |page| {
-                adapter.read_candidate(key, &candidate.record, page)
-            });
-            match found {
-                Ok(Some(found)) => return found_or_not(found),
+            match Box::pin(read_candidate(target, key, candidate, until)).await {
+                Ok(Some(found)) if !every_match => return oldest(vec![found]),
+                Ok(Some(found)) => matched.push(found),
                 Ok(None) => {}
                 Err(e) => return LookupOutcome::Failed(e),
             }
         }
         match listed.next {
             Some(next) => request = next,
-            None => return LookupOutcome::NotFound,
+            None if matched.is_empty() => return LookupOutcome::NotFound,
+            None => return oldest(matched),
         }
     }
-    LookupOutcome::Failed(ProviderError::new(
-        ErrorKind::InvalidResponse,
-        format!("the list has more than {MAX_PAGES} pages; not all were read"),
-    ))
+    if matched.is_empty() {
+        return LookupOutcome::Failed(ProviderError::new(
+            ErrorKind::InvalidResponse,
+            format!("the list has more than {MAX_PAGES} pages; not all were read"),
+        ));
+    }
+    oldest(matched)
+}
+
+/// One candidate's details: the client, if it is this one.
+async fn read_candidate(
+    target: &Target,
+    key: &LookupKey,
+    candidate: &crate::adapter::Candidate,
+    until: Instant,
+) -> Result<Option<Found>, ProviderError> {
+    let (outbound, answer) = fetch(target, &candidate.request, until).await?;
+    read_page(&outbound, &answer, None, |page| {
+        target.adapter.read_candidate(key, &candidate.record, page)
+    })
+}
+
+/// Of the clients found with the key, the oldest (by the provider's creation time, else in the
+/// provider's order), with how many there were.
+fn oldest(mut matched: Vec<Found>) -> LookupOutcome {
+    let count = u32::try_from(matched.len()).unwrap_or(u32::MAX);
+    let first = (0..matched.len())
+        .min_by_key(|i| (matched[*i].created_ms.unwrap_or(u64::MAX), *i))
+        .unwrap_or(0);
+    let mut found = matched.swap_remove(first);
+    found.matches = count;
+    found_or_not(found)
 }
 
 /// The client found, if its id is one (bounded, printable); a lookup that found an id that is
@@ -191,6 +222,7 @@ async fn fetch(
 fn read_page<T>(
     outbound: &Outbound,
     answer: &Answer,
+    sent_ago: Option<std::time::Duration>,
     adapter: impl FnOnce(&Page) -> Result<T, String>,
 ) -> Result<T, ProviderError> {
     let unreadable = |why: String| {
@@ -210,6 +242,7 @@ fn read_page<T>(
         url: outbound.url(),
         headers: &answer.headers,
         body: &body,
+        sent_ago,
     })
     .map_err(unreadable)
 }

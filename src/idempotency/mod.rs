@@ -27,24 +27,35 @@ use sha2::{Digest, Sha256};
 use crate::catalog::ProviderId;
 use crate::results::TargetResult;
 
-/// A validated `Idempotency-Key` header: 1–255 printable ASCII characters. The structured-field
-/// form of the IETF draft (a quoted string) is accepted too.
+/// A validated `Idempotency-Key` header: one key of 1–255 printable ASCII characters, no comma.
+/// The IETF draft's form, a structured-field String (`"8e03978e"`, with `\"` and `\\` escaped),
+/// is read as such. A comma is refused: `k1, k2` is what two header lines folded into one look
+/// like, a list rather than one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyKey(String);
 
 impl IdempotencyKey {
     pub fn parse(raw: &[u8]) -> Result<Self, String> {
-        let mut value = raw;
-        if value.len() >= 2 && value.starts_with(b"\"") && value.ends_with(b"\"") {
-            value = &value[1..value.len() - 1];
+        let trimmed = raw.trim_ascii();
+        if trimmed.contains(&b',') {
+            return Err("Idempotency-Key holds one key, not a list (a comma): send one key".into());
         }
+        let value = match trimmed {
+            [b'"', inner @ .., b'"'] => unescape(inner),
+            bare => bare.to_vec(),
+        };
         if value.is_empty() || value.len() > 255 {
             return Err("Idempotency-Key must be 1–255 characters".into());
         }
         if !value.iter().all(|b| (0x20..=0x7e).contains(b)) {
             return Err("Idempotency-Key must be printable ASCII".into());
         }
-        Ok(Self(String::from_utf8_lossy(value).into_owned()))
+        Ok(Self(String::from_utf8_lossy(&value).into_owned()))
+    }
+
+    /// The key as the caller gave it.
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 
     /// The store key: caller and key hashed, so neither can collide with another caller's or
@@ -56,6 +67,23 @@ impl IdempotencyKey {
         hash.update(self.0.as_bytes());
         format!("clients-gateway:idempotency:{:x}", hash.finalize())
     }
+}
+
+/// The inside of a quoted key: `\"` and `\\` stand for `"` and `\` (a structured-field String,
+/// RFC 8941 §3.3.3); any other byte for itself.
+fn unescape(inner: &[u8]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(inner.len());
+    let mut bytes = inner.iter().peekable();
+    while let Some(&b) = bytes.next() {
+        match (b, bytes.peek()) {
+            (b'\\', Some(&&next @ (b'"' | b'\\'))) => {
+                value.push(next);
+                bytes.next();
+            }
+            _ => value.push(b),
+        }
+    }
+    value
 }
 
 /// The fingerprint of a body: SHA-256 of its JSON with object keys sorted (serialized compact),
@@ -186,6 +214,23 @@ mod tests {
         assert!(IdempotencyKey::parse(&[b'a'; 256]).is_err());
         assert!(IdempotencyKey::parse("clé".as_bytes()).is_err());
         assert!(IdempotencyKey::parse(b"a\tb").is_err());
+        assert!(
+            IdempotencyKey::parse(b"k1, k2").is_err(),
+            "two keys folded into one line"
+        );
+        assert!(
+            IdempotencyKey::parse(b"\"k1\", \"k2\"").is_err(),
+            "a list of two"
+        );
+        assert_eq!(
+            IdempotencyKey::parse(br#""a\"b""#).unwrap().as_str(),
+            "a\"b",
+            "an escaped quote"
+        );
+        assert_eq!(
+            IdempotencyKey::parse(b"order 42").unwrap().as_str(),
+            "order 42"
+        );
         let k = IdempotencyKey::parse(b"k").unwrap();
         assert_ne!(k.scoped("alice"), k.scoped("bob"));
         assert_eq!(k.scoped("alice"), k.scoped("alice"));

@@ -12,11 +12,14 @@ use reqwest::{Method, StatusCode};
 use tokio::time::Instant;
 use url::Url;
 
-use super::{Authorizer, Target};
+use super::{connecting_by, Authorizer, Target};
 use crate::adapter::{Reply, Request};
 use crate::net::{describe_transport, read_limited, unprocessed, Incomplete};
 use crate::provider_error::{ErrorKind, ProviderError};
 use crate::resilience::{Attempt, Decision, QuotaRefusal};
+
+/// How much before the request's time runs out a connection it makes must be there.
+const CONNECT_MARGIN: Duration = Duration::from_millis(50);
 
 /// Largest provider answer read; a larger one is cut (and reported as such).
 pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
@@ -178,7 +181,15 @@ async fn once(
     let lane = Box::pin(connections.choose()).await;
     progress.in_flight = true;
     progress.attempts += 1;
-    let sent = send(lane.http, target, request, auth_name, auth_value.clone()).await;
+    // The connection (if one is made) must be there a little before the request's time runs
+    // out: a connection still being made then is a connection error, nothing sent, rather than
+    // a request that may have reached the provider.
+    let connect_by = until.checked_sub(CONNECT_MARGIN).unwrap_or(until);
+    let sent = connecting_by(
+        connect_by,
+        send(lane.http, target, request, auth_name, auth_value.clone()),
+    )
+    .await;
     connections.learn(sent.as_ref().map(reqwest::Response::version));
     drop(lane);
     let ended = match sent {

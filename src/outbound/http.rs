@@ -14,8 +14,11 @@
 //! waiting at most [`LEARNING_WAIT`]). Lanes opened once HTTP/2 is known offer HTTP/2 alone, and make one
 //! connection at a time.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::OnceLock;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, SemaphorePermit};
@@ -81,7 +84,10 @@ fn client(spec: &ClientSpec, h2_only: bool) -> Result<reqwest::Client, String> {
         // The gateway's own retry policy decides what is sent again (src/resilience/retry.rs,
         // which also resends what an HTTP/2 provider refused unprocessed): reqwest's would keep
         // a copy of every request in flight to resend it unseen.
-        .retry(reqwest::retry::never().max_retries_per_request(0));
+        .retry(reqwest::retry::never().max_retries_per_request(0))
+        // A connection the request makes is made within the request's time, or it is a
+        // connection error: nothing was written.
+        .connector_layer(ConnectDeadlineLayer);
     if h2_only {
         builder = builder.http2_prior_knowledge();
     } else if !spec.http2 {
@@ -90,6 +96,69 @@ fn client(spec: &ClientSpec, h2_only: bool) -> Result<reqwest::Client, String> {
     builder
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
+tokio::task_local! {
+    /// When a connection the current request makes must be made by.
+    static CONNECT_BY: tokio::time::Instant;
+}
+
+/// Runs `request`, the connections it makes (TCP, a proxy's tunnel, TLS) bounded by `by`: one
+/// not made by then fails as a connection error, before anything of the request is written.
+/// So a request whose time runs out while its connection is being made (SYNs dropped by a
+/// firewall, a proxy silent after its `200` to `CONNECT`) is known not to have been sent; one
+/// that runs out once a connection is there may have been.
+pub async fn connecting_by<F: Future>(by: tokio::time::Instant, request: F) -> F::Output {
+    CONNECT_BY.scope(by, request).await
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The connector layer of [`connecting_by`].
+#[derive(Clone)]
+struct ConnectDeadlineLayer;
+
+impl<S> tower_layer::Layer<S> for ConnectDeadlineLayer {
+    type Service = ConnectDeadline<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ConnectDeadline { inner }
+    }
+}
+
+#[derive(Clone)]
+struct ConnectDeadline<S> {
+    inner: S,
+}
+
+impl<S, R> tower_service::Service<R> for ConnectDeadline<S>
+where
+    S: tower_service::Service<R, Error = BoxError>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: R) -> Self::Future {
+        // Read where the request is being polled: the connection is made for it.
+        let by = CONNECT_BY.try_with(|by| *by).ok();
+        let connecting = self.inner.call(request);
+        Box::pin(async move {
+            match by {
+                Some(by) => tokio::time::timeout_at(by, connecting)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err("no connection could be made within the request's time".into())
+                    }),
+                None => connecting.await,
+            }
+        })
+    }
 }
 
 const UNKNOWN: u8 = 0;

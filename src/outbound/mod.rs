@@ -9,6 +9,6 @@ pub mod http;
 pub mod oauth;
 mod target;
 
-pub use http::{http_client, ChosenLane, ClientSpec, Connections};
+pub use http::{connecting_by, http_client, ChosenLane, ClientSpec, Connections};
 pub use oauth::TokenSource;
 pub use target::{build, Authorizer, BuildContext, Registry, Target, Unavailable};

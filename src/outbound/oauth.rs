@@ -185,18 +185,20 @@ impl TokenSource {
 }
 
 /// The token endpoint's refusal: the client credentials are not accepted (400, 401, 403), or it
-/// failed otherwise.
+/// failed otherwise (a redirect, a 5xx: worth asking again later). Its status is in the
+/// message, never the target's `provider_status`: the create was not sent.
 fn refused(status: StatusCode, body: Option<&Value>) -> ProviderError {
-    let mut err = ProviderError::from_status(status, body);
-    if matches!(
-        status,
-        StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
-    ) {
-        err = err.with_kind(ErrorKind::Unauthorized);
-    }
+    let code = status.as_u16();
+    let (kind, what) = match code {
+        400 | 401 | 403 => (ErrorKind::Unauthorized, "refused the client credentials"),
+        429 => (ErrorKind::RateLimited, "asked to wait"),
+        _ => (ErrorKind::Unavailable, "failed"),
+    };
     let reason = body
         .and_then(message_of)
-        .unwrap_or_else(|| format!("HTTP {}", status.as_u16()));
-    err.message = format!("token endpoint refused the client credentials: {reason}");
-    err
+        .map_or_else(|| format!("HTTP {code}"), |m| format!("HTTP {code}: {m}"));
+    ProviderError::new(
+        kind,
+        format!("the token endpoint {what} ({reason}); the create was not sent"),
+    )
 }

@@ -16,7 +16,7 @@ use crate::adapter::{
     Examples, Found, Listed, Page, Planned, ProviderAuth, Request,
 };
 use crate::domain::schema::{Email, Line255};
-use crate::domain::text::{email, is_path_id, text, TextKind};
+use crate::domain::text::{email, is_path_id, same_text, text, TextKind};
 use crate::domain::NewClient;
 use crate::field_error::FieldError;
 use crate::secret::{generate_password, Credentials};
@@ -278,10 +278,14 @@ impl Adapter for Chatdash {
             }
             if let Some(login) = &client.login_id {
                 if same_login(login, &lookup.login_id) {
-                    listed.found = Some(Found { id, record: item });
+                    listed.found.push(Found::new(id, item));
                     return Ok(listed);
                 }
-            } else if client.name.as_deref() == Some(lookup.name.as_str()) {
+            } else if client
+                .name
+                .as_deref()
+                .is_some_and(|name| same_text(name, &lookup.name))
+            {
                 listed.candidates.push(Candidate {
                     request: Request::get(join_url(&self.endpoint, &[&id, "members"])),
                     record: item,
@@ -306,10 +310,7 @@ impl Adapter for Chatdash {
             return Ok(None);
         }
         let client: ChatdashListedClient = from_json(candidate)?;
-        Ok(client.id.map(|id| Found {
-            id,
-            record: candidate.clone(),
-        }))
+        Ok(client.id.map(|id| Found::new(id, candidate.clone())))
     }
 
     fn resolves_id(&self) -> bool {

@@ -13,7 +13,7 @@ use crate::adapter::{
     Examples, Found, Listed, Page, Planned, ProviderAuth, Request,
 };
 use crate::domain::schema::ObjectId;
-use crate::domain::text::is_object_id;
+use crate::domain::text::{is_object_id, same_text};
 use crate::domain::NewClient;
 use crate::field_error::FieldError;
 
@@ -182,11 +182,15 @@ impl Adapter for Clockify {
         let count = items.len();
         for item in items {
             let client: ClockifyListedClient = from_json(&item)?;
-            if client.name.as_deref() == Some(lookup.name.as_str()) {
+            if client
+                .name
+                .as_deref()
+                .is_some_and(|name| same_text(name, &lookup.name))
+            {
                 let id = client.id.filter(|id| !id.is_empty());
                 let id = id.ok_or("a listed client has no `id`")?;
                 return Ok(Listed {
-                    found: Some(Found { id, record: item }),
+                    found: vec![Found::new(id, item)],
                     ..Listed::default()
                 });
             }

@@ -17,6 +17,7 @@ use crate::adapter::{
     with_query, Adapter, Created, Examples, Found, Listed, Page, Planned, ProviderAuth, Reply,
     Request,
 };
+use crate::domain::text::same_text;
 use crate::domain::NewClient;
 use crate::field_error::FieldError;
 use crate::json_number;
@@ -215,13 +216,14 @@ impl Adapter for Lucca {
         for item in list.items {
             let client: LuccaListedClient = from_json(&item)?;
             // The `code` filter is documented as strict equality; compared here too, exactly.
-            if client.code.as_deref() == Some(lookup.code.as_str()) {
+            if client
+                .code
+                .as_deref()
+                .is_some_and(|code| same_text(code, &lookup.code))
+            {
                 let id = client.id.ok_or("a listed client has no `id`")?;
                 return Ok(Listed {
-                    found: Some(Found {
-                        id: integer_id(&id)?,
-                        record: item,
-                    }),
+                    found: vec![Found::new(integer_id(&id)?, item)],
                     ..Listed::default()
                 });
             }

@@ -10,11 +10,11 @@ use url::Url;
 use utoipa::ToSchema;
 
 use crate::adapter::{
-    from_json, join_url, provider_settings, Adapter, ClientCredentials, Created, Examples, Found,
-    Listed, Page, Planned, ProviderAuth, Request,
+    from_json, join_url, provider_settings, rfc3339_ms, Adapter, ClientCredentials, Created,
+    Examples, Found, Listed, Page, Planned, ProviderAuth, Request,
 };
 use crate::domain::schema::string_schema;
-use crate::domain::text::is_object_id;
+use crate::domain::text::{is_object_id, same_text};
 use crate::domain::NewClient;
 use crate::field_error::FieldError;
 
@@ -95,6 +95,10 @@ struct MissionxListedClient {
     id: Option<String>,
     #[serde(rename = "customId")]
     custom_id: Option<String>,
+    #[serde(rename = "createdAt")]
+    created_at: Option<String>,
+    #[serde(rename = "updatedAt")]
+    updated_at: Option<String>,
 }
 
 /// Finds a client by its `customId`.
@@ -105,8 +109,32 @@ pub struct MissionxLookup {
 
 /// Clients per list page (the documented maximum).
 const PAGE_SIZE: &str = "100";
-/// How much earlier than the gateway's clock missionX's may be (the `updatedAt` narrowing).
-const CLOCK_SKEW: std::time::Duration = std::time::Duration::from_secs(300);
+/// A create is looked for among the clients updated since it was sent, and this long before
+/// (the time between the request and missionX's record of it).
+const SENT_MARGIN: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Whether this page (sorted by `updatedAt`, most recent first) reaches clients updated before
+/// the create looked for was sent, on missionX's own clock (its `Date` minus how long ago the
+/// create was sent, and a margin): the client, if created, is on an earlier page. Unknown (no
+/// `Date`, an adoption, no times in the records): no.
+fn older_than_the_create(page: &Page, oldest_update_ms: Option<u64>) -> bool {
+    let (Some(sent_ago), Some(oldest)) = (page.sent_ago, oldest_update_ms) else {
+        return false;
+    };
+    let Some(now) = page
+        .headers
+        .get(reqwest::header::DATE)
+        .and_then(|d| d.to_str().ok())
+        .and_then(|d| httpdate::parse_http_date(d).ok())
+    else {
+        return false;
+    };
+    let sent = now.checked_sub(sent_ago + SENT_MARGIN);
+    let sent_ms = sent
+        .and_then(|s| s.duration_since(std::time::UNIX_EPOCH).ok())
+        .and_then(|d| u64::try_from(d.as_millis()).ok());
+    sent_ms.is_some_and(|sent| oldest < sent)
+}
 
 #[derive(Debug)]
 pub struct Missionx {
@@ -229,44 +257,52 @@ impl Adapter for Missionx {
         })
     }
 
-    fn list(&self, _lookup: &MissionxLookup, since: Option<std::time::SystemTime>) -> Request {
+    /// Every client, archived ones too, the most recently updated first: a client created by
+    /// the create looked for is among the first pages. No `updatedAt` filter: its time would
+    /// be the gateway's clock, which need not agree with missionX's ([`Page::sent_ago`] ends
+    /// the paging instead, on missionX's own clock).
+    fn list(&self, _lookup: &MissionxLookup, _since: Option<std::time::SystemTime>) -> Request {
         let mut url = self.endpoint.clone();
-        {
-            let mut query = url.query_pairs_mut();
-            query
-                .append_pair("limit", PAGE_SIZE)
-                .append_pair("sortBy", "updatedAt")
-                .append_pair("sortDirection", "desc")
-                .append_pair("withArchived", "true");
-            if let Some(since) = since.and_then(|s| s.checked_sub(CLOCK_SKEW)) {
-                let at = humantime::format_rfc3339_millis(since);
-                query.append_pair("updatedAt", &format!("gte {at}"));
-            }
-        }
+        url.query_pairs_mut()
+            .append_pair("limit", PAGE_SIZE)
+            .append_pair("sortBy", "updatedAt")
+            .append_pair("sortDirection", "desc")
+            .append_pair("withArchived", "true");
         Request::get(url)
     }
 
     fn read_list(&self, lookup: &MissionxLookup, page: &Page) -> Result<Listed, String> {
         let list: MissionxClientList = from_json(page.body)?;
+        let mut listed = Listed::default();
+        let mut oldest_update: Option<u64> = None;
         for item in list.value {
             let client: MissionxListedClient = from_json(&item)?;
-            if client.custom_id.as_deref() == Some(lookup.custom_id.as_str()) {
+            let updated = client.updated_at.as_deref().and_then(rfc3339_ms);
+            oldest_update = match (oldest_update, updated) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            if client
+                .custom_id
+                .as_deref()
+                .is_some_and(|id| same_text(id, &lookup.custom_id))
+            {
                 let id = client.id.filter(|id| !id.is_empty());
                 let id = id.ok_or("a listed client has no `_id`")?;
-                return Ok(Listed {
-                    found: Some(Found { id, record: item }),
-                    ..Listed::default()
-                });
+                let created = client.created_at.clone();
+                listed
+                    .found
+                    .push(Found::new(id, item).created_at(created.as_deref()));
             }
         }
-        let next = match list.next_link.as_deref().map(str::trim) {
+        if older_than_the_create(page, oldest_update) {
+            return Ok(listed);
+        }
+        listed.next = match list.next_link.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(link) => Some(Request::get(next_page(page.url, link)?)),
         };
-        Ok(Listed {
-            next,
-            ..Listed::default()
-        })
+        Ok(listed)
     }
 
     fn created(&self, body: &Value) -> Result<Created, String> {

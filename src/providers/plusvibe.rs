@@ -106,6 +106,8 @@ struct PlusvibeClientList {
 struct PlusvibeListedClient {
     client_id: Option<String>,
     client_email: Option<String>,
+    /// When it was created (RFC 3339): of duplicates, the oldest is adopted.
+    created_at: Option<String>,
 }
 
 /// Finds a client by its login e-mail among the workspace's clients.
@@ -321,19 +323,20 @@ impl Adapter for Plusvibe {
 
     fn read_list(&self, lookup: &PlusvibeLookup, page: &Page) -> Result<Listed, String> {
         let list: PlusvibeClientList = from_json(page.body)?;
+        let mut listed = Listed::default();
         for item in list.clients {
             let client: PlusvibeListedClient = from_json(&item)?;
             if client.client_email.map(|e| e.to_lowercase()).as_deref() == Some(&lookup.email) {
                 let id = client.client_id.filter(|id| !id.is_empty());
                 let id = id.ok_or("a listed client has no `client_id`")?;
-                return Ok(Listed {
-                    found: Some(Found { id, record: item }),
-                    ..Listed::default()
-                });
+                let created = client.created_at.clone();
+                listed
+                    .found
+                    .push(Found::new(id, item).created_at(created.as_deref()));
             }
         }
         // No paging is documented: the one page is the whole list.
-        Ok(Listed::default())
+        Ok(listed)
     }
 
     fn created(&self, body: &Value) -> Result<Created, String> {

@@ -504,3 +504,77 @@ async fn a_hung_jwks_refetch_does_not_stall_callers_whose_key_is_known() {
         "one refetch in the background, not one per caller"
     );
 }
+
+/// A token with the JOSE header `header` (as written), signed with the test's HS256 key.
+fn hs_with_header(header: &Value, claims: &Value) -> String {
+    let part = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
+    let signed = format!("{}.{}", part(header), part(claims));
+    let signature = jsonwebtoken::crypto::sign(
+        signed.as_bytes(),
+        &EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+        Algorithm::HS256,
+    )
+    .unwrap();
+    format!("{signed}.{signature}")
+}
+
+/// RFC 7515: a header parameter the gateway does not know is ignored whatever its value; one
+/// listed as critical (`crit`) must be understood, and the gateway understands none.
+#[tokio::test]
+async fn unknown_header_parameters_are_ignored_and_critical_ones_refused() {
+    let app = hs256_app().await;
+    app.mocks.expect_no_calls().await;
+    let ignored = hs_with_header(
+        &json!({"alg": "HS256", "typ": "JWT", "x-n": 7, "x-o": {"a": [1, 2]}, "x-b": true}),
+        &claims(),
+    );
+    let (status, _) = attempt(&app, Some(&format!("Bearer {ignored}"))).await;
+    assert_eq!(
+        status, 207,
+        "an unknown parameter with a number or object value"
+    );
+    for crit in [
+        json!({"alg": "HS256", "crit": ["x-ext"], "x-ext": 1}),
+        json!({"alg": "HS256", "crit": ["b64"], "b64": false}),
+        json!({"alg": "HS256", "crit": []}),
+    ] {
+        let token = hs_with_header(&crit, &claims());
+        let (status, challenge) = attempt(&app, Some(&format!("Bearer {token}"))).await;
+        assert_eq!(status, 401, "{crit}");
+        assert!(challenge.contains("invalid_token"), "{challenge}");
+    }
+}
+
+/// Two `Authorization` lines: which counts would depend on who reads them (a proxy in front may
+/// check the other one): refused, whichever is valid.
+#[tokio::test]
+async fn two_authorization_headers_are_refused() {
+    let app = hs256_app().await;
+    app.mocks.expect_no_calls().await;
+    let valid = format!("Bearer {}", hs(&claims()));
+    let forged = format!("Bearer {}", unsigned(&claims()));
+    for pair in [[&valid, &forged], [&forged, &valid], [&valid, &valid]] {
+        let response = app
+            .http
+            .post(format!("{}/clients", app.address))
+            .header("authorization", pair[0].as_str())
+            .header("authorization", pair[1].as_str())
+            .json(&one_target("lucca", json!({})))
+            .send()
+            .await
+            .unwrap();
+        let challenge = response
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let problem = assert_problem(response, 400).await;
+        assert_eq!(
+            problem["type"],
+            "urn:clients-gateway:problem:invalid-authorization"
+        );
+        assert_eq!(
+            challenge.as_deref(),
+            Some(r#"Bearer error="invalid_request""#)
+        );
+    }
+}

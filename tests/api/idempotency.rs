@@ -366,3 +366,28 @@ async fn a_replica_that_died_mid_fan_out_leaves_unknowns_not_duplicates() {
         .unwrap()
         .contains("interrupted"));
 }
+
+/// One key per request: two `Idempotency-Key` lines, or two keys folded into one (`k1, k2`, a
+/// list), are a 400 and nothing is sent — the first-one-wins reading created a client under a
+/// key the caller did not mean.
+#[tokio::test]
+async fn two_idempotency_keys_or_a_list_of_them_are_refused() {
+    let app = spawn_app().await;
+    app.mocks.expect_no_calls().await;
+    let body = one_target("lucca", json!({}));
+    for keys in [vec!["k1", "k2"], vec!["k1, k2"], vec![r#""k1", "k2""#]] {
+        let mut request = app
+            .http
+            .post(format!("{}/clients", app.address))
+            .bearer_auth(&app.token)
+            .json(&body);
+        for key in &keys {
+            request = request.header("idempotency-key", *key);
+        }
+        let problem = assert_problem(request.send().await.unwrap(), 400).await;
+        assert!(
+            problem["detail"].as_str().unwrap().contains("one key"),
+            "{keys:?}: {problem}"
+        );
+    }
+}

@@ -379,8 +379,40 @@ async fn a_next_link_to_another_host_is_not_followed_and_nothing_is_created() {
         .contains("another host"));
 }
 
+/// missionX as a server whose clock is `behind` the gateway's: its `Date`, its records' times,
+/// and an `updatedAt` filter read on its own clock. It holds one client, `crm-4711`, updated
+/// just now by its clock, on the first page; a second page (`older`) lists clients updated
+/// long ago.
+fn missionx_behind(behind: Duration) -> impl Fn(&wiremock::Request) -> ResponseTemplate {
+    move |request: &wiremock::Request| {
+        let now = std::time::SystemTime::now() - behind;
+        let date = httpdate::fmt_http_date(now);
+        let at = humantime::format_rfc3339_millis(now).to_string();
+        let filter = request
+            .url
+            .query_pairs()
+            .find(|(k, _)| k == "updatedAt")
+            .and_then(|(_, v)| humantime::parse_rfc3339_weak(v.trim_start_matches("gte ")).ok());
+        let page_two = request.url.query_pairs().any(|(k, _)| k == "page");
+        let mut ours = client("n9", "crm-4711");
+        ours["updatedAt"] = json!(at);
+        ours["createdAt"] = json!(at);
+        let value = match (page_two, filter) {
+            (true, _) => vec![],
+            // The filter is read on missionX's clock: a gateway ahead of it filters its own
+            // client out.
+            (false, Some(since)) if since > now => vec![],
+            (false, _) => vec![ours],
+        };
+        ResponseTemplate::new(200)
+            .insert_header("date", date.as_str())
+            .set_body_json(json!({"value": value}))
+    }
+}
+
 #[tokio::test]
-async fn an_unanswered_create_is_looked_up_from_just_before_it_was_sent() {
+async fn an_unanswered_create_is_found_whatever_the_gateway_s_clock_says() {
+    // missionX 10 minutes behind the gateway: a window on the gateway's clock would miss it.
     let app = spawn_app_with(|s| s.providers.missionx.timeout_ms = 300).await;
     mount_missionx_token(&app.mocks.missionx).await;
     Mock::given(method("POST"))
@@ -390,38 +422,61 @@ async fn an_unanswered_create_is_looked_up_from_just_before_it_was_sent() {
         .mount(&app.mocks.missionx)
         .await;
     listing()
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"value": [client("n9", "crm-4711")]})),
-        )
-        .expect(1)
+        .respond_with(missionx_behind(Duration::from_secs(600)))
         .mount(&app.mocks.missionx)
         .await;
     let mut body = full_body();
     body["targets"] = json!({ "missionx": {} });
-    let before = std::time::SystemTime::now();
 
     let r = &app.create(&body).await["results"]["missionx"];
 
     assert_eq!(r["status"], "created", "{r}");
     assert_eq!(r["reconciled"], true);
     assert_eq!(r["provider_client_id"], "n9");
-    let requests = app.mocks.missionx.received_requests().await.unwrap();
-    let list = requests
-        .iter()
-        .find(|r| r.method.as_str() == "GET")
-        .unwrap();
-    let since = list
-        .url
-        .query_pairs()
-        .find(|(k, _)| k == "updatedAt")
-        .map(|(_, v)| v.into_owned())
-        .expect("the lookup is narrowed by updatedAt");
-    let at = humantime::parse_rfc3339_weak(since.strip_prefix("gte ").unwrap()).unwrap();
-    assert!(at < before, "from before the create was sent: {since}");
-    assert!(
-        before.duration_since(at).unwrap() <= Duration::from_secs(301),
-        "allowing for clock skew only: {since}"
+}
+
+/// Sorted by `updatedAt`, most recent first: once a page reaches clients updated before the
+/// create was sent (on missionX's clock: its `Date` minus how long ago that was), the rest is
+/// older still, and is not read.
+#[tokio::test]
+async fn a_lookup_stops_where_missionx_s_own_clock_says_the_rest_is_older() {
+    let app = spawn_app_with(|s| s.providers.missionx.timeout_ms = 300).await;
+    mount_missionx_token(&app.mocks.missionx).await;
+    Mock::given(method("POST"))
+        .and(path(PATH))
+        .respond_with(created().set_delay(std::time::Duration::from_secs(2)))
+        .mount(&app.mocks.missionx)
+        .await;
+    // missionX 10 minutes ahead of the gateway; the first page lists one client updated an
+    // hour before its now, and links to a next page.
+    let ahead = std::time::SystemTime::now() + Duration::from_secs(600);
+    let mut old = client("n1", "crm-1");
+    old["updatedAt"] =
+        json!(humantime::format_rfc3339_millis(ahead - Duration::from_secs(3600)).to_string());
+    listing()
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("date", httpdate::fmt_http_date(ahead).as_str())
+                .set_body_json(json!({"value": [old], "nextLink": "/v2/clients?page=2"})),
+        )
+        .expect(1)
+        .mount(&app.mocks.missionx)
+        .await;
+    let mut body = full_body();
+    body["targets"] = json!({ "missionx": {} });
+
+    let r = &app.create(&body).await["results"]["missionx"];
+
+    assert_eq!(
+        r["status"], "unknown",
+        "not found, the create may still land: {r}"
     );
+    let requests = app.mocks.missionx.received_requests().await.unwrap();
+    let pages = requests
+        .iter()
+        .filter(|r| r.method.as_str() == "GET")
+        .count();
+    assert_eq!(pages, 1, "the next page is not read");
 }
 
 /// The sandbox lists what it holds, paged as the provider documents: adopting the oldest of

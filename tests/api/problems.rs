@@ -237,3 +237,37 @@ async fn probes_answer() {
         assert_eq!(body["status"], status);
     }
 }
+
+/// An unknown field is one fault among the others: every field at fault is listed in one answer
+/// (an unknown field used to hide the rest).
+#[tokio::test]
+async fn an_unknown_field_does_not_hide_the_other_faults() {
+    let app = spawn_app().await;
+    app.mocks.expect_no_calls().await;
+    let body = json!({
+        "client": {
+            "name": " ",
+            "emial": "billing@nova.example",
+            "email": "not-an-email",
+            "language": "EN",
+            "contact": { "email": "nope", "nickname": "N" }
+        },
+        "targets": { "lucca": {}, "acme": {} },
+        "if_exist": "adopt"
+    });
+    let problem = assert_problem(app.post_clients(&body).await, 422).await;
+    let mut got = pointers(&problem);
+    got.sort();
+    let mut expected = vec![
+        "/client/emial",
+        "/client/contact/nickname",
+        "/if_exist",
+        "/client/name",
+        "/client/email",
+        "/client/language",
+        "/client/contact/email",
+        "/targets/acme",
+    ];
+    expected.sort();
+    assert_eq!(got, expected, "{problem}");
+}

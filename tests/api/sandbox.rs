@@ -110,3 +110,72 @@ async fn the_sandbox_enforces_required_fields_the_gateway_does_not_know() {
     assert_eq!(answer["outcome"], "succeeded", "{answer}");
     assert_eq!(answer["results"]["lucca"]["response"]["code"], "SOLO");
 }
+
+/// One spelling at the edge: a name sent decomposed (NFD), or with a byte-order mark or a
+/// zero-width space at its edges, is the same client as the one created composed (NFC): adopt
+/// finds it at every tool, and Lucca's derived code is the same.
+#[tokio::test]
+async fn a_name_spelt_otherwise_invisibly_is_the_same_client() {
+    let (address, token, _sandbox) = sandbox_app(|_| {}).await;
+    let body = |name: &str| {
+        json!({
+            "client": { "name": name, "external_id": "crm-cafe",
+                "contact": { "first_name": "Nova", "last_name": "Smith", "email": "cafe@nova.example" } },
+            "targets": { "lucca": {}, "clockify": {}, "plusvibe": {}, "chatdash": { "member": { "login_id": "cafe" } }, "missionx": {} },
+            "if_exists": "adopt"
+        })
+    };
+    let nfc = "Caf\u{e9} Cr\u{e8}me Ltd";
+    let first = post(&address, &token, &body(nfc)).await;
+    assert_eq!(first["outcome"], "succeeded", "{first}");
+    let code = first["results"]["lucca"]["response"]["code"].clone();
+    assert_eq!(code, "CAFÉ-CRÈME-LTD");
+    for spelling in [
+        "Cafe\u{301} Cre\u{300}me Ltd",
+        "\u{FEFF}Caf\u{e9} Cr\u{e8}me Ltd",
+        "Caf\u{e9} Cr\u{e8}me Ltd\u{200B}",
+    ] {
+        let again = post(&address, &token, &body(spelling)).await;
+        for f in fixtures() {
+            let r = &again["results"][f.name];
+            assert_eq!(r["status"], "existing", "{spelling:?} at {}: {r}", f.name);
+            assert_eq!(
+                r["provider_client_id"], first["results"][f.name]["provider_client_id"],
+                "{spelling:?} at {}",
+                f.name
+            );
+        }
+        assert_eq!(again["results"]["lucca"]["response"]["code"], code);
+    }
+}
+
+/// The README's own sequence: the same body twice without adopt (PlusVibe and missionX, which
+/// take duplicates, then hold two), then adopt: the first client is answered, and `matches`
+/// says the tool holds two.
+#[tokio::test]
+async fn adopt_answers_the_oldest_of_duplicates_and_how_many_there_are() {
+    let (address, token, _sandbox) = sandbox_app(|_| {}).await;
+    let mut body = full_body();
+    body["targets"] = json!({ "plusvibe": body["targets"]["plusvibe"].clone(), "missionx": {} });
+    let first = post(&address, &token, &body).await;
+    // One second apart: the creation times (missionX's ids) differ.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let second = post(&address, &token, &body).await;
+    for p in ["plusvibe", "missionx"] {
+        assert_ne!(
+            first["results"][p]["provider_client_id"], second["results"][p]["provider_client_id"],
+            "{p} took a duplicate"
+        );
+    }
+    body["if_exists"] = json!("adopt");
+    let adopted = post(&address, &token, &body).await;
+    for p in ["plusvibe", "missionx"] {
+        let r = &adopted["results"][p];
+        assert_eq!(r["status"], "existing", "{p}: {r}");
+        assert_eq!(
+            r["provider_client_id"], first["results"][p]["provider_client_id"],
+            "{p}: the oldest"
+        );
+        assert_eq!(r["matches"], 2, "{p}: {r}");
+    }
+}

@@ -81,10 +81,10 @@ fn not_sent() -> TargetResult {
 }
 
 fn found() -> Event {
-    Event::LookedUp(LookupOutcome::Found(Found {
-        id: "found-7".into(),
-        record: json!({"id": "found-7"}),
-    }))
+    Event::LookedUp(LookupOutcome::Found(Found::new(
+        "found-7".into(),
+        json!({"id": "found-7"}),
+    )))
 }
 
 fn not_found() -> Event {

@@ -114,9 +114,9 @@ pub async fn create_client(
     let body = read_body_in_time(&req, payload, &state)
         .await
         .map_err(fail)?;
-    let request = parse(&body).map_err(fail)?;
+    let (request, unknown) = parse(&body).map_err(fail)?;
     let if_exists = request.if_exists.unwrap_or_default();
-    let calls = validate(&request, if_exists, &state.registry).map_err(fail)?;
+    let calls = validate(&request, if_exists, unknown, &state.registry).map_err(fail)?;
     if let Some(admission::Admitted(ticket)) = &admitted {
         admission::keep_for(ticket, body.len(), &calls);
     }
@@ -189,9 +189,15 @@ async fn read_body_in_time(
 fn read_head(req: &HttpRequest) -> Result<(bool, Option<IdempotencyKey>), ApiError> {
     let query = web::Query::<CreateQuery>::from_query(req.query_string())
         .map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?;
-    let key = match req.headers().get("idempotency-key") {
-        None => None,
-        Some(v) => Some(IdempotencyKey::parse(v.as_bytes()).map_err(ApiError::BadRequest)?),
+    let mut keys = req.headers().get_all("idempotency-key");
+    let key = match (keys.next(), keys.next()) {
+        (None, _) => None,
+        (Some(v), None) => Some(IdempotencyKey::parse(v.as_bytes()).map_err(ApiError::BadRequest)?),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::BadRequest(
+                "the request has more than one Idempotency-Key header: send one key".into(),
+            ))
+        }
     };
     if !is_json(req) {
         return Err(ApiError::UnsupportedMediaType);
@@ -284,8 +290,13 @@ async fn read_body(
     Ok(body)
 }
 
-/// JSON syntax faults are 400; a well-formed body of the wrong shape is 422 with a pointer.
-fn parse(body: &[u8]) -> Result<CreateClientRequest, ApiError> {
+/// Most unknown fields reported in one answer.
+const MAX_UNKNOWN_FIELDS: usize = 32;
+
+/// JSON syntax faults are 400; a well-formed body of the wrong shape is 422 with a pointer. An
+/// unknown field does not hide the body's other faults: it is reported, taken out, and the body
+/// read again (the request and its unknown fields, which validation lists with the rest).
+fn parse(body: &[u8]) -> Result<(CreateClientRequest, Vec<FieldError>), ApiError> {
     match body.iter().find(|b| !b.is_ascii_whitespace()) {
         None => return Err(ApiError::MalformedJson("the body is empty".into())),
         Some(b'{') => {}
@@ -298,25 +309,66 @@ fn parse(body: &[u8]) -> Result<CreateClientRequest, ApiError> {
         Some(_) => {}
     }
     let mut de = serde_json::Deserializer::from_slice(body);
-    let request: CreateClientRequest = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        if e.inner().is_data() {
-            ApiError::Validation(vec![field_error("", e.path(), &e.inner().to_string())])
-        } else {
-            ApiError::MalformedJson(e.inner().to_string())
+    let typed: Result<CreateClientRequest, _> = serde_path_to_error::deserialize(&mut de);
+    let first = match typed {
+        Ok(request) => {
+            de.end()
+                .map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+            return Ok((request, Vec::new()));
         }
-    })?;
-    de.end()
-        .map_err(|e| ApiError::MalformedJson(e.to_string()))?;
-    Ok(request)
+        Err(e) if !e.inner().is_data() => {
+            return Err(ApiError::MalformedJson(e.inner().to_string()))
+        }
+        Err(e) => field_error("", e.path(), &e.inner().to_string()),
+    };
+    if first.detail != UNKNOWN_FIELD {
+        return Err(ApiError::Validation(vec![first]));
+    }
+    without_unknown_fields(body)
+}
+
+const UNKNOWN_FIELD: &str = "unknown field";
+
+/// The body read with every unknown field taken out, and those fields' faults.
+fn without_unknown_fields(body: &[u8]) -> Result<(CreateClientRequest, Vec<FieldError>), ApiError> {
+    let mut value = request::strict_value(body).map_err(|e| ApiError::Validation(vec![e]))?;
+    let mut unknown: Vec<FieldError> = Vec::new();
+    loop {
+        let fault = match serde_path_to_error::deserialize::<_, CreateClientRequest>(&value) {
+            Ok(request) => return Ok((request, unknown)),
+            Err(e) => field_error("", e.path(), &e.inner().to_string()),
+        };
+        if fault.detail != UNKNOWN_FIELD
+            || unknown.len() >= MAX_UNKNOWN_FIELDS
+            || !remove_at(&mut value, &fault.pointer)
+        {
+            unknown.push(fault);
+            return Err(ApiError::Validation(unknown));
+        }
+        unknown.push(fault);
+    }
+}
+
+/// Removes the member at `pointer` from `value`; whether it was there.
+fn remove_at(value: &mut serde_json::Value, pointer: &str) -> bool {
+    let Some((parent, last)) = pointer.rsplit_once('/') else {
+        return false;
+    };
+    let key = last.replace("~1", "/").replace("~0", "~");
+    value
+        .pointer_mut(parent)
+        .and_then(serde_json::Value::as_object_mut)
+        .is_some_and(|object| object.remove(&key).is_some())
 }
 
 /// Validates the client and every selected target; builds every provider request or none.
 fn validate(
     request: &CreateClientRequest,
     if_exists: IfExists,
+    unknown: Vec<FieldError>,
     registry: &Registry,
 ) -> Result<Vec<Call>, ApiError> {
-    let mut errors = Vec::new();
+    let mut errors = unknown;
     let client = NewClient::parse(request.client.as_ref(), &mut errors);
     let mut calls = Vec::new();
     match request.targets.as_ref().map(|t| &t.0) {

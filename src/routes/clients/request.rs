@@ -50,8 +50,10 @@ pub struct CreateQuery {
 #[allow(dead_code)]
 pub struct CreateHeaders {
     /// Makes retries safe: the same key with the same body never creates a client twice.
-    /// 1–255 printable ASCII characters.
-    #[param(rename = "Idempotency-Key", value_type = String, min_length = 1, max_length = 255, pattern = "^[ -~]+$", required = false)]
+    /// One key: 1–255 printable ASCII characters but the comma (a list of keys, or two
+    /// `Idempotency-Key` headers, is a 400); a structured-field String (`"8e03978e"`) is read
+    /// as its value.
+    #[param(rename = "Idempotency-Key", value_type = String, min_length = 1, max_length = 255, pattern = "^[\\x20-\\x2B\\x2D-\\x7E]+$", required = false)]
     idempotency_key: Option<String>,
     /// Echoed back in the answer. Any value is accepted: one that is not 1–128 visible ASCII
     /// characters is replaced by a generated id.
@@ -73,6 +75,15 @@ impl<'de> Deserialize<'de> for Targets {
             )),
         }
     }
+}
+
+/// A JSON body read as a value whose objects may not repeat a key; a repeated key is a fault
+/// with its pointer.
+pub fn strict_value(body: &[u8]) -> Result<Value, crate::field_error::FieldError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let mut track = serde_path_to_error::Track::new();
+    let value = StrictJson.deserialize(serde_path_to_error::Deserializer::new(&mut de, &mut track));
+    value.map_err(|e| crate::domain::pointer::field_error("", &track.path(), &e.to_string()))
 }
 
 /// A JSON value whose objects may not repeat a key.
