@@ -334,7 +334,7 @@ impl JwtVerifier {
         let subject = claims
             .get("sub")
             .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
+            .filter(|s| !s.trim().is_empty())
             .ok_or(Refusal::Invalid(
                 "the `sub` claim must be a non-empty string",
             ))?;
@@ -719,6 +719,14 @@ pub fn mint(
     scope: &str,
     ttl: Duration,
 ) -> Result<String, String> {
+    // What the gateway requires of a caller's `sub` (a non-empty string), so that the token
+    // minted is one it accepts.
+    if subject.trim().is_empty() {
+        return Err("a token's subject (--sub) must be a name, not empty nor blank".into());
+    }
+    if scope.trim().is_empty() {
+        return Err("a token's scope (--scope) must name at least one scope".into());
+    }
     if ttl.is_zero() || ttl > MAX_MINTED_TTL {
         return Err(format!(
             "a token's lifetime must be between 1 s and {} days, got {}",

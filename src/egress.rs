@@ -33,14 +33,21 @@ use crate::secret::{read_secret_file, SecretFileError};
 pub const MAX_CA_FILE_BYTES: u64 = 4 << 20;
 
 /// The variables a proxy is read from when `proxy.url` is not set (upper and lower case).
-const PROXY_VARIABLES: [&str; 6] = [
-    "HTTPS_PROXY",
-    "https_proxy",
-    "HTTP_PROXY",
-    "http_proxy",
-    "ALL_PROXY",
-    "all_proxy",
+/// The proxy variables, by the scheme of the requests they serve, lower case first (as curl
+/// reads them); `ALL_PROXY` serves both.
+const PROXY_VARIABLES: [(&str, &str, ProxyFor); 3] = [
+    ("https_proxy", "HTTPS_PROXY", ProxyFor::Https),
+    ("http_proxy", "HTTP_PROXY", ProxyFor::Http),
+    ("all_proxy", "ALL_PROXY", ProxyFor::All),
 ];
+
+/// Which requests a proxy variable serves.
+#[derive(Debug, Clone, Copy)]
+enum ProxyFor {
+    Https,
+    Http,
+    All,
+}
 
 /// `[tls]`: the certificate authorities outbound HTTPS trusts.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
@@ -113,6 +120,27 @@ pub fn read_ca_file(key: &str, path: &Path) -> Result<Vec<CertificateDer<'static
     Ok(certificates)
 }
 
+/// A proxy variable's value as a proxy URL (`http://` when it names no scheme), or why it is
+/// not one; the value is never shown.
+fn proxy_variable(name: &str, value: &str) -> Result<Url, String> {
+    let value = value.trim();
+    let with_scheme = if value.contains("://") {
+        value.to_owned()
+    } else {
+        format!("http://{value}")
+    };
+    let unusable =
+        |why: &str| format!("{name} is not a usable proxy URL ({why}); its value is not shown");
+    let parsed = Url::parse(&with_scheme).map_err(|e| unusable(&e.to_string()))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(unusable("only http:// and https:// proxies are supported"));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(unusable("no host"));
+    }
+    Ok(parsed)
+}
+
 /// A proxy URL as it may be shown: scheme, host and port, never credentials.
 fn shown(url: &Url) -> String {
     match url.port() {
@@ -163,8 +191,9 @@ pub struct Egress {
     bundled: bool,
     /// What they are, for the start log.
     trust: String,
-    /// The configured proxy (`None`: the environment's, which reqwest reads itself).
-    proxy: Option<reqwest::Proxy>,
+    /// The proxies (`proxy.url`, else the environment's variables, read here: what is used is
+    /// what is scrubbed and shown); reqwest reads none itself.
+    proxies: Vec<reqwest::Proxy>,
     /// The proxy as it may be shown, and where it came from.
     proxy_shown: Option<String>,
     /// Proxy credentials (configured or from the environment), never to be relayed.
@@ -252,7 +281,7 @@ impl Egress {
             certificates: Arc::new(certificates),
             bundled: tls.bundled_roots,
             trust,
-            proxy: None,
+            proxies: Vec::new(),
             proxy_shown: None,
             secrets: Vec::new(),
         };
@@ -265,7 +294,7 @@ impl Egress {
                         .into(),
                 );
             }
-            None => egress.note_proxy_variables(),
+            None => egress.set_proxy_variables()?,
         }
         Ok(egress)
     }
@@ -283,25 +312,43 @@ impl Egress {
             Some(list) => reqwest::NoProxy::from_string(list),
             None => reqwest::NoProxy::from_env(),
         };
-        self.proxy = Some(reqwest_proxy.no_proxy(no_proxy));
+        self.proxies = vec![reqwest_proxy.no_proxy(no_proxy)];
         self.proxy_shown = Some(format!("{} (proxy.url)", shown(&parsed)));
         self.secrets = credentials(&parsed);
         Ok(())
     }
 
-    /// The proxy variables reqwest reads itself: noted here to show them and to scrub their
-    /// credentials.
-    fn note_proxy_variables(&mut self) {
-        for name in PROXY_VARIABLES {
-            let Some(value) = std::env::var(name).ok().filter(|v| !v.is_empty()) else {
+    /// The proxy variables (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, lower case first;
+    /// `NO_PROXY`), read as curl and reqwest read them (a value without a scheme is `http://`):
+    /// a value that is not a usable proxy URL stops the start, naming the variable, never
+    /// showing its value.
+    fn set_proxy_variables(&mut self) -> Result<(), String> {
+        let mut shown_all = Vec::new();
+        for (lower, upper, serves) in PROXY_VARIABLES {
+            let Some((name, value)) = [lower, upper].into_iter().find_map(|name| {
+                std::env::var(name)
+                    .ok()
+                    .filter(|v| !v.trim().is_empty())
+                    .map(|v| (name, v))
+            }) else {
                 continue;
             };
-            if let Ok(parsed) = Url::parse(&value) {
-                self.secrets.extend(credentials(&parsed));
-                self.proxy_shown
-                    .get_or_insert_with(|| format!("{} ({name})", shown(&parsed)));
+            let parsed = proxy_variable(name, &value)?;
+            let proxy = match serves {
+                ProxyFor::Https => reqwest::Proxy::https(parsed.as_str()),
+                ProxyFor::Http => reqwest::Proxy::http(parsed.as_str()),
+                ProxyFor::All => reqwest::Proxy::all(parsed.as_str()),
             }
+            .map_err(|_| format!("{name} cannot be used as a proxy"))?;
+            self.proxies
+                .push(proxy.no_proxy(reqwest::NoProxy::from_env()));
+            self.secrets.extend(credentials(&parsed));
+            shown_all.push(format!("{} ({name})", shown(&parsed)));
         }
+        if !shown_all.is_empty() {
+            self.proxy_shown = Some(shown_all.join(", "));
+        }
+        Ok(())
     }
 
     /// The TLS configuration of one provider's clients: this trust plus `extra` (its own CAs),
@@ -341,8 +388,11 @@ impl Egress {
 
     /// A client builder with `tls` (from [`Egress::tls_config`]) and this proxy.
     pub fn builder(&self, tls: &rustls::ClientConfig) -> reqwest::ClientBuilder {
-        let mut builder = reqwest::Client::builder().use_preconfigured_tls(tls.clone());
-        if let Some(proxy) = &self.proxy {
+        // reqwest reads no proxy variable itself: the gateway's are the ones it uses.
+        let mut builder = reqwest::Client::builder()
+            .use_preconfigured_tls(tls.clone())
+            .no_proxy();
+        for proxy in &self.proxies {
             builder = builder.proxy(proxy.clone());
         }
         builder

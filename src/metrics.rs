@@ -22,6 +22,7 @@
 //! | `clients_gateway_idempotency_records_total` | counter | `result` |
 //! | `clients_gateway_fleet_total` | counter | `what`, `outcome` |
 //! | `clients_gateway_redis_usable` | gauge | – |
+//! | `clients_gateway_inbound_protocol_errors_total` | counter | – |
 //!
 //! Labels come from closed sets: route patterns (or `unmatched`), standard methods (or `OTHER`),
 //! status codes, providers, result statuses and error kinds.
@@ -55,6 +56,7 @@ pub const ADMISSION_CAPACITY: &str = "clients_gateway_admission_capacity";
 pub const RECORDS: &str = "clients_gateway_idempotency_records_total";
 pub const FLEET: &str = "clients_gateway_fleet_total";
 pub const REDIS_USABLE: &str = "clients_gateway_redis_usable";
+pub const INBOUND_PROTOCOL_ERRORS: &str = "clients_gateway_inbound_protocol_errors_total";
 
 const BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -128,6 +130,10 @@ fn describe() {
     metrics::describe_gauge!(
         REDIS_USABLE,
         "1 when the last readiness check found Redis usable (it answers, is a master, runs the gateway's scripts, never evicts its keys), else 0"
+    );
+    metrics::describe_counter!(
+        INBOUND_PROTOCOL_ERRORS,
+        "Inbound HTTP/1 connections closed for their peer's fault (a malformed request head, a connection cut mid-request): counted, not logged as errors"
     );
     describe_load();
 }
@@ -229,6 +235,11 @@ pub fn fleet(what: &'static str, outcome: &'static str) {
     metrics::counter!(FLEET, "what" => what, "outcome" => outcome).increment(1);
 }
 
+/// Counts an inbound connection closed for its peer's fault.
+pub fn inbound_protocol_error() {
+    metrics::counter!(INBOUND_PROTOCOL_ERRORS).increment(1);
+}
+
 /// Whether Redis was found usable by the last readiness check.
 pub fn redis_usable(usable: bool) {
     metrics::gauge!(REDIS_USABLE).set(if usable { 1.0 } else { 0.0 });
@@ -307,10 +318,48 @@ impl Drop for InFlight {
 #[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics",
     responses((status = 200, description = "Prometheus text exposition format",
         content_type = "text/plain; version=0.0.4", body = String)))]
-pub async fn render(handle: web::Data<PrometheusHandle>) -> HttpResponse {
+pub async fn render(exposition: web::Data<Exposition>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(handle.render())
+        .body(exposition.current().await)
+}
+
+/// The metrics as `/metrics` serves them. Rendering thousands of series takes milliseconds of
+/// CPU: it runs on the blocking pool, one render at a time, so that the thread that answers the
+/// probes is never behind it (a connection pipelining `/metrics` delayed `/healthz` past a
+/// kubelet's timeout). Callers that asked while a render was under way share the next one; each
+/// answer is a render that started after its request arrived.
+pub struct Exposition {
+    handle: PrometheusHandle,
+    latest: parking_lot::Mutex<Option<(std::time::Instant, bytes::Bytes)>>,
+    rendering: tokio::sync::Mutex<()>,
+}
+
+impl Exposition {
+    pub fn new(handle: PrometheusHandle) -> Self {
+        Self {
+            handle,
+            latest: parking_lot::Mutex::new(None),
+            rendering: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    async fn current(&self) -> bytes::Bytes {
+        let asked = std::time::Instant::now();
+        let _one_at_a_time = self.rendering.lock().await;
+        if let Some((started, rendered)) = self.latest.lock().clone() {
+            if started >= asked {
+                return rendered;
+            }
+        }
+        let started = std::time::Instant::now();
+        let handle = self.handle.clone();
+        let rendered = web::block(move || bytes::Bytes::from(handle.render()))
+            .await
+            .unwrap_or_default();
+        *self.latest.lock() = Some((started, rendered.clone()));
+        rendered
+    }
 }
 
 #[cfg(test)]

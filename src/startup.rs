@@ -80,7 +80,7 @@ impl Application {
     pub fn build(settings: &Settings) -> Result<Self, StartError> {
         raise_open_files_limit();
         // First: what is built next (the circuit breakers) exports its state.
-        let metrics = web::Data::new(crate::metrics::handle());
+        let metrics = web::Data::new(crate::metrics::Exposition::new(crate::metrics::handle()));
         let Prepared {
             registry,
             authenticator,
@@ -205,7 +205,7 @@ fn announce(
 struct Shared {
     state: web::Data<ClientsState>,
     authenticator: web::Data<Authenticator>,
-    metrics: web::Data<metrics_exporter_prometheus::PrometheusHandle>,
+    metrics: web::Data<crate::metrics::Exposition>,
     readiness: web::Data<Readiness>,
     header_limit: HeaderLimit,
     admission: Arc<Admission>,
@@ -360,10 +360,13 @@ const BASELINE: u64 = 20 << 20;
 /// read, 64 keys), provider tokens.
 const CACHES: u64 = 6 << 20;
 
+/// Connections the ops listener serves at once, at most.
+const OPS_CONNECTIONS: usize = 1024;
+
 /// `/healthz`, `/readyz` and `/metrics` alone, on their own listener and worker thread.
 fn ops_server(
     bind: &str,
-    metrics: web::Data<metrics_exporter_prometheus::PrometheusHandle>,
+    metrics: web::Data<crate::metrics::Exposition>,
     readiness: web::Data<Readiness>,
     settings: &Settings,
 ) -> Result<(Server, u16), StartError> {
@@ -383,8 +386,14 @@ fn ops_server(
     .listen(listener)?
     .disable_signals()
     .workers(1)
-    .max_connections(256)
-    .client_request_timeout(Duration::from_secs(5))
+    // Probes come on a connection of their own and send their head at once: a connection
+    // that has sent no complete head within a second (idle, or a byte a second) is closed, and
+    // so is one kept alive past a second, so that a few hundred of them cannot fill the
+    // listener or keep the probes waiting.
+    .max_connections(OPS_CONNECTIONS)
+    .client_request_timeout(Duration::from_secs(1))
+    .client_disconnect_timeout(Duration::from_secs(1))
+    .keep_alive(Duration::from_secs(1))
     .run();
     Ok((server, port))
 }

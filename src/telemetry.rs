@@ -259,11 +259,22 @@ pub fn trace_id() -> Option<String> {
 /// Keep the guard until the process ends: dropping it flushes the last lines.
 pub fn init(settings: &TelemetrySettings) -> Result<LogGuard, String> {
     let traces = trace_exporter(settings)?;
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(directive) if !directive.is_empty() => EnvFilter::try_new(directive),
-        _ => EnvFilter::try_new(&settings.log_level),
+    let directive = match std::env::var("RUST_LOG") {
+        Ok(directive) if !directive.is_empty() => directive,
+        _ => settings.log_level.clone(),
+    };
+    let mut filter =
+        EnvFilter::try_new(&directive).map_err(|e| format!("telemetry.log_level: {e}"))?;
+    // A malformed request head, a connection cut by its peer: the HTTP server logs them as
+    // errors, which any client could raise at will. They are counted instead
+    // (clients_gateway_inbound_protocol_errors_total), and logged only when asked for by name.
+    if !directive.contains("actix_http") {
+        filter = filter.add_directive(
+            "actix_http::h1::dispatcher=off"
+                .parse()
+                .expect("a valid directive"),
+        );
     }
-    .map_err(|e| format!("telemetry.log_level: {e}"))?;
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(false)
         .buffered_lines_limit(LINES_IN_FLIGHT)
@@ -299,9 +310,13 @@ pub fn init(settings: &TelemetrySettings) -> Result<LogGuard, String> {
             .with_tracer(provider.tracer("clients-gateway"))
             .with_filter(Targets::new().with_target("clients_gateway", tracing::Level::INFO))
     });
+    let protocol_errors = ProtocolErrors.with_filter(
+        Targets::new().with_target("actix_http::h1::dispatcher", tracing::Level::ERROR),
+    );
     tracing_subscriber::registry()
         .with(logs)
         .with(spans)
+        .with(protocol_errors)
         .try_init()
         .map_err(|e| format!("cannot install the log subscriber: {e}"))?;
     if traces.is_some() {
@@ -312,6 +327,20 @@ pub fn init(settings: &TelemetrySettings) -> Result<LogGuard, String> {
         writer: Some(guard),
         traces,
     })
+}
+
+/// Counts the HTTP server's complaints about its peers (malformed request heads, connections
+/// cut mid-request), which are not logged as errors.
+struct ProtocolErrors;
+
+impl<S: tracing::Subscriber> Layer<S> for ProtocolErrors {
+    fn on_event(
+        &self,
+        _event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        crate::metrics::inbound_protocol_error();
+    }
 }
 
 #[cfg(test)]

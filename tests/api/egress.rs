@@ -553,3 +553,119 @@ async fn a_stream_an_http2_provider_refused_unprocessed_is_sent_again_and_counte
     assert_eq!(r["attempts"], 3, "{r}");
     assert_eq!(streams.load(Ordering::SeqCst), 3);
 }
+
+/// A proxy that refuses everything, echoing the credentials it was sent (a proxy's error page
+/// may show the request's headers).
+async fn echoing_proxy() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
+                    if client.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let credential = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("proxy-authorization: "))
+                    .or_else(|| {
+                        head.lines()
+                            .find_map(|l| l.strip_prefix("Proxy-Authorization: "))
+                    })
+                    .unwrap_or("none")
+                    .to_owned();
+                let decoded = credential
+                    .strip_prefix("Basic ")
+                    .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default();
+                let body = json!({"message": format!("proxy refused {credential} ({decoded})")})
+                    .to_string();
+                let answer = format!(
+                    "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = client.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    port
+}
+
+/// `HTTP_PROXY=user:password@host:port` (no scheme) is used as `http://…` by the HTTP client:
+/// its credentials are scrubbed from what is relayed, and the start log names it properly.
+#[tokio::test]
+async fn a_proxy_variable_without_a_scheme_is_used_and_its_credentials_never_shown() {
+    let proxy = echoing_proxy().await;
+    let port = free_port();
+    let config = binary_config(
+        port,
+        &format!(
+            "[providers.lucca]\nbase_url = \"http://lucca.example\"\napi_key = \"{LUCCA_KEY}\"\norganization_id = 12\n"
+        ),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = write_config(dir.path(), &config);
+    let log_path = dir.path().join("gateway.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let variable = format!("{PROXY_USER}:{PROXY_PASSWORD}@127.0.0.1:{proxy}");
+    let mut child =
+        start_binary_with(&config_path, port, Some(log), &[("HTTP_PROXY", &variable)]).await;
+    let (status, answer) = post_keyed(
+        &reqwest::Client::new(),
+        &format!("http://127.0.0.1:{port}"),
+        &token_for("egress-test"),
+        None,
+        &one_target("lucca", json!({})),
+    )
+    .await;
+    terminate(&mut child).await;
+    assert_eq!(status, 207, "{answer}");
+    let lucca = &answer["results"]["lucca"];
+    assert_eq!(
+        lucca["status"], "failed",
+        "the call went through the proxy: {lucca}"
+    );
+    assert!(
+        lucca["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("proxy refused"),
+        "{lucca}"
+    );
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("{PROXY_USER}:{PROXY_PASSWORD}"));
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    for shown in [answer.to_string(), logs.clone()] {
+        assert!(!shown.contains(PROXY_PASSWORD), "{shown}");
+        assert!(!shown.contains(&basic), "{shown}");
+    }
+    assert!(
+        logs.contains(&format!("proxy: http://127.0.0.1:{proxy} (HTTP_PROXY)")),
+        "{logs}"
+    );
+}
+
+/// A proxy variable that is no usable proxy URL is refused at start and by check-config,
+/// naming the variable, never showing its value.
+#[test]
+fn an_unusable_proxy_variable_is_refused_without_being_shown() {
+    let (_dir, config) = binary_config_file(free_port(), "");
+    for value in [
+        "http://127.0.0.1:99999",
+        "http://ops:pw-Secr3t@[::1",
+        "socks5://ops:pw-Secr3t@proxy:1080",
+    ] {
+        let out = check_config(&config, &[("HTTPS_PROXY", value)]);
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{value}: {text}");
+        assert!(text.contains("HTTPS_PROXY"), "{text}");
+        assert!(!text.contains("pw-Secr3t"), "{text}");
+    }
+}

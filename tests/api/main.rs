@@ -4,6 +4,7 @@
 
 mod auth;
 mod clients;
+mod configuration;
 mod contract;
 mod egress;
 mod fleet;
@@ -15,6 +16,7 @@ mod lookups;
 mod metrics;
 mod openapi;
 mod overload;
+mod probes;
 mod problems;
 mod processes;
 mod redis;

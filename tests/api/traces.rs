@@ -158,10 +158,19 @@ async fn each_request_continues_the_callers_trace_with_a_span_per_target() {
         }
     }
 
-    // The spans arrive in batches, off the request path.
+    // The spans arrive in batches, off the request path: every target's and every request's
+    // (a request's span ends after its targets', and may come in a later batch).
     let started = Instant::now();
     let mut all = spans(&collector).await;
-    while all.iter().filter(|s| s.name.starts_with("create ")).count() < 10 {
+    let complete = |all: &[Span]| {
+        all.iter().filter(|s| s.name.starts_with("create ")).count() >= 10
+            && all
+                .iter()
+                .filter(|s| s.kind == SpanKind::Server as i32)
+                .count()
+                >= 5
+    };
+    while !complete(&all) {
         assert!(
             started.elapsed() < Duration::from_secs(15),
             "spans never exported: {all:?}"
