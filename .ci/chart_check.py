@@ -46,6 +46,19 @@ def check_config(values_name, toml_text):
             failures.append(f"{values_name}: the gateway refuses the rendered configuration: {result.stderr}")
 
 
+def check_ops_port(values_name, values, doc):
+    """The ops listener (probes, /metrics) is never reachable where the API is: not on the API's
+    Service, and the network policy opens it only to named sources (the scraper)."""
+    ops = ((values.get("config") or {}).get("server") or {}).get("opsPort", 8081)
+    if doc["kind"] == "Service" and doc["metadata"]["labels"].get("app.kubernetes.io/component") != "metrics":
+        if any(p.get("name") == "ops" or p.get("port") == ops for p in doc["spec"]["ports"]):
+            failures.append(f"{values_name}: the API's Service {doc['metadata']['name']} exposes the ops port")
+    if doc["kind"] == "NetworkPolicy":
+        for rule in doc["spec"].get("ingress") or []:
+            if any(p.get("port") == ops for p in rule.get("ports") or []) and not rule.get("from"):
+                failures.append(f"{values_name}: the network policy opens the ops port to any source")
+
+
 def expected_failure(values_file):
     """A must-fail values file starts with `# must fail with: <part of the message>`."""
     first = values_file.read_text().splitlines()[0]
@@ -95,6 +108,7 @@ for values_file in sorted(VALUES.glob("*.yaml")):
             path.write_text(yaml.safe_dump(doc, sort_keys=False))
             if doc["kind"] == "ConfigMap":
                 check_config(values_file.name, doc["data"]["gateway.toml"])
+            check_ops_port(values_file.name, values, doc)
             if doc["kind"] in CRDS:
                 ok = doc.get("apiVersion") == "monitoring.coreos.com/v1" and doc["spec"]["endpoints"][0]["path"] == "/metrics"
                 if not ok:

@@ -13,7 +13,10 @@ targets' statuses inside the 207s, the probes' failures and p99 on the ops liste
 main one, the requests in flight the gateway held (its own gauge, sampled), and
 whether a request right after the burst is admitted.
 
-Run as root (cgroups): `python3 bench/overload.py [markdown-out]`.
+Run as root (cgroups): `python3 bench/overload.py [markdown-out]`; `... calibrate` measures the
+costs the budget counts, `... waves` bursts against providers that close idle connections, and
+`... bodies` callers that send 60 KB bodies with their heads (BODIES_BASELINE_BIN: a build to
+compare side by side).
     OVERLOAD_LEVELS     comma-separated callers (default 500,1000,2000,5000,10000)
     OVERLOAD_PROTOCOLS  h2,h1 (default both)
     OVERLOAD_DURATION   seconds per level (default 20)
@@ -357,6 +360,84 @@ def waves():
     return "\n".join(lines) + "\n"
 
 
+BODY_CASES = [
+    # (name, limit MiB, callers, token, body): a caller whose token is refused; an authenticated
+    # caller whose body is refused (a note of 60,000 characters); valid bodies padded to 60 KB.
+    ("invalid token", 256, 5000, "invalid", "valid"),
+    ("refused body", 64, 3000, "valid", "refused"),
+    ("valid body", 64, 3000, "valid", "valid"),
+]
+
+
+def bodies():
+    """Callers that send a 60 KB body in the same write as their head, on kept connections, by
+    the thousand, against the gateway in a small memory cgroup (one core) whose five providers
+    answer after OVERLOAD_DELAY_MS: per case, whether it lives, its peak, the answers, the
+    probes. BODIES_BASELINE_BIN: another build of the gateway measured side by side (each case
+    runs against both, one after the other)."""
+    builds = [("this build", BIN)]
+    if os.environ.get("BODIES_BASELINE_BIN"):
+        builds.insert(0, ("baseline", pathlib.Path(os.environ["BODIES_BASELINE_BIN"])))
+    upstream = bench.free_port()
+    providers = bench.Process("bodies-providers", [str(BIN), "providers", "--bind", f"127.0.0.1:{upstream}",
+                                                   "--workers", "1", "--no-uniqueness", "--delay-ms", str(DELAY_MS)],
+                              upstream)
+    valid = bench.canonical(1)
+    refused = json.loads(valid)
+    refused["client"]["note"] = "n" * 60_000
+    payloads = {"valid": bench.canonical(1, size=60_000), "refused": json.dumps(refused)}
+    lines = [f"Bodies with their heads (`python3 bench/overload.py bodies`, {time.strftime('%Y-%m-%d')}): "
+             f"each caller sends a 60 KB body in the same write as its head, again and again on a kept connection, for {DURATION} s; "
+             f"providers answer after {DELAY_MS} ms; `/healthz` on the ops listener every 200 ms (2 s timeout).", "",
+             "| case | cgroup | callers | build | alive (OOM kills) | peak memory | answers by status | `/healthz` failed |",
+             "|---|---|---|---|---|---|---|---|"]
+    try:
+        for name, limit_mb, callers, token_kind, body_kind in BODY_CASES:
+            body_path = TMP / f"bodies-{body_kind}.json"
+            body_path.write_text(payloads[body_kind])
+            for build, binary in builds:
+                port, ops = bench.free_port(), bench.free_port()
+                config = TMP / "bodies.toml"
+                text = bench.gateway_config(port, upstream).replace('log_level = "info"', 'log_level = "warn"')
+                config.write_text(text.replace("[server]\n", f'[server]\nops_bind = "127.0.0.1:{ops}"\n', 1))
+                cgroup = Cgroup(f"clients-gateway-bodies-{port}", limit_mb << 20)
+                log = open(TMP / f"bodies-{port}.log", "w")
+                gateway = subprocess.Popen([str(binary), "--config", str(config)], stdout=log,
+                                           stderr=subprocess.STDOUT, preexec_fn=cgroup.join)
+                try:
+                    bench.wait_port(port)
+                    token = "not.a.token" if token_kind == "invalid" else subprocess.run(
+                        [str(BIN), "token", "--config", str(config), "--sub", "bodies"],
+                        capture_output=True, text=True, check=True).stdout.strip()
+                    out = json.loads(subprocess.run(
+                        [str(LOAD), "--addr", f"127.0.0.1:{port}", "--connections", str(callers),
+                         "--duration-s", str(DURATION), "--body", str(body_path),
+                         "--header", f"Authorization: Bearer {token}", "--header", "Content-Type: application/json",
+                         "--probe-addr", f"127.0.0.1:{ops}", "--probe-every-ms", "200", "--timeout-ms", "30000"],
+                        capture_output=True, text=True, check=True).stdout)
+                    alive = gateway.poll() is None
+                    statuses = {k: v["count"] for k, v in out["statuses"].items()}
+                    statuses.update(out.get("errors", {}))
+                    probe = out.get("probes", {}).get(f"127.0.0.1:{ops}", {})
+                    peak = cgroup.peak()
+                    lines.append(f"| {name} | {limit_mb} MiB | {callers:,} | {build} | "
+                                 f"{'yes' if alive else 'no'} ({cgroup.oom_kills()}) | "
+                                 f"{(peak or 0) / 2**20:.0f} MiB | {json.dumps(statuses)} | "
+                                 f"{probe.get('failed', '–')} of {probe.get('ok', 0) + probe.get('failed', 0)} |")
+                    print(lines[-1], flush=True)
+                finally:
+                    gateway.terminate()
+                    try:
+                        gateway.wait(timeout=40)
+                    except subprocess.TimeoutExpired:
+                        gateway.kill()
+                        gateway.wait()
+                    cgroup.remove()
+    finally:
+        providers.stop()
+    return "\n".join(lines) + "\n"
+
+
 def main(out_path):
     pki = tls.make_certificates()
     ca = pki / "ca.pem"
@@ -369,6 +450,10 @@ def main(out_path):
     body_path = TMP / "five.json"
     body_path.write_text(five)
     results = []
+    if out_path == "bodies":
+        providers.stop()
+        print(bodies())
+        return
     if out_path == "waves":
         providers.stop()
         print(waves())

@@ -317,7 +317,7 @@ fn admission(
 
 /// The budget for a limit of `limit` bytes, what the settings set aside taken off.
 fn budget(settings: &Settings, limit: u64, max_keys: usize) -> Result<overload::Budget, String> {
-    let costs = overload::MEASURED;
+    let costs = costs(settings);
     let shared = settings.idempotency.redis_url.is_some()
         || !settings.idempotency.redis_sentinels.is_empty();
     let store = if shared {
@@ -333,6 +333,16 @@ fn budget(settings: &Settings, limit: u64, max_keys: usize) -> Result<overload::
         caches: CACHES,
     };
     overload::Budget::new(limit, fixed, costs)
+}
+
+/// The measured costs, a connection charged what it may read ahead of its handler under these
+/// limits of heads and bodies.
+fn costs(settings: &Settings) -> overload::Costs {
+    let server = &settings.server;
+    overload::MEASURED.with_read_ahead(
+        server.header_limit_bytes as u64,
+        server.body_limit_bytes as u64,
+    )
 }
 
 /// How many five-target requests (2 KiB bodies) fit, each call costing `call`.
@@ -438,5 +448,40 @@ fn raise_open_files_limit() {
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(limit) => tracing::debug!(limit, "open files limit"),
         Err(e) => tracing::warn!(error = %e, "cannot raise the open files limit"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the open connections may hold before their requests are admitted or refused — a
+    /// head and a body each, sent together — stays within the room of the budget, for the
+    /// chart's limit and the default limits of heads and bodies.
+    #[test]
+    fn bodies_read_ahead_of_admission_fit_the_budget() {
+        let settings = Settings::default();
+        let (head, body) = (
+            settings.server.header_limit_bytes as u64,
+            settings.server.body_limit_bytes as u64,
+        );
+        for limit_mib in [64u64, 256, 1024] {
+            let limit = limit_mib << 20;
+            let fixed = overload::Fixed {
+                baseline: BASELINE,
+                store: default_max_keys(limit) as u64 * overload::MEASURED.store_key,
+                caches: CACHES,
+            };
+            let budget = overload::Budget::new(limit, fixed, costs(&settings)).expect("a budget");
+            let read_ahead = (head + body).min(overload::budget::READ_AHEAD_CAP);
+            let held = budget.max_connections() as u64 * read_ahead;
+            assert!(
+                held <= budget.room(),
+                "{limit_mib} MiB: {} connections may hold {} MiB read ahead, the room is {} MiB",
+                budget.max_connections(),
+                held >> 20,
+                budget.room() >> 20
+            );
+        }
     }
 }

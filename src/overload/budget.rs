@@ -6,7 +6,8 @@
 /// each held in flight (`python3 bench/overload.py calibrate`, BENCHMARKS.md §4), rounded up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Costs {
-    /// An open inbound connection (the HTTP/1 server's read and write buffers, its state).
+    /// An open inbound connection (the HTTP/1 server's read and write buffers, its state; and,
+    /// as [`Costs::with_read_ahead`] makes them, what it may read ahead of its handler).
     pub connection: u64,
     /// A request being handled, beyond its connection: its head, the handler, the parsed body,
     /// the fan-out's bookkeeping and the 207.
@@ -31,6 +32,24 @@ pub const MEASURED: Costs = Costs {
     call_h1: 50 * 1024,
     store_key: 2_100,
 };
+
+/// The most the HTTP server reads of a connection ahead of its handler: its read buffer
+/// (128 KiB) and a request's unread body (32 KiB), actix-http's bounds.
+pub const READ_AHEAD_CAP: u64 = 160 * 1024;
+
+impl Costs {
+    /// These costs for a server whose request heads and bodies are bounded as given: an open
+    /// connection is charged what it may hold before its request is admitted or refused — a
+    /// peer sends its body with its head, and the server reads it whatever the answer — so
+    /// that the connection cap keeps a burst of bodies within the budget.
+    pub fn with_read_ahead(self, header_limit: u64, body_limit: u64) -> Self {
+        let read_ahead = header_limit.saturating_add(body_limit).min(READ_AHEAD_CAP);
+        Self {
+            connection: self.connection.saturating_add(read_ahead),
+            ..self
+        }
+    }
+}
 
 /// The share of the limit that requests may fill by the model; what is above it is left for
 /// what the model does not see (allocator slack, a burst of connections being refused).

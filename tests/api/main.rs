@@ -13,6 +13,7 @@ mod hostile;
 mod hostile_two;
 mod idempotency;
 mod lookups;
+mod memory;
 mod metrics;
 mod openapi;
 mod overload;
