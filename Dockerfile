@@ -25,7 +25,7 @@ RUN cargo build --release --locked --bin clients-gateway \
  && strip /app/target/release/clients-gateway
 
 FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
-# Given by the build (README, "Container image"): VERSION (git describe), REVISION (the
+# Given by the build (docs/operating/deploy.md): VERSION (git describe), REVISION (the
 # commit), CREATED (RFC 3339), SOURCE (the repository's URL).
 ARG VERSION=unknown
 ARG REVISION=unknown

@@ -2,6 +2,7 @@
 manifest against the Kubernetes schemas, and checks that the values meant to fail do fail with a
 clear message. Writes the rendered manifests to the directory given as argument (for checkov)."""
 
+import json
 import pathlib
 import subprocess
 import sys
@@ -59,6 +60,56 @@ def check_ops_port(values_name, values, doc):
                 failures.append(f"{values_name}: the network policy opens the ops port to any source")
 
 
+# Keys the chart sets on purpose to something other than the gateway's default, and why.
+CHART_CHOICES = {
+    "server.bind": "the container listens on every interface",
+    "server.ops_bind": "the probes and the scraper have their own port in a pod",
+    "telemetry.log_format": "JSON lines for the cluster's log pipeline",
+    "providers.*.enabled": "a provider is switched on in the chart with its credential",
+}
+
+
+def chart_choice(path):
+    parts = path.split(".")
+    return path in CHART_CHOICES or (
+        parts[0] == "providers" and ".".join(["providers", "*"] + parts[2:]) in CHART_CHOICES)
+
+
+def same(default, value):
+    """Equal, URLs compared without a trailing slash (the gateway stores them with one)."""
+    if isinstance(default, str) and isinstance(value, str) and default.startswith("http"):
+        return default.rstrip("/") == value.rstrip("/")
+    return default == value
+
+
+def reference_defaults():
+    """Every key's default, as the gateway's own settings types give them."""
+    out = subprocess.run([str(GATEWAY), "config-reference", "--format", "json"],
+                         capture_output=True, text=True, check=True).stdout
+    return {k["path"]: k["default"] for k in json.loads(out)}
+
+
+def check_defaults(values_name, toml_text):
+    """The chart's defaults are the gateway's: every key the default values render equals the
+    reference's default, but for the chart's documented choices."""
+    import tomllib
+    defaults = reference_defaults()
+    rendered = tomllib.loads(toml_text)
+
+    def walk(prefix, table):
+        for key, value in table.items():
+            path = f"{prefix}.{key}" if prefix else key
+            if isinstance(value, dict):
+                walk(path, value)
+            elif key.endswith("_file"):
+                continue  # where the chart mounts a secret, not a default
+            elif path in defaults and not chart_choice(path) and not same(defaults[path], value):
+                failures.append(f"{values_name}: the chart renders {path} = {value!r}, "
+                                f"the gateway's default is {defaults[path]!r} "
+                                "(change one, or list it in CHART_CHOICES with the reason)")
+    walk("", rendered)
+
+
 def expected_failure(values_file):
     """A must-fail values file starts with `# must fail with: <part of the message>`."""
     first = values_file.read_text().splitlines()[0]
@@ -108,6 +159,8 @@ for values_file in sorted(VALUES.glob("*.yaml")):
             path.write_text(yaml.safe_dump(doc, sort_keys=False))
             if doc["kind"] == "ConfigMap":
                 check_config(values_file.name, doc["data"]["gateway.toml"])
+                if values_file.name == "defaults.yaml":
+                    check_defaults(values_file.name, doc["data"]["gateway.toml"])
             check_ops_port(values_file.name, values, doc)
             if doc["kind"] in CRDS:
                 ok = doc.get("apiVersion") == "monitoring.coreos.com/v1" and doc["spec"]["endpoints"][0]["path"] == "/metrics"

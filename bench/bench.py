@@ -3,7 +3,7 @@
 Starts on loopback: two upstreams (the gateway's simulated providers, `clients-gateway providers`,
 one answering at once and one after 50 ms), two gateways in release mode with JWT auth on (one per
 upstream), and nginx proxying to the fast upstream. Drives them with oha in a separate process and
-writes BENCHMARKS.md. Every figure is the median of BENCH_RUNS runs; ratios compare figures
+writes docs/benchmarks/throughput.md. Every figure is the median of BENCH_RUNS runs; ratios compare figures
 measured side by side in the same run.
 """
 
@@ -409,7 +409,7 @@ def write_report(f):
     profile = ROOT / "bench" / "PROFILE.md"
     if profile.exists():
         lines += [profile.read_text().rstrip(), ""]
-    (ROOT / "BENCHMARKS.md").write_text("\n".join(lines))
+    (ROOT / "docs" / "benchmarks" / "throughput.md").write_text("\n".join(lines))
     print("\n".join(lines))
 
 

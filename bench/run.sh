@@ -3,7 +3,7 @@
 # openssl if missing, then runs bench/tls.py (upstreams over HTTPS, HTTP/2 and HTTP/1.1, against
 # nginx proxy_pass to the same upstream, each pinned to its core) and bench/bench.py (the same
 # over plain HTTP), which start their own upstreams, gateways (JWT auth on) and nginx on loopback,
-# drive them with oha in a separate process, and write BENCHMARKS.md; then bench/store.py
+# drive them with oha in a separate process, and write docs/benchmarks/throughput.md; then bench/store.py
 # measures the in-process idempotency store's memory per key.
 #   BENCH_DURATION  seconds per measurement (default 10)
 #   BENCH_RUNS      runs per figure; medians are reported (default 3)
@@ -29,4 +29,4 @@ BENCH_HTTPS_REPORT="$https_report" python3 bench/bench.py "$@"
   echo "## 3. The in-process idempotency store (\`python3 bench/store.py 20000\`)"
   echo
   python3 bench/store.py 20000 | sed 's/^/    /'
-} >> BENCHMARKS.md
+} >> docs/benchmarks/throughput.md

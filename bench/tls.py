@@ -12,7 +12,7 @@ pinned to core 1. Throughput per core is requests per CPU-second of the system u
 from /proc: the figure that does not depend on whether core 1 or core 0 is the limit.
 
 Writes a markdown fragment to the path given as the first argument (bench/bench.py puts it in
-BENCHMARKS.md).
+docs/benchmarks/throughput.md).
 """
 
 import json

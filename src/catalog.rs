@@ -7,7 +7,7 @@
 //! (`crate::providers`), and the simulated providers (`crate::sandbox`).
 //!
 //! Adding a provider: one line below, its adapter `src/providers/<name>.rs` and its simulation
-//! `src/sandbox/<name>.rs` (the README's "Adding a provider" has the whole recipe).
+//! `src/sandbox/<name>.rs` (`docs/building/adding-a-provider.md` has the whole recipe).
 
 /// Calls `$callback! { (Variant, module, "Display name"), ... }` with every provider, in the
 /// order results are listed. `Variant` names the [`ProviderId`] and the adapter type

@@ -12,7 +12,7 @@ use rand::Rng;
 use secrecy::SecretString;
 
 /// jemalloc: fewer instructions per allocation than glibc's malloc on the request path, and no
-/// more memory at the peak (BENCHMARKS.md).
+/// more memory at the peak (docs/benchmarks/throughput.md).
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -65,7 +65,12 @@ enum Command {
     Openapi,
     /// Print the configuration reference (Markdown): every key with its default, bounds,
     /// description and environment variable.
-    ConfigReference,
+    ConfigReference {
+        /// `json`: the keys as a JSON array (`path`, `default`, `minimum`, `maximum`,
+        /// `secret`), for tools that check other copies of the defaults (the chart's).
+        #[arg(long, default_value = "markdown", value_parser = ["markdown", "json"])]
+        format: String,
+    },
     /// Load the configuration and build everything that needs no network (adapters, caller
     /// authentication), then exit: 0 if the gateway would start with it.
     CheckConfig,
@@ -126,8 +131,11 @@ fn main() -> ExitCode {
             println!("{}", clients_gateway::openapi::document());
             Ok(())
         }
-        Some(Command::ConfigReference) => {
-            print!("{}", clients_gateway::config::schema::reference());
+        Some(Command::ConfigReference { format }) => {
+            match format.as_str() {
+                "json" => println!("{}", clients_gateway::config::schema::keys_json()),
+                _ => print!("{}", clients_gateway::config::schema::reference()),
+            }
             Ok(())
         }
         None => run(cli.config, cli.sandbox, cli.unanswered),

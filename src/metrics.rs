@@ -1,28 +1,30 @@
-//! Prometheus metrics (`GET /metrics`), recorded through the `metrics` facade.
+//! Every metric the gateway exports at `GET /metrics` (Prometheus text format; on the ops
+//! listener too, with `server.ops_bind`), recorded through the `metrics` facade.
 //!
-//! | name | type | labels |
-//! |---|---|---|
-//! | `http_requests_total` | counter | `route`, `method`, `status` |
-//! | `http_request_duration_seconds` | histogram | `route`, `method` |
-//! | `clients_gateway_provider_results_total` | counter | `provider`, `status`, `kind` |
-//! | `clients_gateway_provider_duration_seconds` | histogram | `provider`, `status` |
-//! | `clients_gateway_fanouts_in_flight` | gauge | – |
-//! | `clients_gateway_idempotency_keys` | gauge | – |
-//! | `clients_gateway_shed_total` | counter | `reason` (`budget`, `memory`) |
-//! | `clients_gateway_shed_duration_seconds` | histogram | – |
-//! | `clients_gateway_requests_in_flight` | gauge | – |
-//! | `clients_gateway_provider_calls_in_flight` | gauge | `provider` |
-//! | `clients_gateway_inbound_connections` | gauge | – |
-//! | `clients_gateway_memory_limit_bytes` | gauge | – |
-//! | `clients_gateway_memory_budget_bytes` | gauge | – |
-//! | `clients_gateway_memory_in_use_bytes` | gauge | – |
-//! | `clients_gateway_memory_allocated_bytes` | gauge | – |
-//! | `clients_gateway_memory_reserved_bytes` | gauge | – |
-//! | `clients_gateway_admission_capacity` | gauge | – |
-//! | `clients_gateway_idempotency_records_total` | counter | `result` |
-//! | `clients_gateway_fleet_total` | counter | `what`, `outcome` |
-//! | `clients_gateway_redis_usable` | gauge | – |
-//! | `clients_gateway_inbound_protocol_errors_total` | counter | – |
+//! | name | type | labels | what it counts |
+//! |---|---|---|---|
+//! | `http_requests_total` | counter | `route`, `method`, `status` | answers, by route and status |
+//! | `http_request_duration_seconds` | histogram | `route`, `method` | time to answer |
+//! | `clients_gateway_provider_results_total` | counter | `provider`, `status`, `kind` | per-target results (`created`, `failed`, ...; the error kind) |
+//! | `clients_gateway_provider_duration_seconds` | histogram | `provider`, `status` | a target's time, its attempts and lookups included |
+//! | `clients_gateway_fanouts_in_flight` | gauge | – | fan-outs running |
+//! | `clients_gateway_circuit_state` | gauge | `provider` | the circuit breaker: 0 closed, 1 half-open, 2 open |
+//! | `clients_gateway_idempotency_keys` | gauge | – | keys held by the in-process store |
+//! | `clients_gateway_shed_total` | counter | `reason` (`budget`, `memory`) | requests shed with `503 overloaded` |
+//! | `clients_gateway_shed_duration_seconds` | histogram | – | a shed answer's time in the gateway |
+//! | `clients_gateway_requests_in_flight` | gauge | – | admitted requests being handled |
+//! | `clients_gateway_provider_calls_in_flight` | gauge | `provider` | calls to a provider in flight |
+//! | `clients_gateway_inbound_connections` | gauge | – | open inbound connections |
+//! | `clients_gateway_memory_limit_bytes` | gauge | – | the memory limit (cgroup or `server.memory_budget_mb`) |
+//! | `clients_gateway_memory_budget_bytes` | gauge | – | what admission may fill (80 % of the limit) |
+//! | `clients_gateway_memory_in_use_bytes` | gauge | – | the cgroup's working set (what the OOM killer compares) |
+//! | `clients_gateway_memory_allocated_bytes` | gauge | – | the allocator's bytes in use (jemalloc) |
+//! | `clients_gateway_memory_reserved_bytes` | gauge | – | the budget's account: connections and admitted requests |
+//! | `clients_gateway_admission_capacity` | gauge | – | requests to every provider that fit at once |
+//! | `clients_gateway_idempotency_records_total` | counter | `result` (`recorded`, `retried`, `lost`, `given_up`) | idempotency record writes |
+//! | `clients_gateway_fleet_total` | counter | `what`, `outcome` | guards (`taken`, `busy`, `unreachable`) and quotas (`fleet`, `local`) |
+//! | `clients_gateway_redis_usable` | gauge | – | 1 when Redis is a master the gateway may write to, 0 when it is unreachable or misconfigured |
+//! | `clients_gateway_inbound_protocol_errors_total` | counter | – | malformed requests from peers (counted, not logged as errors) |
 //!
 //! Labels come from closed sets: route patterns (or `unmatched`), standard methods (or `OTHER`),
 //! status codes, providers, result statuses and error kinds.
@@ -41,6 +43,8 @@ pub const HTTP_DURATION: &str = "http_request_duration_seconds";
 pub const PROVIDER_RESULTS: &str = "clients_gateway_provider_results_total";
 pub const PROVIDER_DURATION: &str = "clients_gateway_provider_duration_seconds";
 pub const FANOUTS_IN_FLIGHT: &str = "clients_gateway_fanouts_in_flight";
+/// A provider's circuit breaker (0 closed, 1 half-open, 2 open), set by `resilience::circuit`.
+pub const CIRCUIT_STATE: &str = "clients_gateway_circuit_state";
 pub const IDEMPOTENCY_KEYS: &str = "clients_gateway_idempotency_keys";
 pub const SHED: &str = "clients_gateway_shed_total";
 pub const SHED_DURATION: &str = "clients_gateway_shed_duration_seconds";
@@ -364,6 +368,26 @@ impl Exposition {
 
 #[cfg(test)]
 mod tests {
+    /// Every metric this module exports is in the table of its documentation (from which
+    /// `docs/reference/metrics.md` is generated).
+    #[test]
+    fn every_metric_is_documented() {
+        let source = include_str!("metrics.rs");
+        let documented: Vec<&str> = source
+            .lines()
+            .filter_map(|l| l.strip_prefix("//! | `"))
+            .filter_map(|l| l.split('`').next())
+            .collect();
+        let exported: Vec<&str> = source
+            .lines()
+            .filter_map(|l| l.strip_prefix("pub const "))
+            .filter_map(|l| l.split('"').nth(1))
+            .collect();
+        for name in exported {
+            assert!(documented.contains(&name), "{name} is not in the table");
+        }
+    }
+
     use super::*;
 
     #[test]

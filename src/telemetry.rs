@@ -259,22 +259,7 @@ pub fn trace_id() -> Option<String> {
 /// Keep the guard until the process ends: dropping it flushes the last lines.
 pub fn init(settings: &TelemetrySettings) -> Result<LogGuard, String> {
     let traces = trace_exporter(settings)?;
-    let directive = match std::env::var("RUST_LOG") {
-        Ok(directive) if !directive.is_empty() => directive,
-        _ => settings.log_level.clone(),
-    };
-    let mut filter =
-        EnvFilter::try_new(&directive).map_err(|e| format!("telemetry.log_level: {e}"))?;
-    // A malformed request head, a connection cut by its peer: the HTTP server logs them as
-    // errors, which any client could raise at will. They are counted instead
-    // (clients_gateway_inbound_protocol_errors_total), and logged only when asked for by name.
-    if !directive.contains("actix_http") {
-        filter = filter.add_directive(
-            "actix_http::h1::dispatcher=off"
-                .parse()
-                .expect("a valid directive"),
-        );
-    }
+    let filter = log_filter(settings)?;
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(false)
         .buffered_lines_limit(LINES_IN_FLIGHT)
@@ -327,6 +312,26 @@ pub fn init(settings: &TelemetrySettings) -> Result<LogGuard, String> {
         writer: Some(guard),
         traces,
     })
+}
+
+/// What is logged: `RUST_LOG` when set, else `telemetry.log_level`; the HTTP server's complaints
+/// about its peers (a malformed request head, a connection cut by its peer) only when asked for
+/// by name — any client could raise them at will; they are counted instead
+/// (`clients_gateway_inbound_protocol_errors_total`).
+fn log_filter(settings: &TelemetrySettings) -> Result<EnvFilter, String> {
+    let directive = match std::env::var("RUST_LOG") {
+        Ok(directive) if !directive.is_empty() => directive,
+        _ => settings.log_level.clone(),
+    };
+    let filter = EnvFilter::try_new(&directive).map_err(|e| format!("telemetry.log_level: {e}"))?;
+    if directive.contains("actix_http") {
+        return Ok(filter);
+    }
+    Ok(filter.add_directive(
+        "actix_http::h1::dispatcher=off"
+            .parse()
+            .expect("a valid directive"),
+    ))
 }
 
 /// Counts the HTTP server's complaints about its peers (malformed request heads, connections

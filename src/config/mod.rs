@@ -1,7 +1,7 @@
 //! Settings: a TOML file, then `CLIENTS_GATEWAY__SECTION__KEY` environment overrides, then
 //! `*_file` secrets read from disk (mounted Kubernetes secrets).
 //!
-//! Every key is documented in the README's configuration reference; unknown keys are refused so a
+//! Every key is documented in the configuration reference (`docs/reference/configuration.md`, generated from these types); unknown keys are refused so a
 //! typo cannot silently fall back to a default.
 
 use std::path::{Path, PathBuf};

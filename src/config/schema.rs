@@ -318,6 +318,24 @@ fn number(n: f64) -> String {
     }
 }
 
+/// Every key as JSON: `[{"path", "default", "minimum", "maximum", "secret"}]`.
+pub fn keys_json() -> String {
+    let keys: Vec<Value> = SettingsSchema::new()
+        .keys()
+        .into_iter()
+        .map(|k| {
+            serde_json::json!({
+                "path": k.path,
+                "default": k.default,
+                "minimum": k.minimum,
+                "maximum": k.maximum,
+                "secret": k.secret,
+            })
+        })
+        .collect();
+    serde_json::to_string_pretty(&keys).unwrap_or_default()
+}
+
 /// The configuration reference, in Markdown: every key with its default, bounds and
 /// description, the environment variable that overrides it, section by section.
 pub fn reference() -> String {

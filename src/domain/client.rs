@@ -60,18 +60,11 @@ impl NewClient {
             }
             some => text::text(some, "/client/name", TextKind::LINE_255, errors),
         };
-        let code = text::text(
-            input.code.as_deref(),
-            "/client/code",
-            TextKind::LINE_255,
-            errors,
-        );
-        let external_id = text::text(
-            input.external_id.as_deref(),
-            "/client/external_id",
-            TextKind::LINE_255,
-            errors,
-        );
+        let line = |value: &Option<String>, pointer: &str, errors: &mut Vec<FieldError>| {
+            text::text(value.as_deref(), pointer, TextKind::LINE_255, errors)
+        };
+        let code = line(&input.code, "/client/code", errors);
+        let external_id = line(&input.external_id, "/client/external_id", errors);
         let client_email = email(input.email.as_deref(), "/client/email", errors);
         let address = text::text(
             input.address.as_deref(),

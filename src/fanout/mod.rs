@@ -334,7 +334,7 @@ mod tests {
     /// step's future is boxed, a result waiting in the state machine is boxed) and its
     /// exchange's (an answer is dropped before a pause). A step's future un-boxed, or a result
     /// held inline, shows here: each of the thousands of calls in flight would carry it
-    /// (BENCHMARKS.md §4).
+    /// (docs/benchmarks/overload.md).
     #[test]
     fn a_call_in_flight_holds_small_futures() {
         fn size<A, B, R>(_: impl FnOnce(A, B) -> R) -> usize {

@@ -192,7 +192,21 @@ async fn once(
     .await;
     connections.learn(sent.as_ref().map(reqwest::Response::version));
     drop(lane);
-    let ended = match sent {
+    let ended = Box::pin(outcome(target, sent, &auth_value, token_refreshed)).await;
+    // The provider answered or was never reached: nothing is in flight any more.
+    progress.in_flight = false;
+    ended
+}
+
+/// What an attempt's send gave: not sent (no connection, a stream refused unprocessed), lost
+/// (the request may have reached the provider), a refused token dropped, or the answer read.
+async fn outcome(
+    target: &Target,
+    sent: reqwest::Result<reqwest::Response>,
+    auth_value: &HeaderValue,
+    token_refreshed: bool,
+) -> Once {
+    match sent {
         Err(e) if e.is_connect() => {
             Once::Ended(Attempt::NotConnected, Exchanged::NotSent(not_connected(&e)))
         }
@@ -206,8 +220,7 @@ async fn once(
                 &target.auth,
                 target.retry.refresh_token(status, token_refreshed),
             ) {
-                Box::pin(source.invalidate(&auth_value)).await;
-                progress.in_flight = false;
+                Box::pin(source.invalidate(auth_value)).await;
                 return Once::TokenRefreshed;
             }
             let answer = Box::pin(read_answer(response)).await;
@@ -217,10 +230,7 @@ async fn once(
             };
             Once::Ended(attempt, Exchanged::Answered(answer))
         }
-    };
-    // The provider answered or was never reached: nothing is in flight any more.
-    progress.in_flight = false;
-    ended
+    }
 }
 
 /// The gateway's own outbound limit for the provider. Earlier attempts, if any, were ones the

@@ -3,7 +3,7 @@
 //! requests in flight, the inbound connection cap, and how many five-target requests fit.
 
 /// What things cost, in bytes: the release binary's working set in a memory cgroup, 1,000 of
-/// each held in flight (`python3 bench/overload.py calibrate`, BENCHMARKS.md §4), rounded up.
+/// each held in flight (`python3 bench/overload.py calibrate`, docs/benchmarks/overload.md), rounded up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Costs {
     /// An open inbound connection (the HTTP/1 server's read and write buffers, its state; and,

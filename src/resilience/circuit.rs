@@ -9,8 +9,6 @@ use crate::catalog::ProviderId;
 use crate::provider_error::ErrorKind;
 use crate::results::TargetResult;
 
-pub const CIRCUIT_STATE: &str = "clients_gateway_circuit_state";
-
 /// What a call told about the provider's health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Health {
@@ -195,7 +193,8 @@ impl CircuitBreaker {
             State::HalfOpen { .. } => 1.0,
             State::Open { .. } => 2.0,
         };
-        metrics::gauge!(CIRCUIT_STATE, "provider" => self.provider.as_str()).set(value);
+        metrics::gauge!(crate::metrics::CIRCUIT_STATE, "provider" => self.provider.as_str())
+            .set(value);
     }
 }
 

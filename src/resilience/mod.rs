@@ -5,6 +5,6 @@ mod circuit;
 mod quota;
 mod retry;
 
-pub use circuit::{CircuitBreaker, Health, Permit, PermitKind, CIRCUIT_STATE};
+pub use circuit::{CircuitBreaker, Health, Permit, PermitKind};
 pub use quota::{Quota, Refusal as QuotaRefusal};
 pub use retry::{Attempt, Decision, RetryPolicy};

@@ -149,7 +149,7 @@ async fn a_name_spelt_otherwise_invisibly_is_the_same_client() {
     }
 }
 
-/// The README's own sequence: the same body twice without adopt (PlusVibe and missionX, which
+/// The first request's own sequence (README): the same body twice without adopt (PlusVibe and missionX, which
 /// take duplicates, then hold two), then adopt: the first client is answered, and `matches`
 /// says the tool holds two.
 #[tokio::test]
