@@ -117,11 +117,16 @@ async fn the_sandbox_enforces_required_fields_the_gateway_does_not_know() {
 #[tokio::test]
 async fn a_name_spelt_otherwise_invisibly_is_the_same_client() {
     let (address, token, _sandbox) = sandbox_app(|_| {}).await;
+    // Every provider, with the smallest options its sandbox takes.
+    let targets: serde_json::Map<String, serde_json::Value> = fixtures()
+        .iter()
+        .map(|f| (f.name.to_owned(), (f.minimal_options)()))
+        .collect();
     let body = |name: &str| {
         json!({
             "client": { "name": name, "external_id": "crm-cafe",
                 "contact": { "first_name": "Nova", "last_name": "Smith", "email": "cafe@nova.example" } },
-            "targets": { "lucca": {}, "clockify": {}, "plusvibe": {}, "chatdash": { "member": { "login_id": "cafe" } }, "missionx": {} },
+            "targets": targets,
             "if_exists": "adopt"
         })
     };
