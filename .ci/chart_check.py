@@ -25,6 +25,8 @@ PLATFORM_CA = ROOT / "helm" / "ci" / "platform-ca.pem"
 SECRET_VALUES = {
     "redis-url": "redis://127.0.0.1:6379/0",
     "proxy-url": "http://egress:ci-proxy-password@proxy.internal:3128",
+    "operations-key": "Y2ktb3BlcmF0aW9ucy1rZXktb2YtMzItYnl0ZXMhISE=",
+    "operations-key-previous-0": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
 }
 
 

@@ -39,30 +39,6 @@ pub struct Keyed {
 /// How long a claim that failed is given to be given up before the 503.
 const RELEASE_WITHIN: Duration = Duration::from_secs(2);
 
-/// Longest error message a record keeps.
-const MAX_RECORDED_MESSAGE: usize = 512;
-
-/// What a record keeps of a result: small, and no password. The provider's bodies (`response`,
-/// `provider_error`) are not kept — a replay answers the status, the id, the error kind and
-/// message, not the bodies.
-fn to_record(result: &TargetResult) -> TargetResult {
-    let mut r = result.clone();
-    r.credentials = r.credentials.as_ref().map(|c| c.redacted());
-    r.response = None;
-    if let Some(e) = r.error.as_mut() {
-        e.provider_error = None;
-        if e.message.len() > MAX_RECORDED_MESSAGE {
-            let mut end = MAX_RECORDED_MESSAGE;
-            while !e.message.is_char_boundary(end) {
-                end -= 1;
-            }
-            e.message.truncate(end);
-            e.message.push('…');
-        }
-    }
-    r
-}
-
 /// Times in records are on the store's clock (Redis's, shared by the replicas): this process's
 /// clock plus `offset_ms`.
 #[derive(Debug, Clone, Copy)]
@@ -272,7 +248,7 @@ async fn run_and_record(
     }
     let record = Record {
         operation_id,
-        results: results.iter().map(|(p, r)| (*p, to_record(r))).collect(),
+        results: results.iter().map(|(p, r)| (*p, r.recorded())).collect(),
         sent_ms,
     };
     save(keyed, holder, record, claimed_at, request_id).await;

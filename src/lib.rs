@@ -39,6 +39,7 @@ pub mod providers;
 pub mod fanout;
 pub mod idempotency;
 pub mod keyed;
+pub mod operations;
 
 // The inbound edge: the memory budget, callers' tokens, HTTP middleware.
 pub mod overload;

@@ -265,8 +265,16 @@ fn check_config(config: Option<PathBuf>) -> Result<(), StartError> {
         Some(link) => format!("; Redis: {}", inspect_redis(link)?),
         None => String::new(),
     };
+    let operations = match (settings.operations.enabled, prepared.link.is_some()) {
+        (false, _) => "off (Prefer: respond-async ignored)",
+        (true, true) => "durable in Redis",
+        (true, false) => {
+            eprintln!("warning: {}", clients_gateway::operations::NOT_DURABLE);
+            "in process (not durable)"
+        }
+    };
     println!(
-        "configuration ok; providers available: {}; outbound {}; idempotency {shared}{redis}; {}",
+        "configuration ok; providers available: {}; outbound {}; idempotency {shared}{redis}; operations {operations}; {}",
         available.join(", "),
         prepared.egress.describe(),
         prepared.describe_budget(),

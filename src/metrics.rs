@@ -25,6 +25,10 @@
 //! | `clients_gateway_fleet_total` | counter | `what`, `outcome` | guards (`taken`, `busy`, `unreachable`) and quotas (`fleet`, `local`) |
 //! | `clients_gateway_redis_usable` | gauge | – | 1 when Redis is a master the gateway may write to, 0 when it is unreachable or misconfigured |
 //! | `clients_gateway_inbound_protocol_errors_total` | counter | – | malformed requests from peers (counted, not logged as errors) |
+//! | `clients_gateway_operations_total` | counter | `event` (`accepted`, `succeeded`, `partial`, `failed`, `cancelled`) | asynchronous operations accepted, and done by final state |
+//! | `clients_gateway_operation_attempts_total` | counter | `provider`, `status` | attempts of operations' targets (re-drives included), by the status they left the target in |
+//! | `clients_gateway_operation_targets_pending` | gauge | `provider` | the queue's depth: targets pending, fleet-wide (every replica reports it) |
+//! | `clients_gateway_operation_oldest_pending_seconds` | gauge | `provider` | how long the oldest pending target has been waiting |
 //!
 //! Labels come from closed sets: route patterns (or `unmatched`), standard methods (or `OTHER`),
 //! status codes, providers, result statuses and error kinds.
@@ -61,6 +65,10 @@ pub const RECORDS: &str = "clients_gateway_idempotency_records_total";
 pub const FLEET: &str = "clients_gateway_fleet_total";
 pub const REDIS_USABLE: &str = "clients_gateway_redis_usable";
 pub const INBOUND_PROTOCOL_ERRORS: &str = "clients_gateway_inbound_protocol_errors_total";
+pub const OPERATIONS: &str = "clients_gateway_operations_total";
+pub const OPERATION_ATTEMPTS: &str = "clients_gateway_operation_attempts_total";
+pub const OPERATIONS_PENDING: &str = "clients_gateway_operation_targets_pending";
+pub const OPERATIONS_OLDEST: &str = "clients_gateway_operation_oldest_pending_seconds";
 
 const BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -139,7 +147,28 @@ fn describe() {
         INBOUND_PROTOCOL_ERRORS,
         "Inbound HTTP/1 connections closed for their peer's fault (a malformed request head, a connection cut mid-request): counted, not logged as errors"
     );
+    describe_operations();
     describe_load();
+}
+
+fn describe_operations() {
+    metrics::describe_counter!(
+        OPERATIONS,
+        "Asynchronous operations: accepted, then done by final state (succeeded, partial, failed, cancelled)"
+    );
+    metrics::describe_counter!(
+        OPERATION_ATTEMPTS,
+        "Attempts of operations' targets, by provider and the status they left the target in (pending: attempted again later)"
+    );
+    metrics::describe_gauge!(
+        OPERATIONS_PENDING,
+        "Operations' targets pending, by provider, fleet-wide"
+    );
+    metrics::describe_gauge!(
+        OPERATIONS_OLDEST,
+        metrics::Unit::Seconds,
+        "How long the oldest pending target of each provider has been waiting (0: none)"
+    );
 }
 
 /// The load's metrics: shedding, what is in flight, the memory budget.
@@ -242,6 +271,24 @@ pub fn fleet(what: &'static str, outcome: &'static str) {
 /// Counts an inbound connection closed for its peer's fault.
 pub fn inbound_protocol_error() {
     metrics::counter!(INBOUND_PROTOCOL_ERRORS).increment(1);
+}
+
+/// Counts an operation's event (`event`: a closed set, see [`OPERATIONS`]).
+pub fn operation(event: &'static str) {
+    metrics::counter!(OPERATIONS, "event" => event).increment(1);
+}
+
+/// Counts an attempt of an operation's target, by the status it left the target in.
+pub fn operation_attempt(provider: ProviderId, status: &'static str) {
+    metrics::counter!(OPERATION_ATTEMPTS, "provider" => provider.as_str(), "status" => status)
+        .increment(1);
+}
+
+/// The queue's depth for `provider`.
+pub fn operations_pending(provider: ProviderId, pending: u64, oldest_ms: Option<u64>) {
+    metrics::gauge!(OPERATIONS_PENDING, "provider" => provider.as_str()).set(pending as f64);
+    let oldest = oldest_ms.map_or(0.0, |ms| ms as f64 / 1000.0);
+    metrics::gauge!(OPERATIONS_OLDEST, "provider" => provider.as_str()).set(oldest);
 }
 
 /// Whether Redis was found usable by the last readiness check.

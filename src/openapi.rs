@@ -17,6 +17,8 @@ use crate::{providers, routes};
     servers((url = "/", description = "This gateway")),
     paths(
         routes::clients::create_client,
+        routes::operations::get_operation,
+        routes::operations::cancel_operation,
         routes::ops::healthz,
         routes::ops::readyz,
         crate::metrics::render,

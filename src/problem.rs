@@ -56,6 +56,10 @@ pub enum ApiError {
         reason: &'static str,
         retry_after_s: u64,
     },
+    #[error("the operations store is unavailable; nothing was stored or sent (retry later)")]
+    OperationsUnavailable,
+    #[error("the gateway holds as many pending operation targets as it may (operations.max_pending); nothing was stored or sent (retry later)")]
+    OperationsFull,
     #[error("no route for this method and path")]
     NotFound,
     #[error("method not allowed on this path; allowed: {allow}")]
@@ -86,6 +90,8 @@ impl ApiError {
             ApiError::StoreUnavailable => ("store-unavailable", "Service unavailable"),
             ApiError::StoreFull => ("store-full", "Service unavailable"),
             ApiError::Overloaded { .. } => ("overloaded", "Overloaded"),
+            ApiError::OperationsUnavailable => ("operations-unavailable", "Service unavailable"),
+            ApiError::OperationsFull => ("operations-full", "Service unavailable"),
             ApiError::NotFound => ("not-found", "Not found"),
             ApiError::MethodNotAllowed { .. } => ("method-not-allowed", "Method not allowed"),
             ApiError::Internal => ("internal", "Internal error"),
@@ -106,9 +112,11 @@ impl ApiError {
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::IdempotencyInFlight => StatusCode::CONFLICT,
             ApiError::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::StoreUnavailable | ApiError::StoreFull | ApiError::Overloaded { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::StoreUnavailable
+            | ApiError::StoreFull
+            | ApiError::Overloaded { .. }
+            | ApiError::OperationsUnavailable
+            | ApiError::OperationsFull => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,

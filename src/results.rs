@@ -23,6 +23,11 @@ pub enum TargetStatus {
     Unknown,
     /// Dry run: what would be sent.
     Planned,
+    /// An operation's target not finished yet: waiting for its turn, a quota, a backoff, or an
+    /// unknown create to settle (asynchronous operations only).
+    Pending,
+    /// An operation's target cancelled before it was sent (asynchronous operations only).
+    Cancelled,
 }
 
 /// `succeeded`: every target created or existing; `failed`: none; `partial`: anything else;
@@ -91,6 +96,10 @@ pub struct TargetResult {
     /// Dry run only: the request that would be sent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request: Option<PlannedRequest>,
+    /// A `pending` target of an operation: when it is attempted next (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "2026-12-06T10:05:00Z")]
+    pub next_attempt_at: Option<String>,
     /// Dry run only: the first request of the lookup that finds the client at the provider
     /// (to adopt it, to settle an unanswered create, or to read an id the create does not
     /// answer). Later pages follow the provider's paging.
@@ -119,7 +128,31 @@ pub fn provider_id_problem(id: &str) -> Option<String> {
     }
 }
 
+/// Longest error message a record keeps.
+const MAX_RECORDED_MESSAGE: usize = 512;
+
 impl TargetResult {
+    /// What a record keeps of a result (an idempotency record, an operation): small, and no
+    /// password. The provider's bodies (`response`, `provider_error`) are not kept — a record
+    /// answers the status, the id, the error kind and message, not the bodies.
+    pub fn recorded(&self) -> TargetResult {
+        let mut r = self.clone();
+        r.credentials = r.credentials.as_ref().map(|c| c.redacted());
+        r.response = None;
+        if let Some(e) = r.error.as_mut() {
+            e.provider_error = None;
+            if e.message.len() > MAX_RECORDED_MESSAGE {
+                let mut end = MAX_RECORDED_MESSAGE;
+                while !e.message.is_char_boundary(end) {
+                    end -= 1;
+                }
+                e.message.truncate(end);
+                e.message.push('…');
+            }
+        }
+        r
+    }
+
     pub fn new(status: TargetStatus) -> Self {
         Self {
             status,
@@ -135,6 +168,7 @@ impl TargetResult {
             request: None,
             lookup: None,
             matches: None,
+            next_attempt_at: None,
         }
     }
 
@@ -203,6 +237,26 @@ impl TargetResult {
 }
 
 impl TargetStatus {
+    /// Whether nothing more will happen to the target (an operation's target: anything but
+    /// `pending`).
+    pub fn is_final(self) -> bool {
+        self != TargetStatus::Pending
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            TargetStatus::Created,
+            TargetStatus::Existing,
+            TargetStatus::Failed,
+            TargetStatus::Unknown,
+            TargetStatus::Planned,
+            TargetStatus::Pending,
+            TargetStatus::Cancelled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             TargetStatus::Created => "created",
@@ -210,6 +264,8 @@ impl TargetStatus {
             TargetStatus::Failed => "failed",
             TargetStatus::Unknown => "unknown",
             TargetStatus::Planned => "planned",
+            TargetStatus::Pending => "pending",
+            TargetStatus::Cancelled => "cancelled",
         }
     }
 }
@@ -230,7 +286,10 @@ impl Outcome {
             match r.status {
                 TargetStatus::Created | TargetStatus::Existing => created += 1,
                 TargetStatus::Planned => planned += 1,
-                TargetStatus::Failed | TargetStatus::Unknown => other += 1,
+                TargetStatus::Failed
+                | TargetStatus::Unknown
+                | TargetStatus::Pending
+                | TargetStatus::Cancelled => other += 1,
             }
         }
         match (created, other, planned) {

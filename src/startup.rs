@@ -20,6 +20,8 @@ use crate::idempotency::redis::RedisStore;
 use crate::idempotency::Store;
 use crate::middleware::{self, HeaderLimit, Pressure};
 use crate::openapi::ApiDoc;
+use crate::operations::crypto::KeyRing;
+use crate::operations::Operations;
 use crate::outbound::{BuildContext, Registry};
 use crate::overload::{self, Admission};
 use crate::routes::clients::admission::Gate;
@@ -34,6 +36,9 @@ pub struct Application {
     /// The listener of `/healthz`, `/readyz` and `/metrics` alone (`server.ops_bind`).
     ops: Option<(Server, u16)>,
     draining: Arc<AtomicBool>,
+    operations: Arc<Operations>,
+    /// How long the attempts under way may take to record on SIGTERM.
+    grace: Duration,
 }
 
 /// Everything the gateway builds from its settings before it listens: what `check-config`
@@ -46,6 +51,8 @@ pub struct Prepared {
     pub limit: overload::Limit,
     pub max_keys: usize,
     pub budget: overload::Budget,
+    /// The key ring of the operations' sealed values.
+    pub keys: KeyRing,
 }
 
 /// Builds the adapters, the caller authentication, the link to Redis (not connected yet) and
@@ -65,6 +72,8 @@ pub fn prepare(settings: &Settings) -> Result<Prepared, StartError> {
         .max_keys
         .unwrap_or_else(|| default_max_keys(limit.bytes));
     let budget = budget(settings, limit.bytes, max_keys)?;
+    let operations = &settings.operations;
+    let keys = operations.key_ring(operations.enabled && link.is_some())?;
     Ok(Prepared {
         registry,
         authenticator,
@@ -73,7 +82,13 @@ pub fn prepare(settings: &Settings) -> Result<Prepared, StartError> {
         limit,
         max_keys,
         budget,
+        keys,
     })
+}
+
+/// The cores this process may use (the default number of workers).
+fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 impl Application {
@@ -89,16 +104,16 @@ impl Application {
             limit,
             max_keys,
             budget,
+            keys,
         } = prepare(settings)?;
+        let registry = Arc::new(registry);
+        let operations = operations(settings, &registry, link.clone(), keys);
         announce(settings, &registry, &authenticator, &egress, link.as_ref());
 
         let listener = TcpListener::bind(&settings.server.bind)
             .map_err(|e| format!("cannot listen on {}: {e}", settings.server.bind))?;
         let port = listener.local_addr()?.port();
-        let workers = settings
-            .server
-            .workers
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let workers = settings.server.workers.unwrap_or_else(available_cores);
         let store = store(settings, link, max_keys);
         let admission = admission(settings, limit, budget)?;
         let draining = Arc::new(AtomicBool::new(false));
@@ -106,18 +121,16 @@ impl Application {
             store: store.clone(),
             draining: draining.clone(),
         });
-        let ops = match &settings.server.ops_bind {
-            Some(bind) => Some(ops_server(
-                bind,
-                metrics.clone(),
-                readiness.clone(),
-                settings,
-            )?),
-            None => None,
-        };
+        let ops = settings
+            .server
+            .ops_bind
+            .as_ref()
+            .map(|bind| ops_server(bind, metrics.clone(), readiness.clone(), settings))
+            .transpose()?;
         let shared = Shared {
             state: web::Data::new(ClientsState {
                 registry,
+                operations: operations.clone(),
                 body_limit: settings.server.body_limit_bytes,
                 body_timeout: Duration::from_millis(settings.server.body_timeout_ms),
                 deadline: Duration::from_millis(settings.server.deadline_ms),
@@ -135,6 +148,8 @@ impl Application {
             port,
             ops,
             draining,
+            operations,
+            grace: Duration::from_secs(settings.server.shutdown_grace_s),
         })
     }
 
@@ -155,12 +170,19 @@ impl Application {
         let ops = self.ops.map(|(server, _)| server);
         let ops_handle = ops.as_ref().map(Server::handle);
         let draining = self.draining.clone();
+        let operations = self.operations.clone();
+        let grace = self.grace;
         ignore_hangups();
+        if operations.enabled() {
+            operations.start();
+        }
         tokio::spawn(async move {
             shutdown_signal().await;
             tracing::info!("shutdown signal: draining in-flight requests");
             draining.store(true, Ordering::Relaxed);
-            handle.stop(true).await;
+            // The operations' attempts under way record their outcome; the rest of the queue
+            // is left to the other replicas (or to this one's restart).
+            let (_, ()) = tokio::join!(handle.stop(true), operations.drain(grace));
             // The probes answer (not ready) until the requests have drained.
             if let Some(ops) = ops_handle {
                 ops.stop(true).await;
@@ -255,6 +277,32 @@ fn main_server(
     .tcp_nodelay(true)
     .max_connections(max_connections.div_ceil(workers));
     Ok(server.run())
+}
+
+/// The operations (their store: Redis when the replicas share one, else the process), planning
+/// again with the gateway's own validation.
+fn operations(
+    settings: &Settings,
+    registry: &Arc<Registry>,
+    link: Option<Arc<Link>>,
+    keys: KeyRing,
+) -> Arc<Operations> {
+    let quotas = registry
+        .available_targets()
+        .filter_map(|t| {
+            let q = t.quota.as_ref()?;
+            Some((t.id, (q.interval(), q.scope().to_owned())))
+        })
+        .collect();
+    let planner = Arc::new(routes::clients::RegistryPlanner(registry.clone()));
+    Arc::new(Operations::new(
+        crate::operations::store(link, &settings.operations),
+        keys,
+        settings.operations.clone(),
+        planner,
+        Duration::from_millis(settings.server.deadline_ms),
+        quotas,
+    ))
 }
 
 /// The idempotency store: Redis when configured, else in process with `max_keys` keys.

@@ -52,6 +52,8 @@ pub struct Settings {
     pub tls: TlsSettings,
     #[serde(default)]
     pub proxy: ProxySettings,
+    #[serde(default)]
+    pub operations: crate::operations::OperationsSettings,
 }
 
 /// `[server]`: the listeners, request limits, the deadline and the memory budget.

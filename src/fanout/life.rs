@@ -671,12 +671,12 @@ fn unsettled(job: Job, message: &str) -> TargetResult {
     let (kind, prefix) = if interrupted {
         (
             ErrorKind::Internal,
-            "an earlier request with this Idempotency-Key was interrupted before recording this target",
+            "an earlier attempt (a request with this Idempotency-Key, or the operation's) was interrupted before recording this target",
         )
     } else {
         (
             ErrorKind::Timeout,
-            "an earlier request with this Idempotency-Key got no answer from this provider",
+            "an earlier attempt (a request with this Idempotency-Key, or the operation's) got no answer from this provider",
         )
     };
     let mut err = ProviderError::new(kind, format!("{prefix}; {message}"));

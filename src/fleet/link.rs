@@ -552,6 +552,14 @@ pub fn eval(script: &str, key: &str) -> Cmd {
     command
 }
 
+/// `EVAL script N keys...`: [`eval`] for a script that touches several keys (one Redis, not a
+/// cluster: every gateway key may be touched by one script).
+pub fn eval_keys(script: &str, keys: &[&str]) -> Cmd {
+    let mut command = redis::cmd("EVAL");
+    command.arg(script).arg(keys.len()).arg(keys);
+    command
+}
+
 /// The detail of a write no replica acknowledged in time.
 const NOT_ACKNOWLEDGED: &str = "not acknowledged by the replicas";
 

@@ -9,5 +9,7 @@ mod quota;
 
 pub use guard::{Guard, Refused, Turn};
 pub use keyed_locks::KeyedLocks;
-pub use link::{eval, evicting, Link, LinkError, RedisSettings, ServerFacts, REFUSE_IF_EVICTING};
+pub use link::{
+    eval, eval_keys, evicting, Link, LinkError, RedisSettings, ServerFacts, REFUSE_IF_EVICTING,
+};
 pub use quota::{Decided, FleetQuota, WINDOW_MS as QUOTA_WINDOW_MS};

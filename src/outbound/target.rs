@@ -300,7 +300,7 @@ pub fn build<A: Adapter>(
             .and_then(std::num::NonZeroU32::new)
             .map(|n| match context.link {
                 Some(link) => Quota::shared(n, link.clone(), id.as_str(), common.base_url.as_str()),
-                None => Quota::per_minute(n),
+                None => Quota::per_minute(n, id.as_str(), common.base_url.as_str()),
             }),
         slots: Slots::new(&common),
         settle: Duration::from_secs(common.settle_s),

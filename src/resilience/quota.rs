@@ -21,6 +21,8 @@ pub struct Quota {
     local: Gcra,
     per_minute: u32,
     fleet: Option<FleetQuota>,
+    /// The provider and its tenant (its base URL): what the allowance is of.
+    scope: String,
 }
 
 /// Why nothing may be sent now.
@@ -39,21 +41,32 @@ impl std::fmt::Debug for Quota {
 }
 
 impl Quota {
-    pub fn per_minute(n: NonZeroU32) -> Self {
+    /// `n` requests a minute to the provider at `base_url` (its tenant), for this replica.
+    pub fn per_minute(n: NonZeroU32, provider: &str, base_url: &str) -> Self {
         Self {
             local: Gcra::new(n),
             per_minute: n.get(),
             fleet: None,
+            scope: format!("{provider} {base_url}"),
         }
     }
 
-    /// The same allowance, shared by the fleet through Redis (`scope`: the provider and its base
-    /// URL).
+    /// The same allowance, shared by the fleet through Redis.
     pub fn shared(n: NonZeroU32, link: Arc<Link>, provider: &str, base_url: &str) -> Self {
         Self {
             fleet: Some(FleetQuota::new(link, provider, base_url, n.get())),
-            ..Self::per_minute(n)
+            ..Self::per_minute(n, provider, base_url)
         }
+    }
+
+    /// One request is allowed every this long, once the burst is spent.
+    pub fn interval(&self) -> Duration {
+        self.local.interval
+    }
+
+    /// What the allowance is of: the provider and its base URL.
+    pub fn scope(&self) -> &str {
+        &self.scope
     }
 
     /// Takes one request from the allowance, or says why not (and until when).

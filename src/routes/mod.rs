@@ -1,4 +1,5 @@
 pub mod clients;
+pub mod operations;
 pub mod ops;
 
 use actix_web::{web, HttpRequest};
@@ -13,6 +14,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .wrap(actix_web::middleware::from_fn(clients::admission::admit))
             .route(web::post().to(clients::create_client))
             .default_service(web::to(|req: HttpRequest| not_allowed(req, "POST"))),
+    );
+    cfg.service(
+        web::resource("/clients/operations/{operation_id}")
+            .route(web::get().to(operations::get_operation))
+            .route(web::delete().to(operations::cancel_operation))
+            .default_service(web::to(|req: HttpRequest| not_allowed(req, "GET, DELETE"))),
     );
     configure_ops(cfg);
 }

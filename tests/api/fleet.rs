@@ -56,6 +56,7 @@ fn replicas_on_sandbox(sandbox: &Sandbox, redis: &str) -> Vec<String> {
             settings.server.bind = "127.0.0.1:0".into();
             settings.server.workers = Some(1);
             settings.auth.hs256_secret = Some(SecretString::from(JWT_SECRET));
+            settings.operations.encryption_key = Some(SecretString::from(OPERATIONS_KEY));
             settings.idempotency.redis_url = Some(redis.to_owned().into());
             sandbox.configure(&mut settings);
             start(&settings)

@@ -19,6 +19,8 @@ use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 pub const LUCCA_KEY: &str = "test-lucca-key";
 pub const CLOCKIFY_KEY: &str = "test-clockify-key";
+/// The key that seals what operations keep at rest, in the tests (32 bytes, base64).
+pub const OPERATIONS_KEY: &str = "dGVzdC1vcGVyYXRpb25zLWtleS0zMi1ieXRlcyEhISE=";
 pub const PLUSVIBE_KEY: &str = "test-plusvibe-key";
 pub const CHATDASH_KEY: &str = "test-chatdash-key";
 pub const MISSIONX_CLIENT_ID: &str = "test-missionx-client";
@@ -176,6 +178,7 @@ pub fn test_settings(mocks: &Mocks) -> Settings {
     s.server.bind = "127.0.0.1:0".into();
     s.server.workers = Some(1);
     s.auth.hs256_secret = Some(SecretString::from(JWT_SECRET));
+    s.operations.encryption_key = Some(SecretString::from(OPERATIONS_KEY));
     for f in fixtures() {
         (f.configure)(&mut s.providers, mock_url(mocks, &f));
     }
@@ -756,8 +759,13 @@ pub async fn post_keyed(
 /// A configuration for the real binary: the test key, then `[server]` listening on `port` with
 /// one worker; `rest` may begin with more `[server]` keys, then other sections.
 pub fn binary_config(port: u16, rest: &str) -> String {
+    // The operations' key (required with Redis), unless the test writes its own section.
+    let operations = match rest.contains("[operations]") {
+        true => String::new(),
+        false => format!("[operations]\nencryption_key = \"{OPERATIONS_KEY}\"\n"),
+    };
     format!(
-        "[auth]\nhs256_secret = \"{JWT_SECRET}\"\n[server]\nbind = \"127.0.0.1:{port}\"\nworkers = 1\n{rest}"
+        "[auth]\nhs256_secret = \"{JWT_SECRET}\"\n{operations}[server]\nbind = \"127.0.0.1:{port}\"\nworkers = 1\n{rest}"
     )
 }
 

@@ -16,6 +16,7 @@ mod lookups;
 mod memory;
 mod metrics;
 mod openapi;
+mod operations;
 mod overload;
 mod probes;
 mod problems;

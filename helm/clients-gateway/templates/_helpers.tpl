@@ -94,6 +94,13 @@ stored in the Secret under <name>-<key> (dashes).
 {{- if and $multi (not $redis) }}
 {{- fail "more than one replica (replicaCount > 1 or autoscaling.enabled) needs idempotency.redisUrl (or idempotency.sentinel): without a shared Redis, a retried request could create a client twice on another replica. Set idempotency.redisUrl (or, with existingSecret, idempotency.redisUrlInExistingSecret), or replicaCount: 1 with autoscaling.enabled: false" }}
 {{- end }}
+{{- $o := .Values.operations }}
+{{- if and .Values.existingSecret .Values.secrets.operationsEncryptionKey }}
+{{- fail "with existingSecret, put the operations' key in that Secret under the key operations-key and set operations.encryptionKeyInExistingSecret: true, instead of secrets.operationsEncryptionKey" }}
+{{- end }}
+{{- if and $o.enabled $redis (not (or (and .Values.secrets.operationsEncryptionKey (not .Values.existingSecret)) (and .Values.existingSecret $o.encryptionKeyInExistingSecret))) }}
+{{- fail "operations (enabled) with Redis need a key that seals what they keep there: secrets.operationsEncryptionKey (32 random bytes in base64: openssl rand -base64 32), or existingSecret with the key operations-key and operations.encryptionKeyInExistingSecret: true; or operations.enabled: false" }}
+{{- end }}
 {{- $auth := .Values.config.auth }}
 {{- if and (eq $auth.mode "publicKey") (not $auth.publicKeyPem) }}
 {{- fail "config.auth.mode publicKey needs config.auth.publicKeyPem" }}

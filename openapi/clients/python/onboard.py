@@ -4,16 +4,18 @@ by openapi-python-client, and reads the 207 with its types (checked by mypy --st
     GATEWAY_URL=http://127.0.0.1:8080 TOKEN=... python3 onboard.py
 
 Exits non-zero unless every provider answers `created` with an id, the same request with
-`if_exists: adopt` answers `existing` with the same ids, and a body missing a required field is a
-typed 422 problem pointing at it.
+`if_exists: adopt` answers `existing` with the same ids, a body missing a required field is a
+typed 422 problem pointing at it, and the request sent with `Prefer: respond-async` is a typed
+202 operation that reads back `succeeded`.
 """
 
 import os
 import sys
+import time
 import uuid
 
 from clients_gateway_client import AuthenticatedClient
-from clients_gateway_client.api.clients import create_client
+from clients_gateway_client.api.clients import create_client, get_operation
 from clients_gateway_client.models import (
     ChatdashMember,
     ChatdashOptions,
@@ -25,6 +27,8 @@ from clients_gateway_client.models import (
     LuccaOptions,
     MissionxOptions,
     MultiStatus,
+    Operation,
+    OperationState,
     Outcome,
     PlusvibeOptions,
     PlusvibePermission,
@@ -104,7 +108,23 @@ def main() -> None:
     if "/client/name" not in pointers:
         sys.exit(f"expected /client/name among {pointers}")
 
-    print(f"python client: created and adopted in {len(created)} providers: {created}")
+    later = create_client.sync_detailed(
+        client=client, body=request(f"{suffix}-ASYNC", IfExists.FAIL), prefer="respond-async"
+    )
+    if later.status_code != 202 or not isinstance(later.parsed, Operation):
+        sys.exit(f"expected 202, got {later.status_code}: {later.content!r}")
+    operation: Operation | ProblemBody | None = later.parsed
+    for _ in range(100):
+        operation = get_operation.sync(client=client, operation_id=later.parsed.operation_id)
+        if not isinstance(operation, Operation):
+            sys.exit(f"expected the operation, got {operation!r}")
+        if operation.done:
+            break
+        time.sleep(0.1)
+    if not isinstance(operation, Operation) or operation.state != OperationState.SUCCEEDED:
+        sys.exit(f"expected the operation succeeded, got {operation!r}")
+
+    print(f"python client: created and adopted in {len(created)} providers: {created}; an operation succeeded")
 
 
 if __name__ == "__main__":

@@ -5,8 +5,9 @@
 //     GATEWAY_URL=http://127.0.0.1:8080 TOKEN=... node dist/onboard.js
 //
 // Exits non-zero unless every provider answers `created` with an id, the same request with
-// `if_exists: "adopt"` answers `existing` with the same ids, and a body missing a required field is
-// a typed 422 problem pointing at it.
+// `if_exists: "adopt"` answers `existing` with the same ids, a body missing a required field is a
+// typed 422 problem pointing at it, and the request sent with `Prefer: respond-async` is a typed 202
+// operation that reads back `succeeded`.
 import createClient from "openapi-fetch";
 import type { components, paths } from "./schema.js";
 
@@ -71,7 +72,8 @@ async function main(): Promise<void> {
     params: { header: { "Idempotency-Key": `onboard-${suffix}` } },
     body: request(suffix, "fail"),
   });
-  if (first.response.status !== 207 || first.data === undefined) {
+  // A 2xx is the 207 (a synchronous answer) or an operation (200/202 with `Prefer`).
+  if (first.response.status !== 207 || first.data === undefined || !("outcome" in first.data)) {
     fail(`expected 207, got ${first.response.status}: ${JSON.stringify(first.error)}`);
   }
   if (first.data.outcome !== "succeeded" || first.data.dry_run) {
@@ -80,7 +82,9 @@ async function main(): Promise<void> {
   const created = ids(first.data, "created");
 
   const again = await client.POST("/clients", { body: request(suffix, "adopt") });
-  if (again.data === undefined) fail(`expected 207 on adopt, got ${again.response.status}`);
+  if (again.data === undefined || !("outcome" in again.data)) {
+    fail(`expected 207 on adopt, got ${again.response.status}`);
+  }
   const adopted = ids(again.data, "existing");
   if (JSON.stringify(adopted) !== JSON.stringify(created)) {
     fail(`adopt found other clients: ${JSON.stringify(adopted)} != ${JSON.stringify(created)}`);
@@ -95,7 +99,27 @@ async function main(): Promise<void> {
   const pointers = (refused.error.errors ?? []).map((e) => e.pointer);
   if (!pointers.includes("/client/name")) fail(`expected /client/name among ${pointers.join(", ")}`);
 
-  console.log(`typescript client: created and adopted in ${PROVIDERS.length} providers: ${JSON.stringify(created)}`);
+  const later = await client.POST("/clients", {
+    params: { header: { Prefer: "respond-async" } },
+    body: request(`${suffix}-ASYNC`, "fail"),
+  });
+  if (later.response.status !== 202 || later.data === undefined || !("state" in later.data)) {
+    fail(`expected 202, got ${later.response.status}`);
+  }
+  const operationId = later.data.operation_id;
+  let state = later.data.state;
+  for (let i = 0; i < 100 && state !== "succeeded"; i++) {
+    const read = await client.GET("/clients/operations/{operation_id}", {
+      params: { path: { operation_id: operationId } },
+    });
+    if (read.data === undefined) fail(`expected the operation, got ${read.response.status}`);
+    state = read.data.state;
+    if (read.data.done) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  if (state !== "succeeded") fail(`expected the operation succeeded, got ${state}`);
+
+  console.log(`typescript client: created and adopted in ${PROVIDERS.length} providers: ${JSON.stringify(created)}; an operation succeeded`);
 }
 
 await main();

@@ -519,7 +519,7 @@ fn settling_an_interrupted_request_says_so() {
     assert_eq!(err.kind, ErrorKind::Internal);
     assert!(err
         .message
-        .starts_with("an earlier request with this Idempotency-Key was interrupted"));
+        .starts_with("an earlier attempt (a request with this Idempotency-Key, or the operation's) was interrupted"));
 }
 
 #[test]

@@ -2,10 +2,12 @@
 //! fan out (or plan, on a dry run) → one 207 Multi-Status answer.
 
 pub mod admission;
+pub(crate) mod asynchronous;
 pub mod examples;
 mod request;
 mod response;
 
+pub use asynchronous::RegistryPlanner;
 pub use request::{CreateClientRequest, CreateHeaders, CreateQuery};
 pub use response::MultiStatus;
 
@@ -36,7 +38,8 @@ const LEASE_MARGIN: Duration = Duration::from_secs(30);
 
 /// What the handler needs, built once at start.
 pub struct ClientsState {
-    pub registry: Registry,
+    pub registry: Arc<Registry>,
+    pub operations: Arc<crate::operations::Operations>,
     pub body_limit: usize,
     /// How long the body may take to arrive (`server.body_timeout_ms`).
     pub body_timeout: Duration,
@@ -82,6 +85,14 @@ pub struct ClientsState {
                 ("partial" = (summary = "A partial outcome: created, refused, no answer", value = json!(examples::partial_answer()))),
                 ("dry_run" = (summary = "A dry run: the planned requests", value = json!(examples::dry_run_answer()))),
             )),
+        (status = 200, description = "`Prefer: respond-async` with an `Idempotency-Key` that names an operation already done: that operation", body = crate::operations::Operation,
+            headers(("Location" = String, description = "The operation: /clients/operations/{operation_id}"))),
+        (status = 202, description = "`Prefer: respond-async`: accepted as an operation, stored before this answer; read it at `Location` (`Preference-Applied: respond-async`). The same `Idempotency-Key` and body name the same operation (200 once it is done)", body = crate::operations::Operation,
+            headers(
+                ("Location" = String, description = "The operation: /clients/operations/{operation_id}"),
+                ("Preference-Applied" = String, description = "respond-async"),
+                ("Retry-After" = u64, description = "Seconds until a read is worth it"),
+            )),
         (status = 400, description = "Malformed JSON, query or Idempotency-Key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid bearer token", body = ProblemBody, content_type = "application/problem+json",
             headers(("WWW-Authenticate" = String, description = "RFC 6750 challenge"))),
@@ -111,31 +122,74 @@ pub async fn create_client(
     let admitted = req.extensions_mut().remove::<admission::Admitted>();
     let fail = |e: ApiError| e.with_request(&request_id);
     let (dry_run, key) = read_head(&req).map_err(fail)?;
+    let prefer = asynchronous::Prefer::of(&req);
     let body = read_body_in_time(&req, payload, &state)
         .await
         .map_err(fail)?;
     let (request, unknown) = parse(&body).map_err(fail)?;
     let if_exists = request.if_exists.unwrap_or_default();
     let calls = validate(&request, if_exists, unknown, &state.registry).map_err(fail)?;
+    drop(request);
     if let Some(admission::Admitted(ticket)) = &admitted {
         admission::keep_for(ticket, body.len(), &calls);
     }
-    let keyed = (!dry_run).then_some(key).flatten().map(|key| Keyed {
+    let scoped = key.map(|key| key.scoped(&caller.subject));
+    let fingerprint =
+        || fingerprint(&serde_json::from_slice(&body).expect("the body parsed above"));
+    if prefer.respond_async && !dry_run && state.operations.enabled() {
+        let handed = asynchronous::Handed {
+            caller: &caller,
+            request_id: &request_id,
+            prefer,
+            key: scoped,
+            fingerprint: fingerprint(),
+            body: &body,
+            calls,
+            deadline: state.deadline,
+        };
+        return asynchronous::accept(&state.operations, handed).await;
+    }
+    let keyed = (!dry_run)
+        .then_some(scoped)
+        .flatten()
+        .map(|key| keyed(&state, key, fingerprint()));
+    // What the fan-out does not need is not kept while it waits for the providers.
+    drop(body);
+    let targets = calls
+        .iter()
+        .map(|c| c.provider.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    let deadline = started + state.deadline;
+    let answer = run(calls, dry_run, keyed, if_exists, deadline, &request_id).await?;
+    log_finished(&answer, &request_id, &caller, &targets, started);
+    Ok(HttpResponse::build(StatusCode::MULTI_STATUS).json(answer))
+}
+
+/// A request's key as the store keeps it.
+fn keyed(state: &ClientsState, key: String, fingerprint: String) -> Keyed {
+    Keyed {
         store: state.store.clone(),
-        key: key.scoped(&caller.subject),
-        fingerprint: fingerprint(&serde_json::from_slice(&body).expect("the body parsed above")),
+        key,
+        fingerprint,
         lease: state.deadline + LEASE_MARGIN,
         ttl: state.idempotency_ttl,
-    });
-    // What the fan-out does not need is not kept while it waits for the providers.
-    drop((request, body));
-    let targets: Vec<&str> = calls.iter().map(|c| c.provider.as_str()).collect();
-    let targets = targets.join(",");
-    let deadline = started + state.deadline;
+    }
+}
+
+/// Plans (a dry run), or runs every target now, under its key when it has one.
+async fn run(
+    calls: Vec<Call>,
+    dry_run: bool,
+    keyed: Option<Keyed>,
+    if_exists: IfExists,
+    deadline: Instant,
+    request_id: &RequestId,
+) -> Result<MultiStatus, Problem> {
     let (operation_id, results) = match (dry_run, keyed) {
         (true, _) => (crate::ids::v7(), planned(&calls)),
         (false, None) => {
-            let done = fanout::fan_out(calls, if_exists, deadline, &request_id).await;
+            let done = fanout::fan_out(calls, if_exists, deadline, request_id).await;
             let results = done.into_iter().map(|(p, d)| (p, d.result)).collect();
             (crate::ids::v7(), results)
         }
@@ -148,16 +202,14 @@ pub async fn create_client(
             request_id.clone(),
         ))
         .await
-        .map_err(|refusal| fail(refused(refusal, &request_id)))?,
+        .map_err(|refusal| refused(refusal, request_id).with_request(request_id))?,
     };
-    let answer = MultiStatus {
+    Ok(MultiStatus {
         operation_id,
         outcome: Outcome::of(results.values()),
         dry_run,
         results,
-    };
-    log_finished(&answer, &request_id, &caller, &targets, started);
-    Ok(HttpResponse::build(StatusCode::MULTI_STATUS).json(answer))
+    })
 }
 
 /// What a dry run answers: each target's planned requests.

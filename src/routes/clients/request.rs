@@ -55,6 +55,13 @@ pub struct CreateHeaders {
     /// as its value.
     #[param(rename = "Idempotency-Key", value_type = String, min_length = 1, max_length = 255, pattern = "^[\\x20-\\x2B\\x2D-\\x7E]+$", required = false)]
     idempotency_key: Option<String>,
+    /// `respond-async` (RFC 7240) hands the gateway the job: the same checks as always, then
+    /// `202 Accepted` with the operation, its `Location` (`/clients/operations/{id}`) and
+    /// `Retry-After`; the gateway attempts every target until it settles (re-driving what may
+    /// succeed later, for up to `operations.redrive_for_s`). `wait=N` (seconds) answers the
+    /// usual 207 instead if every target settled within N seconds.
+    #[param(rename = "Prefer", value_type = String, required = false, example = "respond-async, wait=5")]
+    prefer: Option<String>,
     /// Echoed back in the answer. Any value is accepted: one that is not 1–128 visible ASCII
     /// characters is replaced by a generated id.
     #[param(rename = "X-Request-Id", value_type = String, required = false)]

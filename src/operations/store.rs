@@ -1,0 +1,501 @@
+//! Where operations are kept and queued: the [`OpStore`] primitives both stores give — Redis
+//! (shared by the fleet, durable: [`super::redis::RedisOps`]) and the process
+//! ([`MemoryOps`]: one replica, lost on restart).
+//!
+//! An operation is a map of fields, as a Redis hash holds it: `m` (its meta), `targets`, `body`
+//! (the request, sealed), and per target `s:<p>` (its status), `t:<p>` (its record), `f:<p>`
+//! (an attempt under way since), `c:<p>` (credentials, sealed), `pb:<p>` (the create body the
+//! gateway generated credentials into, sealed); `x` once cancelled, `done` once every target
+//! is final. Times are the store's clock (Redis's `TIME`, or this process's), in unix ms; the
+//! gateway passes delays, never its own times, so that replicas' clocks never meet.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use parking_lot::Mutex;
+
+use crate::catalog::ProviderId;
+
+/// The fields of one operation.
+pub type Fields = HashMap<String, String>;
+
+/// The store could not be used, and why (never a value it holds).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct OpStoreError(pub String);
+
+impl From<crate::fleet::LinkError> for OpStoreError {
+    fn from(e: crate::fleet::LinkError) -> Self {
+        OpStoreError(e.message)
+    }
+}
+
+/// A new operation.
+pub struct NewOp {
+    pub id: String,
+    /// The scoped `Idempotency-Key` (caller and key hashed) that names it, if any.
+    pub key: Option<String>,
+    pub targets: Vec<ProviderId>,
+    /// Its fields (`m`, `body`, the targets' `s:`/`t:`, sealed credentials).
+    pub fields: Vec<(String, String)>,
+    /// How long its key names it (its whole life: re-drive and retention).
+    pub key_ttl: Duration,
+    /// Pending targets the store holds at most (all operations): past it, nothing is accepted.
+    pub max_pending: u64,
+}
+
+/// What became of a new operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    /// Stored, every target due now.
+    New,
+    /// Its key already names this operation.
+    Existing(String),
+    /// The store holds its most pending targets.
+    Full,
+}
+
+/// One operation as read, with the store's clock then.
+#[derive(Debug, Clone)]
+pub struct Read {
+    pub fields: Fields,
+    pub now_ms: u64,
+}
+
+/// Whether an attempt may start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Begun {
+    /// It may; `interrupted`: an earlier attempt began at this time and never recorded.
+    Go {
+        interrupted: Option<u64>,
+        now_ms: u64,
+    },
+    /// The target is not pending any more (finished, cancelled, gone).
+    Stop,
+}
+
+/// A target's attempt written.
+pub struct TargetWrite {
+    pub status: crate::results::TargetStatus,
+    /// Its record (`t:<p>`).
+    pub record: String,
+    /// Pending: attempted again this long from now.
+    pub delay_ms: Option<u64>,
+    /// Sealed credentials to keep (shown once).
+    pub credentials: Option<String>,
+    /// Once every target is final, the operation is kept this long.
+    pub ttl_ms: u64,
+}
+
+/// The work a replica took: one target of one operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Work {
+    /// Its queue entry.
+    pub entry: String,
+    pub id: String,
+    pub provider: ProviderId,
+}
+
+/// Pending targets of one provider, fleet-wide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Depth {
+    pub provider: ProviderId,
+    pub pending: u64,
+    /// How long the oldest of them has been pending.
+    pub oldest_ms: Option<u64>,
+}
+
+/// The store's primitives. Each is atomic; each gives the same result when sent twice (a
+/// connection lost with its answer).
+pub trait OpStore: Send + Sync {
+    /// Stores `new` and queues every target now, unless its key names an operation already or
+    /// the store is full.
+    fn create<'a>(&'a self, new: &'a NewOp) -> BoxFuture<'a, Result<Created, OpStoreError>>;
+
+    fn read<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<Read>, OpStoreError>>;
+
+    /// Marks an attempt of target `p` under way, if it is pending and not cancelled.
+    fn begin<'a>(
+        &'a self,
+        id: &'a str,
+        p: ProviderId,
+    ) -> BoxFuture<'a, Result<Begun, OpStoreError>>;
+
+    /// Writes an attempt's outcome: the target's status and record, queued again after its delay
+    /// when pending (cancelled instead, when the operation was cancelled meanwhile); the
+    /// operation's body and generated create bodies dropped once every target is final, and the
+    /// operation kept `ttl_ms` then. Whether the operation is done.
+    fn settle<'a>(
+        &'a self,
+        id: &'a str,
+        p: ProviderId,
+        write: TargetWrite,
+    ) -> BoxFuture<'a, Result<bool, OpStoreError>>;
+
+    /// Cancels every pending target no attempt is under way for; `None` when there is no such
+    /// operation.
+    fn cancel<'a>(
+        &'a self,
+        id: &'a str,
+        ttl_ms: u64,
+    ) -> BoxFuture<'a, Result<Option<()>, OpStoreError>>;
+
+    /// Replaces `field` by `new` if it still holds `old` (credentials shown once).
+    fn swap<'a>(
+        &'a self,
+        id: &'a str,
+        field: &'a str,
+        old: &'a str,
+        new: &'a str,
+    ) -> BoxFuture<'a, Result<bool, OpStoreError>>;
+
+    /// Takes at most `max` due targets for `consumer`, including those a consumer took more
+    /// than `lease` ago and never finished (its replica gone).
+    fn poll<'a>(
+        &'a self,
+        consumer: &'a str,
+        max: usize,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Vec<Work>, OpStoreError>>;
+
+    /// The work is finished (its outcome written, or nothing to do).
+    fn ack<'a>(&'a self, work: &'a Work) -> BoxFuture<'a, Result<(), OpStoreError>>;
+
+    /// The next free slot of a quota (`scope`) that allows one request every `interval`, at
+    /// least `earliest` from now: how long from now (each call takes one slot).
+    fn next_slot<'a>(
+        &'a self,
+        scope: &'a str,
+        interval: Duration,
+        earliest: Duration,
+    ) -> BoxFuture<'a, Result<Duration, OpStoreError>>;
+
+    /// The pending targets of every provider.
+    fn depth(&self) -> BoxFuture<'_, Result<Vec<Depth>, OpStoreError>>;
+
+    /// Whether the operations survive this process (Redis).
+    fn durable(&self) -> bool;
+}
+
+/// The status field of target `p`.
+pub fn status_field(p: ProviderId) -> String {
+    format!("s:{p}")
+}
+
+/// The record field of target `p`.
+pub fn record_field(p: ProviderId) -> String {
+    format!("t:{p}")
+}
+
+/// Operations in the process: one replica; lost on restart.
+pub struct MemoryOps {
+    inner: Mutex<Memory>,
+    max_operations: usize,
+}
+
+#[derive(Default)]
+struct Memory {
+    ops: HashMap<String, Op>,
+    keys: HashMap<String, (String, u64)>,
+    /// (due ms, operation, provider).
+    due: BTreeSet<(u64, String, ProviderId)>,
+    slots: HashMap<String, u64>,
+}
+
+struct Op {
+    fields: Fields,
+    targets: Vec<ProviderId>,
+    created_ms: u64,
+    /// Once done: forgotten at this time.
+    expires_ms: Option<u64>,
+}
+
+impl MemoryOps {
+    pub fn new(max_operations: usize) -> Self {
+        Self {
+            inner: Mutex::new(Memory::default()),
+            max_operations,
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    crate::ids::unix_ms()
+}
+
+impl Memory {
+    /// Forgets what has expired.
+    fn purge(&mut self, now: u64) {
+        self.ops
+            .retain(|_, op| op.expires_ms.is_none_or(|at| at > now));
+        self.keys.retain(|_, (_, until)| *until > now);
+    }
+
+    fn pending(&self) -> usize {
+        self.ops
+            .values()
+            .map(|op| {
+                op.targets
+                    .iter()
+                    .filter(|p| {
+                        op.fields.get(&status_field(**p)).map(String::as_str) == Some("pending")
+                    })
+                    .count()
+            })
+            .sum()
+    }
+
+    /// When every target is final: the body and generated create bodies dropped, kept `ttl`.
+    fn finish_if_done(&mut self, id: &str, now: u64, ttl_ms: u64) -> bool {
+        let Some(op) = self.ops.get_mut(id) else {
+            return false;
+        };
+        let done = op
+            .targets
+            .iter()
+            .all(|p| op.fields.get(&status_field(*p)).map(String::as_str) != Some("pending"));
+        if done && !op.fields.contains_key("done") {
+            op.fields.insert("done".into(), now.to_string());
+            op.fields.remove("body");
+            op.fields.retain(|k, _| !k.starts_with("pb:"));
+            op.expires_ms = Some(now + ttl_ms);
+        }
+        done
+    }
+}
+
+impl OpStore for MemoryOps {
+    fn create<'a>(&'a self, new: &'a NewOp) -> BoxFuture<'a, Result<Created, OpStoreError>> {
+        Box::pin(async move {
+            let now = now_ms();
+            let mut m = self.inner.lock();
+            m.purge(now);
+            if let Some(key) = &new.key {
+                if let Some((id, _)) = m.keys.get(key) {
+                    return Ok(Created::Existing(id.clone()));
+                }
+            }
+            let pending = m.pending() as u64;
+            if m.ops.len() >= self.max_operations
+                || pending + new.targets.len() as u64 > new.max_pending
+            {
+                return Ok(Created::Full);
+            }
+            if let Some(key) = &new.key {
+                let until = now + u64::try_from(new.key_ttl.as_millis()).unwrap_or(u64::MAX);
+                m.keys.insert(key.clone(), (new.id.clone(), until));
+            }
+            let mut fields: Fields = new.fields.iter().cloned().collect();
+            fields.insert("created".into(), now.to_string());
+            for p in &new.targets {
+                m.due.insert((now, new.id.clone(), *p));
+            }
+            m.ops.insert(
+                new.id.clone(),
+                Op {
+                    fields,
+                    targets: new.targets.clone(),
+                    created_ms: now,
+                    expires_ms: None,
+                },
+            );
+            Ok(Created::New)
+        })
+    }
+
+    fn read<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<Read>, OpStoreError>> {
+        Box::pin(async move {
+            let now = now_ms();
+            let mut m = self.inner.lock();
+            m.purge(now);
+            Ok(m.ops.get(id).map(|op| Read {
+                fields: op.fields.clone(),
+                now_ms: now,
+            }))
+        })
+    }
+
+    fn begin<'a>(
+        &'a self,
+        id: &'a str,
+        p: ProviderId,
+    ) -> BoxFuture<'a, Result<Begun, OpStoreError>> {
+        Box::pin(async move {
+            let now = now_ms();
+            let mut m = self.inner.lock();
+            let Some(op) = m.ops.get_mut(id) else {
+                return Ok(Begun::Stop);
+            };
+            let pending = op.fields.get(&status_field(p)).map(String::as_str) == Some("pending");
+            if !pending || op.fields.contains_key("x") {
+                return Ok(Begun::Stop);
+            }
+            let interrupted = op
+                .fields
+                .insert(format!("f:{p}"), now.to_string())
+                .and_then(|s| s.parse().ok());
+            Ok(Begun::Go {
+                interrupted,
+                now_ms: now,
+            })
+        })
+    }
+
+    fn settle<'a>(
+        &'a self,
+        id: &'a str,
+        p: ProviderId,
+        write: TargetWrite,
+    ) -> BoxFuture<'a, Result<bool, OpStoreError>> {
+        Box::pin(async move {
+            let now = now_ms();
+            let mut m = self.inner.lock();
+            let Some(op) = m.ops.get_mut(id) else {
+                return Ok(false);
+            };
+            let mut status = write.status.as_str();
+            if status == "pending" && op.fields.contains_key("x") {
+                status = "cancelled";
+            }
+            op.fields.insert(status_field(p), status.to_owned());
+            op.fields.insert(record_field(p), write.record);
+            op.fields.remove(&format!("f:{p}"));
+            if let Some(c) = write.credentials {
+                op.fields.insert(format!("c:{p}"), c);
+            }
+            if status == "pending" {
+                let delay = write.delay_ms.unwrap_or(0);
+                m.due.insert((now + delay, id.to_owned(), p));
+            }
+            Ok(m.finish_if_done(id, now, write.ttl_ms))
+        })
+    }
+
+    fn cancel<'a>(
+        &'a self,
+        id: &'a str,
+        ttl_ms: u64,
+    ) -> BoxFuture<'a, Result<Option<()>, OpStoreError>> {
+        Box::pin(async move {
+            let now = now_ms();
+            let mut m = self.inner.lock();
+            let Some(op) = m.ops.get_mut(id) else {
+                return Ok(None);
+            };
+            op.fields.insert("x".into(), "1".into());
+            let targets = op.targets.clone();
+            for p in targets {
+                let pending =
+                    op.fields.get(&status_field(p)).map(String::as_str) == Some("pending");
+                if pending && !op.fields.contains_key(&format!("f:{p}")) {
+                    op.fields.insert(status_field(p), "cancelled".into());
+                }
+            }
+            m.due.retain(|(_, due_id, _)| due_id != id);
+            m.finish_if_done(id, now, ttl_ms);
+            Ok(Some(()))
+        })
+    }
+
+    fn swap<'a>(
+        &'a self,
+        id: &'a str,
+        field: &'a str,
+        old: &'a str,
+        new: &'a str,
+    ) -> BoxFuture<'a, Result<bool, OpStoreError>> {
+        Box::pin(async move {
+            let mut m = self.inner.lock();
+            let Some(value) = m.ops.get_mut(id).and_then(|op| op.fields.get_mut(field)) else {
+                return Ok(false);
+            };
+            if value != old {
+                return Ok(false);
+            }
+            *value = new.to_owned();
+            Ok(true)
+        })
+    }
+
+    fn poll<'a>(
+        &'a self,
+        _consumer: &'a str,
+        max: usize,
+        _lease: Duration,
+    ) -> BoxFuture<'a, Result<Vec<Work>, OpStoreError>> {
+        Box::pin(async move {
+            let now = now_ms();
+            let mut m = self.inner.lock();
+            let mut taken = Vec::new();
+            while taken.len() < max {
+                let Some(first) = m.due.first().cloned() else {
+                    break;
+                };
+                if first.0 > now {
+                    break;
+                }
+                m.due.pop_first();
+                let (at, id, provider) = first;
+                taken.push(Work {
+                    entry: format!("{at}-{id}-{provider}"),
+                    id,
+                    provider,
+                });
+            }
+            Ok(taken)
+        })
+    }
+
+    fn ack<'a>(&'a self, _work: &'a Work) -> BoxFuture<'a, Result<(), OpStoreError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn next_slot<'a>(
+        &'a self,
+        scope: &'a str,
+        interval: Duration,
+        earliest: Duration,
+    ) -> BoxFuture<'a, Result<Duration, OpStoreError>> {
+        Box::pin(async move {
+            let now = now_ms();
+            let interval = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);
+            let earliest = now + u64::try_from(earliest.as_millis()).unwrap_or(u64::MAX);
+            let mut m = self.inner.lock();
+            let next = m.slots.entry(scope.to_owned()).or_insert(0);
+            let slot = (*next).max(earliest);
+            *next = slot.saturating_add(interval);
+            Ok(Duration::from_millis(slot - now))
+        })
+    }
+
+    fn depth(&self) -> BoxFuture<'_, Result<Vec<Depth>, OpStoreError>> {
+        Box::pin(async move {
+            let now = now_ms();
+            let m = self.inner.lock();
+            Ok(ProviderId::ALL
+                .iter()
+                .map(|p| {
+                    let ages = m.ops.values().filter(|op| {
+                        op.fields.get(&status_field(*p)).map(String::as_str) == Some("pending")
+                    });
+                    let (pending, oldest) = ages.fold((0u64, None::<u64>), |(n, oldest), op| {
+                        (
+                            n + 1,
+                            Some(oldest.map_or(op.created_ms, |o| o.min(op.created_ms))),
+                        )
+                    });
+                    Depth {
+                        provider: *p,
+                        pending,
+                        oldest_ms: oldest.map(|c| now.saturating_sub(c)),
+                    }
+                })
+                .collect())
+        })
+    }
+
+    fn durable(&self) -> bool {
+        false
+    }
+}
