@@ -34,7 +34,7 @@ use crate::fanout::Call;
 use crate::results::TargetStatus;
 use crate::secret::Credentials;
 use crypto::KeyRing;
-use model::{Meta, TargetRecord};
+use model::Meta;
 use secrecy::ExposeSecret;
 use store::{Created, NewOp};
 
@@ -251,7 +251,6 @@ impl Operations {
                 store::status_field(p),
                 TargetStatus::Pending.as_str().to_owned(),
             ));
-            fields.push((store::record_field(p), TargetRecord::default().to_json()));
             if let Some(credentials) = &call.plan.credentials {
                 // A password the gateway generated goes with every attempt of the create, and
                 // to the caller once: both kept sealed.
@@ -286,21 +285,31 @@ impl Operations {
             max_pending: self.settings.max_pending,
         };
         let (id, new) = match self.store.create(&new).await? {
-            Created::New => (id, true),
+            Created::New { now_ms } => {
+                crate::metrics::operation("accepted");
+                self.nudge.notify_one();
+                // What was just written is the operation: no need to read it back.
+                let mut fields: store::Fields = new.fields.into_iter().collect();
+                let targets: Vec<&str> = new.targets.iter().map(|p| p.as_str()).collect();
+                fields.insert("targets".into(), targets.join(","));
+                fields.insert("created".into(), now_ms.to_string());
+                let read = store::Read { fields, now_ms };
+                let operation = model::operation(&id, &read, &BTreeMap::new(), &self.settings)?;
+                return Ok(Accepted::Operation {
+                    operation: Box::new(operation),
+                    new: true,
+                });
+            }
             Created::Existing(existing) => (existing, false),
             Created::Full => return Ok(Accepted::Full),
         };
-        if new {
-            crate::metrics::operation("accepted");
-            self.nudge.notify_one();
-        }
         let Some(read) = self.store.read(&id).await? else {
             return Err(OpStoreError(
                 "the operation vanished as it was accepted".into(),
             ));
         };
         let meta = model::meta(&read.fields)?;
-        if !new && (meta.caller != a.caller || meta.fingerprint != a.fingerprint) {
+        if meta.caller != a.caller || meta.fingerprint != a.fingerprint {
             return Ok(Accepted::Mismatch);
         }
         let operation = self.present(&id, read).await?;

@@ -57,7 +57,7 @@ for _, p in ipairs(targets) do
   redis.call('ZADD', KEYS[3], now, ARGV[1] .. '/' .. p)
   redis.call('ZADD', ARGV[7] .. p, now, ARGV[1])
 end
-return {'new'}
+return {'new', tostring(now)}
 ";
 
 const READ: &str = "
@@ -333,7 +333,9 @@ impl OpStore for RedisOps {
             }
             let reply: Vec<String> = self.link.durable(&command).await?;
             match reply.first().map(String::as_str) {
-                Some("new") => Ok(Created::New),
+                Some("new") => Ok(Created::New {
+                    now_ms: reply.get(1).and_then(|n| n.parse().ok()).unwrap_or(0),
+                }),
                 Some("existing") => {
                     Ok(Created::Existing(reply.get(1).cloned().unwrap_or_default()))
                 }

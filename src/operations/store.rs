@@ -48,8 +48,8 @@ pub struct NewOp {
 /// What became of a new operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Created {
-    /// Stored, every target due now.
-    New,
+    /// Stored, every target due now (`now_ms`, the store's clock).
+    New { now_ms: u64 },
     /// Its key already names this operation.
     Existing(String),
     /// The store holds its most pending targets.
@@ -300,7 +300,7 @@ impl OpStore for MemoryOps {
                     expires_ms: None,
                 },
             );
-            Ok(Created::New)
+            Ok(Created::New { now_ms: now })
         })
     }
 

@@ -32,6 +32,9 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MOST_BACKOFF: Duration = Duration::from_secs(600);
 /// A target taken and never finished is taken over after the deadline and this margin.
 const LEASE_MARGIN: Duration = Duration::from_secs(30);
+/// How late a quota's slot may be used (a poll's and a move into the stream's delay); later,
+/// another is taken.
+const SLOT_LATENESS_MS: u64 = 1_000;
 /// How often the queue's depth is read for the metrics.
 const DEPTH_EVERY: Duration = Duration::from_secs(5);
 
@@ -159,7 +162,7 @@ async fn attempt_once(ops: &Operations, work: &Work) -> Result<(), OpStoreError>
     if record.next_ms.is_some_and(|next| next > read.now_ms + 1000) {
         return Ok(());
     }
-    if let Some(wait) = quota_turn(ops, p, &record).await? {
+    if let Some(wait) = quota_turn(ops, p, &record, read.now_ms).await? {
         return wait_for_slot(ops, id, p, record, read.now_ms + wait, wait).await;
     }
     let Begun::Go {
@@ -245,11 +248,17 @@ async fn quota_turn(
     ops: &Operations,
     p: ProviderId,
     record: &TargetRecord,
+    now_ms: u64,
 ) -> Result<Option<u64>, OpStoreError> {
     let Some((interval, scope)) = ops.quotas.get(&p) else {
         return Ok(None);
     };
-    if record.slot_ms.is_some() {
+    // A slot is used when it comes; one missed (Redis unreachable, the replica gone) is not
+    // made up for later, or the targets that missed theirs would all be sent at once.
+    if record
+        .slot_ms
+        .is_some_and(|slot| now_ms <= slot + SLOT_LATENESS_MS)
+    {
         return Ok(None);
     }
     let wait = ops
