@@ -44,6 +44,9 @@ pub struct Call {
     pub target: Arc<Target>,
     pub plan: Plan,
     pub job: Job,
+    /// How this call's requests are retried, when not as its provider's are (an operation's
+    /// attempt at a tool with a quota sends once: a send again takes a quota slot of its own).
+    pub retry: Option<crate::resilience::RetryPolicy>,
 }
 
 /// Handles every target concurrently and waits for all of them (each bounded by its timeouts
@@ -171,7 +174,7 @@ impl Executor {
             accepts_duplicates: call.target.adapter.accepts_duplicates(),
             resolves_id: call.target.adapter.resolves_id(),
             settle: call.target.settle,
-            retry: call.target.retry.clone(),
+            retry: call.retry.unwrap_or_else(|| call.target.retry.clone()),
             credentials: call.plan.credentials.clone(),
         };
         let work = Executor {

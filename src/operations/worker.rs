@@ -320,6 +320,13 @@ async fn run_target(
         }
     };
     let findable = call.plan.lookup.is_some();
+    if ops.quotas.contains_key(&p) {
+        // Sent once per attempt: sending again is another attempt, at another quota slot.
+        call.retry = Some(crate::resilience::RetryPolicy {
+            max_attempts: 1,
+            ..call.target.retry.clone()
+        });
+    }
     let sent = record.sent_ms.map(|ms| clock.local(ms));
     match life::resume(record.result.as_ref(), sent, interrupted, SystemTime::now()) {
         life::Resume::Settled(result) => {

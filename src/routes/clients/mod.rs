@@ -493,5 +493,6 @@ fn plan(
         target: target.clone(),
         plan,
         job: Job::Create,
+        retry: None,
     }))
 }
