@@ -320,13 +320,6 @@ async fn run_target(
         }
     };
     let findable = call.plan.lookup.is_some();
-    if ops.quotas.contains_key(&p) {
-        // Sent once per attempt: sending again is another attempt, at another quota slot.
-        call.retry = Some(crate::resilience::RetryPolicy {
-            max_attempts: 1,
-            ..call.target.retry.clone()
-        });
-    }
     let sent = record.sent_ms.map(|ms| clock.local(ms));
     match life::resume(record.result.as_ref(), sent, interrupted, SystemTime::now()) {
         life::Resume::Settled(result) => {
@@ -397,6 +390,13 @@ fn plan(
     };
     let body = open("body")?.ok_or_else(|| "the operation's request is gone".to_owned())?;
     let (mut call, if_exists) = ops.planner.call(&body, p)?;
+    if ops.quotas.contains_key(&p) {
+        // Sent once per attempt: sending again is another attempt, at another quota slot.
+        call.retry = Some(crate::resilience::RetryPolicy {
+            max_attempts: 1,
+            ..call.target.retry.clone()
+        });
+    }
     if let Some(credentials) = open(&format!("c:{p}"))? {
         call.plan.credentials = Some(
             serde_json::from_slice(&credentials).map_err(|e| format!("stored credentials: {e}"))?,
