@@ -42,7 +42,7 @@ const RELEASE_WITHIN: Duration = Duration::from_secs(2);
 /// Times in records are on the store's clock (Redis's, shared by the replicas): this process's
 /// clock plus `offset_ms`.
 #[derive(Debug, Clone, Copy)]
-struct StoreClock {
+pub struct StoreClock {
     offset_ms: i64,
 }
 
@@ -53,8 +53,16 @@ impl StoreClock {
         }
     }
 
+    /// The store's clock from its time now (`store_now_ms`, unix ms) against this process's.
+    pub fn at(store_now_ms: u64) -> Self {
+        let local = i64::try_from(crate::ids::unix_ms()).unwrap_or(i64::MAX);
+        Self {
+            offset_ms: i64::try_from(store_now_ms).unwrap_or(i64::MAX) - local,
+        }
+    }
+
     /// `at` (this process's clock) on the store's.
-    fn stored(self, at: SystemTime) -> u64 {
+    pub fn stored(self, at: SystemTime) -> u64 {
         let local = at
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
@@ -63,7 +71,7 @@ impl StoreClock {
 
     /// A time from a record, on this process's clock (a corrupt one cannot overflow the clock:
     /// it reads as now).
-    fn local(self, ms: u64) -> SystemTime {
+    pub fn local(self, ms: u64) -> SystemTime {
         let local = i64::try_from(ms)
             .unwrap_or(i64::MAX)
             .saturating_sub(self.offset_ms);

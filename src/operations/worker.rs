@@ -10,7 +10,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -21,6 +21,7 @@ use super::store::{Begun, OpStoreError, Read, TargetWrite, Work};
 use super::{place, Operations};
 use crate::catalog::ProviderId;
 use crate::fanout::{self, life, Call};
+use crate::keyed::StoreClock;
 use crate::provider_error::{ErrorKind, ProviderError};
 use crate::request_id::RequestId;
 use crate::results::{TargetResult, TargetStatus};
@@ -115,39 +116,6 @@ async fn attempt(ops: &Operations, work: &Work) {
     }
 }
 
-/// The store's clock against this process's: `offset_ms` added to a local time gives the
-/// store's.
-#[derive(Clone, Copy)]
-struct Clock {
-    offset_ms: i64,
-}
-
-impl Clock {
-    fn new(store_now_ms: u64) -> Self {
-        let local = i64::try_from(crate::ids::unix_ms()).unwrap_or(i64::MAX);
-        Self {
-            offset_ms: i64::try_from(store_now_ms).unwrap_or(i64::MAX) - local,
-        }
-    }
-
-    fn stored(self, at: SystemTime) -> u64 {
-        let local = at
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        u64::try_from(local.saturating_add(self.offset_ms)).unwrap_or(0)
-    }
-
-    fn local(self, ms: u64) -> SystemTime {
-        let local = i64::try_from(ms)
-            .unwrap_or(i64::MAX)
-            .saturating_sub(self.offset_ms);
-        u64::try_from(local)
-            .ok()
-            .and_then(|ms| UNIX_EPOCH.checked_add(Duration::from_millis(ms)))
-            .unwrap_or_else(SystemTime::now)
-    }
-}
-
 async fn attempt_once(ops: &Operations, work: &Work) -> Result<(), OpStoreError> {
     let (id, p) = (work.id.as_str(), work.provider);
     let Some(read) = ops.store.read(id).await? else {
@@ -172,7 +140,7 @@ async fn attempt_once(ops: &Operations, work: &Work) -> Result<(), OpStoreError>
     else {
         return Ok(());
     };
-    let clock = Clock::new(now_ms);
+    let clock = StoreClock::at(now_ms);
     let meta = model::meta(&read.fields)?;
     let span = attempt_span(id, p, meta.trace.as_deref());
     let here = Here {
@@ -287,7 +255,7 @@ struct Here<'a> {
     id: &'a str,
     p: ProviderId,
     read: &'a Read,
-    clock: Clock,
+    clock: StoreClock,
 }
 
 /// Plans the target again from the stored request and runs it once, as a replay would.

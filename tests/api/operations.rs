@@ -67,6 +67,17 @@ impl Tool {
         .await;
     }
 
+    /// A tool that answers 503 until the flag it returns is set, then creates.
+    fn down_until_up() -> (Self, Arc<AtomicBool>) {
+        let up = Arc::new(AtomicBool::new(false));
+        let flag = up.clone();
+        let tool = Tool::new(move |_| match flag.load(Ordering::SeqCst) {
+            true => Act::Create,
+            false => Act::Unavailable,
+        });
+        (tool, up)
+    }
+
     fn posts(&self) -> Vec<(Instant, String)> {
         self.state.lock().unwrap().posts.clone()
     }
@@ -545,17 +556,7 @@ async fn a_sentinel_failover_while_operations_are_pending_loses_none_and_duplica
     let dir = tempfile::tempdir().unwrap();
     let (_sentinel, sentinel_port) = sentinel(dir.path(), &master.port().to_string()).await;
     let mocks = Mocks::start().await;
-    let up = Arc::new(AtomicBool::new(false));
-    let tool = Tool::new({
-        let up = up.clone();
-        move |_| {
-            if up.load(Ordering::SeqCst) {
-                Act::Create
-            } else {
-                Act::Unavailable
-            }
-        }
-    });
+    let (tool, up) = Tool::down_until_up();
     tool.mount(&mocks.clockify).await;
     let mut s = settings(&mocks, None);
     s.idempotency.redis_sentinels = vec![format!("127.0.0.1:{sentinel_port}")];
@@ -712,17 +713,7 @@ async fn nothing_personal_is_kept_in_clear_a_rotated_key_reads_older_operations_
 ) {
     let redis = RedisServer::start().await;
     let tool_server = MockServer::start().await;
-    let up = Arc::new(AtomicBool::new(false));
-    let tool = Tool::new({
-        let up = up.clone();
-        move |_| {
-            if up.load(Ordering::SeqCst) {
-                Act::Create
-            } else {
-                Act::Unavailable
-            }
-        }
-    });
+    let (tool, up) = Tool::down_until_up();
     tool.mount(&tool_server).await;
     let plusvibe = MockServer::start().await;
     Mock::given(wiremock::matchers::method("POST"))
