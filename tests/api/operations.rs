@@ -447,11 +447,12 @@ async fn a_fleet_quota_is_waited_for_and_the_sends_are_spaced_at_it_across_two_r
         "each sent once, the one the tool refused twice: nothing refused by the quota"
     );
     assert!(tool.clients().values().all(|n| *n == 1));
-    // One every 3 s, fleet-wide: never more than the quota in a minute (a send's own latency
-    // aside).
+    // One every 3 s, fleet-wide: never more than the quota in a minute. (A send may leave up
+    // to a second after its slot on a loaded machine: the gap's bound leaves room for that; a
+    // send again within an attempt was 1.0 s after the first, a burst after a pause 3 ms.)
     for pair in posts.windows(2) {
         let gap = pair[1].duration_since(pair[0]);
-        assert!(gap >= Duration::from_millis(2500), "sends {gap:?} apart");
+        assert!(gap >= Duration::from_millis(1500), "sends {gap:?} apart");
     }
     for (i, first) in posts.iter().enumerate() {
         let within = posts[i..]
