@@ -26,7 +26,7 @@ use utoipa::ToSchema;
 
 pub use model::{Operation, OperationState};
 pub use redis::RedisOps;
-pub use store::{MemoryOps, OpStore, OpStoreError};
+pub use store::{Begun, Created, MemoryOps, NewOp, OpStore, OpStoreError};
 
 use crate::catalog::ProviderId;
 use crate::domain::IfExists;
@@ -36,7 +36,6 @@ use crate::secret::Credentials;
 use crypto::KeyRing;
 use model::Meta;
 use secrecy::ExposeSecret;
-use store::{Created, NewOp};
 
 /// `[operations]`: asynchronous operations (`Prefer: respond-async`).
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]

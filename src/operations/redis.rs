@@ -64,13 +64,15 @@ const READ: &str = "
 return {tostring(now), redis.call('HGETALL', KEYS[1])}
 ";
 
-/// KEYS: the operation. ARGV: the target.
+/// KEYS: the operation. ARGV: the target, the lease (ms). An attempt begun less than a lease
+/// ago and not recorded is under way: no second one begins beside it.
 const BEGIN: &str = "
 local p = ARGV[1]
 if redis.call('HGET', KEYS[1], 's:' .. p) ~= 'pending' or redis.call('HEXISTS', KEYS[1], 'x') == 1 then
   return {'stop'}
 end
 local before = redis.call('HGET', KEYS[1], 'f:' .. p) or ''
+if before ~= '' and now - tonumber(before) < tonumber(ARGV[2]) then return {'busy'} end
 redis.call('HSET', KEYS[1], 'f:' .. p, now)
 return {'go', tostring(now), before}
 ";
@@ -377,10 +379,13 @@ impl OpStore for RedisOps {
         &'a self,
         id: &'a str,
         p: ProviderId,
+        lease: Duration,
     ) -> BoxFuture<'a, Result<Begun, OpStoreError>> {
         Box::pin(async move {
             let mut command = eval_keys(&script(BEGIN), &[&op_key(id)]);
-            command.arg(p.as_str());
+            command
+                .arg(p.as_str())
+                .arg(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX));
             let reply: Vec<String> = self.link.durable(&command).await?;
             match reply.first().map(String::as_str) {
                 Some("go") => Ok(Begun::Go {

@@ -71,7 +71,8 @@ pub enum Begun {
         interrupted: Option<u64>,
         now_ms: u64,
     },
-    /// The target is not pending any more (finished, cancelled, gone).
+    /// The target is not pending any more (finished, cancelled, gone), or an attempt begun
+    /// less than a lease ago is under way.
     Stop,
 }
 
@@ -120,6 +121,7 @@ pub trait OpStore: Send + Sync {
         &'a self,
         id: &'a str,
         p: ProviderId,
+        lease: Duration,
     ) -> BoxFuture<'a, Result<Begun, OpStoreError>>;
 
     /// Writes an attempt's outcome: the target's status and record, queued again after its delay
@@ -320,6 +322,7 @@ impl OpStore for MemoryOps {
         &'a self,
         id: &'a str,
         p: ProviderId,
+        lease: Duration,
     ) -> BoxFuture<'a, Result<Begun, OpStoreError>> {
         Box::pin(async move {
             let now = now_ms();
@@ -329,6 +332,15 @@ impl OpStore for MemoryOps {
             };
             let pending = op.fields.get(&status_field(p)).map(String::as_str) == Some("pending");
             if !pending || op.fields.contains_key("x") {
+                return Ok(Begun::Stop);
+            }
+            let lease = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
+            let under_way = op
+                .fields
+                .get(&format!("f:{p}"))
+                .and_then(|s| s.parse::<u64>().ok())
+                .is_some_and(|began| now.saturating_sub(began) < lease);
+            if under_way {
                 return Ok(Begun::Stop);
             }
             let interrupted = op

@@ -130,13 +130,23 @@ async fn attempt_once(ops: &Operations, work: &Work) -> Result<(), OpStoreError>
     if record.next_ms.is_some_and(|next| next > read.now_ms + 1000) {
         return Ok(());
     }
+    // An attempt under way (its queue entry delivered twice: a takeover, an acknowledgement
+    // lost in a failover): this entry neither waits for a slot nor begins beside it.
+    let lease = ops.deadline + LEASE_MARGIN;
+    let began = read
+        .fields
+        .get(&format!("f:{p}"))
+        .and_then(|f| f.parse::<u64>().ok());
+    if began.is_some_and(|at| read.now_ms.saturating_sub(at) < lease.as_millis() as u64) {
+        return Ok(());
+    }
     if let Some(wait) = quota_turn(ops, p, &record, read.now_ms).await? {
         return wait_for_slot(ops, id, p, record, read.now_ms + wait, wait).await;
     }
     let Begun::Go {
         interrupted,
         now_ms,
-    } = ops.store.begin(id, p).await?
+    } = ops.store.begin(id, p, lease).await?
     else {
         return Ok(());
     };

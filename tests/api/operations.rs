@@ -880,3 +880,84 @@ fn check_config_warns_that_operations_without_redis_are_not_durable() {
     assert!(String::from_utf8_lossy(&output.stdout).contains("operations off"));
     assert!(!String::from_utf8_lossy(&output.stderr).contains("warning:"));
 }
+
+#[tokio::test]
+async fn no_second_attempt_of_a_target_begins_while_one_is_under_way() {
+    use clients_gateway::operations::{Begun, Created, NewOp, OpStore, RedisOps};
+    let redis = RedisServer::start().await;
+    let url = secrecy::SecretString::from(redis.url.clone());
+    let settings = clients_gateway::fleet::RedisSettings {
+        url: Some(&url),
+        username: None,
+        password: None,
+        sentinels: &[],
+        master_name: None,
+        tls: false,
+        connect_timeout: Duration::from_secs(1),
+        command_timeout: Duration::from_secs(1),
+        wait_replicas: Some(0),
+    };
+    let egress =
+        clients_gateway::egress::Egress::from_settings(&Default::default(), &Default::default())
+            .unwrap();
+    let link = clients_gateway::fleet::Link::from_settings(&settings, &egress)
+        .unwrap()
+        .unwrap();
+    let memory = clients_gateway::operations::MemoryOps::new(10);
+    let redis_ops = RedisOps::new(link);
+    let stores: [&dyn OpStore; 2] = [&redis_ops, &memory];
+    for store in stores {
+        let new = NewOp {
+            id: "op-1".into(),
+            key: None,
+            targets: vec![ProviderId::Clockify],
+            fields: vec![("s:clockify".into(), "pending".into())],
+            key_ttl: Duration::from_secs(60),
+            max_pending: 100,
+        };
+        assert!(matches!(
+            store.create(&new).await.unwrap(),
+            Created::New { .. }
+        ));
+        let lease = Duration::from_millis(800);
+
+        // A queue entry delivered twice (a takeover, an acknowledgement lost in a failover):
+        // the second finds the first under way and does not begin.
+        let first = store
+            .begin("op-1", ProviderId::Clockify, lease)
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                first,
+                Begun::Go {
+                    interrupted: None,
+                    ..
+                }
+            ),
+            "{first:?}"
+        );
+        let second = store
+            .begin("op-1", ProviderId::Clockify, lease)
+            .await
+            .unwrap();
+        assert_eq!(second, Begun::Stop, "a second attempt beside the first");
+
+        // Past the lease, the first is taken for dead: the next begins, told when it began.
+        tokio::time::sleep(lease + Duration::from_millis(200)).await;
+        let taken_over = store
+            .begin("op-1", ProviderId::Clockify, lease)
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                taken_over,
+                Begun::Go {
+                    interrupted: Some(_),
+                    ..
+                }
+            ),
+            "{taken_over:?}"
+        );
+    }
+}
