@@ -392,6 +392,7 @@ impl OpStore for RedisOps {
                     now_ms: reply.get(1).and_then(|t| t.parse().ok()).unwrap_or(0),
                     interrupted: reply.get(2).and_then(|t| t.parse().ok()),
                 }),
+                Some("busy") => Ok(Begun::Busy),
                 _ => Ok(Begun::Stop),
             }
         })

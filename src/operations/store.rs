@@ -71,9 +71,10 @@ pub enum Begun {
         interrupted: Option<u64>,
         now_ms: u64,
     },
-    /// The target is not pending any more (finished, cancelled, gone), or an attempt begun
-    /// less than a lease ago is under way.
+    /// The target is not pending any more (finished, cancelled, gone).
     Stop,
+    /// An attempt begun less than a lease ago is under way.
+    Busy,
 }
 
 /// A target's attempt written.
@@ -341,7 +342,7 @@ impl OpStore for MemoryOps {
                 .and_then(|s| s.parse::<u64>().ok())
                 .is_some_and(|began| now.saturating_sub(began) < lease);
             if under_way {
-                return Ok(Begun::Stop);
+                return Ok(Begun::Busy);
             }
             let interrupted = op
                 .fields

@@ -105,50 +105,57 @@ async fn run(ops: Arc<Operations>) {
 /// replica takes it over after its lease).
 async fn attempt(ops: &Operations, work: &Work) {
     match attempt_once(ops, work).await {
-        Ok(()) => {
+        Ok(Entry::Finished) => {
             if let Err(e) = ops.store.ack(work).await {
                 tracing::warn!(error = %e, operation_id = %work.id, "operations: could not finish a queue entry; it is taken over after its lease");
             }
         }
+        // Kept: claimed again after another lease, by when the attempt under way has recorded,
+        // or is taken over.
+        Ok(Entry::Kept) => {}
         Err(e) => {
             tracing::warn!(error = %e, operation_id = %work.id, provider = %work.provider, "operations: an attempt could not be recorded; it is taken over after its lease");
         }
     }
 }
 
-async fn attempt_once(ops: &Operations, work: &Work) -> Result<(), OpStoreError> {
+/// What becomes of a queue entry once handled.
+enum Entry {
+    /// Done with: acknowledged.
+    Finished,
+    /// An attempt of its target is under way elsewhere: left for a later claim.
+    Kept,
+}
+
+async fn attempt_once(ops: &Operations, work: &Work) -> Result<Entry, OpStoreError> {
     let (id, p) = (work.id.as_str(), work.provider);
     let Some(read) = ops.store.read(id).await? else {
-        return Ok(());
+        return Ok(Entry::Finished);
     };
     if model::status(&read.fields, p) != TargetStatus::Pending {
-        return Ok(());
+        return Ok(Entry::Finished);
     }
     let record = model::record(&read.fields, p);
     // A queue entry left behind by an attempt whose outcome is written (its replica died
     // between the two): the target is queued again already.
     if record.next_ms.is_some_and(|next| next > read.now_ms + 1000) {
-        return Ok(());
+        return Ok(Entry::Finished);
     }
-    // An attempt under way (its queue entry delivered twice: a takeover, an acknowledgement
-    // lost in a failover): this entry neither waits for a slot nor begins beside it.
     let lease = ops.deadline + LEASE_MARGIN;
-    let began = read
-        .fields
-        .get(&format!("f:{p}"))
-        .and_then(|f| f.parse::<u64>().ok());
-    if began.is_some_and(|at| read.now_ms.saturating_sub(at) < lease.as_millis() as u64) {
-        return Ok(());
+    if under_way(&read, p, lease) {
+        return Ok(Entry::Kept);
     }
     if let Some(wait) = quota_turn(ops, p, &record, read.now_ms).await? {
-        return wait_for_slot(ops, id, p, record, read.now_ms + wait, wait).await;
+        wait_for_slot(ops, id, p, record, read.now_ms + wait, wait).await?;
+        return Ok(Entry::Finished);
     }
-    let Begun::Go {
-        interrupted,
-        now_ms,
-    } = ops.store.begin(id, p, lease).await?
-    else {
-        return Ok(());
+    let (interrupted, now_ms) = match ops.store.begin(id, p, lease).await? {
+        Begun::Go {
+            interrupted,
+            now_ms,
+        } => (interrupted, now_ms),
+        Begun::Busy => return Ok(Entry::Kept),
+        Begun::Stop => return Ok(Entry::Finished),
     };
     let clock = StoreClock::at(now_ms);
     let meta = model::meta(&read.fields)?;
@@ -174,7 +181,19 @@ async fn attempt_once(ops: &Operations, work: &Work) -> Result<(), OpStoreError>
             crate::metrics::operation(operation.state.as_str());
         }
     }
-    Ok(())
+    Ok(Entry::Finished)
+}
+
+/// Whether an attempt of `p` began less than a lease ago and has not recorded: its queue entry
+/// was delivered twice (a takeover, an acknowledgement lost in a failover), and this delivery
+/// neither waits for a slot nor begins beside it.
+fn under_way(read: &Read, p: ProviderId, lease: Duration) -> bool {
+    let began = read
+        .fields
+        .get(&format!("f:{p}"))
+        .and_then(|f| f.parse::<u64>().ok());
+    let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
+    began.is_some_and(|at| read.now_ms.saturating_sub(at) < lease_ms)
 }
 
 /// Puts the target back until the quota's slot it took (`at`, in `wait` ms), unattempted.
