@@ -174,6 +174,37 @@ return out
 
 pub struct RedisOps {
     link: Arc<Link>,
+    scripts: Scripts,
+}
+
+/// Every script as sent (Redis's clock read first), and the provider list they take: composed
+/// once, not per command.
+struct Scripts {
+    create: String,
+    read: String,
+    begin: String,
+    settle: String,
+    cancel: String,
+    promote: String,
+    next_slot: String,
+    depth: String,
+    providers: String,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Self {
+            create: format!("{REFUSE_IF_EVICTING}{}", script(CREATE)),
+            read: script(READ),
+            begin: script(BEGIN),
+            settle: script(&format!("{DONE_IF_FINAL}{SETTLE}")),
+            cancel: script(&format!("{DONE_IF_FINAL}{CANCEL}")),
+            promote: script(PROMOTE),
+            next_slot: script(NEXT_SLOT),
+            depth: script(DEPTH),
+            providers: providers_csv(),
+        }
+    }
 }
 
 fn op_key(id: &str) -> String {
@@ -241,7 +272,10 @@ fn entries(v: Value) -> Vec<Work> {
 
 impl RedisOps {
     pub fn new(link: Arc<Link>) -> Self {
-        Self { link }
+        Self {
+            link,
+            scripts: Scripts::new(),
+        }
     }
 
     /// The consumer group, made if it is not there (a new Redis, or one restarted empty).
@@ -319,8 +353,10 @@ impl OpStore for RedisOps {
         Box::pin(async move {
             let key = op_key(&new.id);
             let named_by = new.key.as_ref().map(|k| format!("{KEY_PREFIX}{k}"));
-            let body = format!("{REFUSE_IF_EVICTING}{}", script(CREATE));
-            let mut command = eval_keys(&body, &[&key, named_by.as_deref().unwrap_or(&key), DUE]);
+            let mut command = eval_keys(
+                &self.scripts.create,
+                &[&key, named_by.as_deref().unwrap_or(&key), DUE],
+            );
             let targets: Vec<&str> = new.targets.iter().map(|p| p.as_str()).collect();
             command
                 .arg(&new.id)
@@ -328,7 +364,7 @@ impl OpStore for RedisOps {
                 .arg(u64::try_from(new.key_ttl.as_millis()).unwrap_or(u64::MAX))
                 .arg(new.max_pending)
                 .arg(targets.join(","))
-                .arg(providers_csv())
+                .arg(&self.scripts.providers)
                 .arg(PENDING_PREFIX);
             for (field, value) in &new.fields {
                 command.arg(field).arg(value);
@@ -355,7 +391,7 @@ impl OpStore for RedisOps {
         id: &'a str,
     ) -> BoxFuture<'a, Result<Option<super::store::Read>, OpStoreError>> {
         Box::pin(async move {
-            let command = eval_keys(&script(READ), &[&op_key(id)]);
+            let command = eval_keys(&self.scripts.read, &[&op_key(id)]);
             let reply: Value = self.link.query(&command).await?;
             let mut parts = items(reply).into_iter();
             let now_ms = parts
@@ -382,7 +418,7 @@ impl OpStore for RedisOps {
         lease: Duration,
     ) -> BoxFuture<'a, Result<Begun, OpStoreError>> {
         Box::pin(async move {
-            let mut command = eval_keys(&script(BEGIN), &[&op_key(id)]);
+            let mut command = eval_keys(&self.scripts.begin, &[&op_key(id)]);
             command
                 .arg(p.as_str())
                 .arg(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX));
@@ -406,8 +442,7 @@ impl OpStore for RedisOps {
     ) -> BoxFuture<'a, Result<bool, OpStoreError>> {
         Box::pin(async move {
             let pending = format!("{PENDING_PREFIX}{p}");
-            let body = script(&format!("{DONE_IF_FINAL}{SETTLE}"));
-            let mut command = eval_keys(&body, &[&op_key(id), DUE, &pending]);
+            let mut command = eval_keys(&self.scripts.settle, &[&op_key(id), DUE, &pending]);
             command
                 .arg(p.as_str())
                 .arg(write.status.as_str())
@@ -427,8 +462,7 @@ impl OpStore for RedisOps {
         ttl_ms: u64,
     ) -> BoxFuture<'a, Result<Option<()>, OpStoreError>> {
         Box::pin(async move {
-            let body = script(&format!("{DONE_IF_FINAL}{CANCEL}"));
-            let mut command = eval_keys(&body, &[&op_key(id), DUE]);
+            let mut command = eval_keys(&self.scripts.cancel, &[&op_key(id), DUE]);
             command.arg(id).arg(ttl_ms).arg(PENDING_PREFIX);
             let found: i64 = self.link.durable(&command).await?;
             Ok((found >= 0).then_some(()))
@@ -457,7 +491,7 @@ impl OpStore for RedisOps {
         lease: Duration,
     ) -> BoxFuture<'a, Result<Vec<Work>, OpStoreError>> {
         Box::pin(async move {
-            let mut promote = eval_keys(&script(PROMOTE), &[DUE, READY]);
+            let mut promote = eval_keys(&self.scripts.promote, &[DUE, READY]);
             promote.arg(max.max(1) * 4);
             let _: i64 = self.link.query(&promote).await?;
             let mut taken = self.reclaim(consumer, max, lease).await?;
@@ -489,7 +523,7 @@ impl OpStore for RedisOps {
         Box::pin(async move {
             use sha2::{Digest, Sha256};
             let key = format!("{SLOT_PREFIX}{:x}", Sha256::digest(scope.as_bytes()));
-            let mut command = eval_keys(&script(NEXT_SLOT), &[&key]);
+            let mut command = eval_keys(&self.scripts.next_slot, &[&key]);
             command
                 .arg(u64::try_from(interval.as_millis()).unwrap_or(u64::MAX))
                 .arg(u64::try_from(earliest.as_millis()).unwrap_or(u64::MAX));
@@ -500,8 +534,8 @@ impl OpStore for RedisOps {
 
     fn depth(&self) -> BoxFuture<'_, Result<Vec<Depth>, OpStoreError>> {
         Box::pin(async move {
-            let mut command = eval_keys(&script(DEPTH), &[]);
-            command.arg(PENDING_PREFIX).arg(providers_csv());
+            let mut command = eval_keys(&self.scripts.depth, &[]);
+            command.arg(PENDING_PREFIX).arg(&self.scripts.providers);
             let reply: Vec<Value> = self.link.query(&command).await?;
             let number = |v: Option<&Value>| {
                 v.and_then(text)
