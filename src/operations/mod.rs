@@ -26,7 +26,7 @@ use utoipa::ToSchema;
 
 pub use model::{Operation, OperationState};
 pub use redis::RedisOps;
-pub use store::{Begun, Created, MemoryOps, NewOp, OpStore, OpStoreError};
+pub use store::{Begun, Created, Mark, MemoryOps, NewOp, OpStore, OpStoreError, TargetWrite};
 
 use crate::catalog::ProviderId;
 use crate::domain::IfExists;

@@ -96,14 +96,17 @@ end
 ";
 
 /// KEYS: the operation, the due set, the target's pending set. ARGV: the target, its status,
-/// its record, its delay (ms), sealed credentials or '', the ttl once done (ms), the id.
+/// its record, its delay (ms), sealed credentials or '', the ttl once done (ms), the id, the
+/// in-flight mark expected ('' none), '1' to clear it. Nothing is written unless the mark is
+/// the one expected (`Mark`).
 const SETTLE: &str = "
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local p = ARGV[1]
+if (redis.call('HGET', KEYS[1], 'f:' .. p) or '') ~= ARGV[8] then return 0 end
 local status = ARGV[2]
 if status == 'pending' and redis.call('HEXISTS', KEYS[1], 'x') == 1 then status = 'cancelled' end
 redis.call('HSET', KEYS[1], 's:' .. p, status, 't:' .. p, ARGV[3])
-redis.call('HDEL', KEYS[1], 'f:' .. p)
+if ARGV[9] == '1' then redis.call('HDEL', KEYS[1], 'f:' .. p) end
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'c:' .. p, ARGV[5]) end
 local member = ARGV[7] .. '/' .. p
 if status == 'pending' then
@@ -442,6 +445,7 @@ impl OpStore for RedisOps {
     ) -> BoxFuture<'a, Result<bool, OpStoreError>> {
         Box::pin(async move {
             let pending = format!("{PENDING_PREFIX}{p}");
+            let (expected, clears) = write.mark.expects();
             let mut command = eval_keys(&self.scripts.settle, &[&op_key(id), DUE, &pending]);
             command
                 .arg(p.as_str())
@@ -450,7 +454,9 @@ impl OpStore for RedisOps {
                 .arg(write.delay_ms.unwrap_or(0))
                 .arg(write.credentials.unwrap_or_default())
                 .arg(write.ttl_ms)
-                .arg(id);
+                .arg(id)
+                .arg(expected)
+                .arg(if clears { "1" } else { "0" });
             let done: i64 = self.link.durable(&command).await?;
             Ok(done == 1)
         })

@@ -88,6 +88,32 @@ pub struct TargetWrite {
     pub credentials: Option<String>,
     /// Once every target is final, the operation is kept this long.
     pub ttl_ms: u64,
+    /// Whose write it is, checked against the target's in-flight mark in the same step.
+    pub mark: Mark,
+}
+
+/// Which attempt a write belongs to, checked against the target's in-flight mark (`f:<p>`)
+/// in the same step as the write. A write of an attempt that no longer holds its target (its
+/// lease ran out and another attempt began) is dropped: the other attempt writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// The attempt begun at this time (its `BEGIN`): written while the mark is still this
+    /// time, and the mark cleared.
+    Own(u64),
+    /// No attempt (a target put back to wait for its quota slot): written only if the mark is
+    /// still as it was read, and left as it is, so that an interrupted attempt's mark still
+    /// makes the next attempt look up before it sends.
+    Unchanged(Option<u64>),
+}
+
+impl Mark {
+    /// The mark the write expects (`""`: none) and whether it clears it.
+    pub fn expects(self) -> (String, bool) {
+        match self {
+            Mark::Own(at) => (at.to_string(), true),
+            Mark::Unchanged(at) => (at.map(|t| t.to_string()).unwrap_or_default(), false),
+        }
+    }
 }
 
 /// The work a replica took: one target of one operation.
@@ -367,13 +393,24 @@ impl OpStore for MemoryOps {
             let Some(op) = m.ops.get_mut(id) else {
                 return Ok(false);
             };
+            let (expected, clears) = write.mark.expects();
+            let mark = op
+                .fields
+                .get(&format!("f:{p}"))
+                .cloned()
+                .unwrap_or_default();
+            if mark != expected {
+                return Ok(false);
+            }
             let mut status = write.status.as_str();
             if status == "pending" && op.fields.contains_key("x") {
                 status = "cancelled";
             }
             op.fields.insert(status_field(p), status.to_owned());
             op.fields.insert(record_field(p), write.record);
-            op.fields.remove(&format!("f:{p}"));
+            if clears {
+                op.fields.remove(&format!("f:{p}"));
+            }
             if let Some(c) = write.credentials {
                 op.fields.insert(format!("c:{p}"), c);
             }

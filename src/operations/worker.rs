@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::model::{self, TargetRecord};
-use super::store::{Begun, OpStoreError, Read, TargetWrite, Work};
+use super::store::{Begun, Mark, OpStoreError, Read, TargetWrite, Work};
 use super::{place, Operations};
 use crate::catalog::ProviderId;
 use crate::fanout::{self, life, Call};
@@ -146,10 +146,11 @@ async fn attempt_once(ops: &Operations, work: &Work) -> Result<Entry, OpStoreErr
         return Ok(Entry::Kept);
     }
     if let Some(wait) = quota_turn(ops, p, &record, read.now_ms).await? {
-        wait_for_slot(ops, id, p, record, read.now_ms + wait, wait).await?;
+        let mark = Mark::Unchanged(began(&read, p));
+        wait_for_slot(ops, (id, p, mark), record, read.now_ms + wait, wait).await?;
         return Ok(Entry::Finished);
     }
-    let (interrupted, now_ms) = match ops.store.begin(id, p, lease).await? {
+    let (interrupted, began_ms) = match ops.store.begin(id, p, lease).await? {
         Begun::Go {
             interrupted,
             now_ms,
@@ -157,7 +158,7 @@ async fn attempt_once(ops: &Operations, work: &Work) -> Result<Entry, OpStoreErr
         Begun::Busy => return Ok(Entry::Kept),
         Begun::Stop => return Ok(Entry::Finished),
     };
-    let clock = StoreClock::at(now_ms);
+    let clock = StoreClock::at(began_ms);
     let meta = model::meta(&read.fields)?;
     let span = attempt_span(id, p, meta.trace.as_deref());
     let here = Here {
@@ -166,6 +167,7 @@ async fn attempt_once(ops: &Operations, work: &Work) -> Result<Entry, OpStoreErr
         p,
         read: &read,
         clock,
+        began_ms,
     };
     let interrupted = interrupted.map(|ms| clock.local(ms));
     let outcome = run_target(&here, &record, interrupted, &meta.request_id)
@@ -188,19 +190,21 @@ async fn attempt_once(ops: &Operations, work: &Work) -> Result<Entry, OpStoreErr
 /// was delivered twice (a takeover, an acknowledgement lost in a failover), and this delivery
 /// neither waits for a slot nor begins beside it.
 fn under_way(read: &Read, p: ProviderId, lease: Duration) -> bool {
-    let began = read
-        .fields
-        .get(&format!("f:{p}"))
-        .and_then(|f| f.parse::<u64>().ok());
     let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
-    began.is_some_and(|at| read.now_ms.saturating_sub(at) < lease_ms)
+    began(read, p).is_some_and(|at| read.now_ms.saturating_sub(at) < lease_ms)
+}
+
+/// When the target's last attempt began, if it has not recorded (its in-flight mark).
+fn began(read: &Read, p: ProviderId) -> Option<u64> {
+    read.fields
+        .get(&format!("f:{p}"))
+        .and_then(|f| f.parse().ok())
 }
 
 /// Puts the target back until the quota's slot it took (`at`, in `wait` ms), unattempted.
 async fn wait_for_slot(
     ops: &Operations,
-    id: &str,
-    p: ProviderId,
+    (id, p, mark): (&str, ProviderId, Mark),
     mut record: TargetRecord,
     at: u64,
     wait: u64,
@@ -212,6 +216,7 @@ async fn wait_for_slot(
         delay_ms: Some(wait),
         credentials: None,
         ttl_ms: ops.settings.ttl_s * 1000,
+        mark,
     };
     ops.store.settle(id, p, write).await?;
     Ok(())
@@ -285,6 +290,8 @@ struct Here<'a> {
     p: ProviderId,
     read: &'a Read,
     clock: StoreClock,
+    /// When this attempt began (its in-flight mark).
+    began_ms: u64,
 }
 
 /// Plans the target again from the stored request and runs it once, as a replay would.
@@ -300,6 +307,7 @@ async fn run_target(
         p,
         read,
         clock,
+        ..
     } = *here;
     let (mut call, if_exists) = match plan(ops, id, p, read) {
         Ok(planned) => planned,
@@ -436,6 +444,7 @@ async fn next_step(here: &Here<'_>, mut record: TargetRecord, outcome: Outcome) 
         p,
         read,
         clock,
+        ..
     } = *here;
     let Outcome {
         mut result,
@@ -479,6 +488,7 @@ async fn next_step(here: &Here<'_>, mut record: TargetRecord, outcome: Outcome) 
         delay_ms: delay.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         credentials,
         ttl_ms: ops.settings.ttl_s * 1000,
+        mark: Mark::Own(here.began_ms),
     }
 }
 

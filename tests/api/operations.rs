@@ -883,7 +883,10 @@ fn check_config_warns_that_operations_without_redis_are_not_durable() {
 
 #[tokio::test]
 async fn no_second_attempt_of_a_target_begins_while_one_is_under_way() {
-    use clients_gateway::operations::{Begun, Created, NewOp, OpStore, RedisOps};
+    use clients_gateway::operations::{
+        Begun, Created, Mark, NewOp, OpStore, RedisOps, TargetWrite,
+    };
+    use clients_gateway::results::TargetStatus;
     let redis = RedisServer::start().await;
     let url = secrecy::SecretString::from(redis.url.clone());
     let settings = clients_gateway::fleet::RedisSettings {
@@ -958,6 +961,102 @@ async fn no_second_attempt_of_a_target_begins_while_one_is_under_way() {
                 }
             ),
             "{taken_over:?}"
+        );
+        let (
+            Begun::Go {
+                now_ms: first_at, ..
+            },
+            Begun::Go {
+                now_ms: over_at, ..
+            },
+        ) = (first, taken_over)
+        else {
+            unreachable!()
+        };
+        let write = |status: TargetStatus, mark: Mark| TargetWrite {
+            status,
+            record: format!("{{\"by\":\"{mark:?}\"}}"),
+            delay_ms: Some(60_000),
+            credentials: None,
+            ttl_ms: 60_000,
+            mark,
+        };
+        let fields = || async { store.read("op-1").await.unwrap().unwrap().fields };
+
+        // The first attempt, taken for dead, answers late: its write is dropped, and the
+        // target stays the takeover's (a further delivery is still busy).
+        store
+            .settle(
+                "op-1",
+                ProviderId::Clockify,
+                write(TargetStatus::Created, Mark::Own(first_at)),
+            )
+            .await
+            .unwrap();
+        // A further delivery puts the target back for its quota slot, having read before the
+        // takeover began: dropped too, the takeover's mark kept.
+        store
+            .settle(
+                "op-1",
+                ProviderId::Clockify,
+                write(TargetStatus::Pending, Mark::Unchanged(None)),
+            )
+            .await
+            .unwrap();
+        let now = fields().await;
+        assert_eq!(now.get("s:clockify").map(String::as_str), Some("pending"));
+        assert_eq!(now.get("f:clockify"), Some(&over_at.to_string()), "{now:?}");
+        assert_eq!(
+            store
+                .begin("op-1", ProviderId::Clockify, lease)
+                .await
+                .unwrap(),
+            Begun::Busy,
+            "a late write cleared the attempt under way"
+        );
+
+        // The takeover's own write applies and clears its mark.
+        store
+            .settle(
+                "op-1",
+                ProviderId::Clockify,
+                write(TargetStatus::Pending, Mark::Own(over_at)),
+            )
+            .await
+            .unwrap();
+        let now = fields().await;
+        assert!(!now.contains_key("f:clockify"), "{now:?}");
+        assert!(now["t:clockify"].contains("Own"), "{now:?}");
+
+        // A stale mark (an attempt that died) is kept by a quota wait's write, so that the next
+        // attempt still looks up before it sends.
+        let dead = store
+            .begin("op-1", ProviderId::Clockify, lease)
+            .await
+            .unwrap();
+        let Begun::Go {
+            now_ms: dead_at, ..
+        } = dead
+        else {
+            panic!("{dead:?}")
+        };
+        tokio::time::sleep(lease + Duration::from_millis(200)).await;
+        store
+            .settle(
+                "op-1",
+                ProviderId::Clockify,
+                write(TargetStatus::Pending, Mark::Unchanged(Some(dead_at))),
+            )
+            .await
+            .unwrap();
+        assert!(fields().await["t:clockify"].contains("Unchanged"));
+        let next = store
+            .begin("op-1", ProviderId::Clockify, lease)
+            .await
+            .unwrap();
+        assert!(
+            matches!(next, Begun::Go { interrupted: Some(at), .. } if at == dead_at),
+            "{next:?}"
         );
     }
 }
