@@ -4,6 +4,12 @@ An Idempotency-Key names one request: the same key sent again with a different b
 (422, documented). A schema cannot say "never reuse a value", and the fuzzer draws short keys such as
 "0" again and again, so each valid key it draws is made unique here. Invalid keys are left as drawn,
 so the negative checks still see them.
+
+`notify` names a webhook of the gateway's configuration, and only with `Prefer: respond-async`
+(otherwise a documented 422 at /notify): which names a deployment has, and the header it goes
+with, are not something a schema can say. A drawn string `notify` is dropped; other drawn values
+(a number, null) are left, so the negative checks still see them. tests/api/webhooks.rs covers
+`notify` against real receivers.
 """
 
 import re
@@ -22,3 +28,10 @@ def map_headers(ctx, headers):
             if name.lower() == "idempotency-key" and isinstance(value, str) and VALID_KEY.match(value):
                 headers[name] = value[:200] + "-" + uuid.uuid4().hex
     return headers
+
+
+@schemathesis.hook
+def map_body(ctx, body):
+    if isinstance(body, dict) and isinstance(body.get("notify"), str):
+        del body["notify"]
+    return body

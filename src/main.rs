@@ -273,8 +273,13 @@ fn check_config(config: Option<PathBuf>) -> Result<(), StartError> {
             "in process (not durable)"
         }
     };
+    let webhooks: Vec<&str> = prepared.sealing.1.names().collect();
+    let webhooks = match webhooks.is_empty() {
+        true => String::new(),
+        false => format!(" (webhooks: {})", webhooks.join(", ")),
+    };
     println!(
-        "configuration ok; providers available: {}; outbound {}; idempotency {shared}{redis}; operations {operations}; {}",
+        "configuration ok; providers available: {}; outbound {}; idempotency {shared}{redis}; operations {operations}{webhooks}; {}",
         available.join(", "),
         prepared.egress.describe(),
         prepared.describe_budget(),

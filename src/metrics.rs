@@ -29,6 +29,7 @@
 //! | `clients_gateway_operation_attempts_total` | counter | `provider`, `status` | attempts of operations' targets (re-drives included), by the status they left the target in |
 //! | `clients_gateway_operation_targets_pending` | gauge | `provider` | the queue's depth: targets pending, fleet-wide (every replica reports it) |
 //! | `clients_gateway_operation_oldest_pending_seconds` | gauge | `provider` | how long the oldest pending target has been waiting |
+//! | `clients_gateway_webhook_deliveries_total` | counter | `webhook` (a configured name), `result` (`delivered`, `gone`, `rate_limited`, `http_error`, `timeout`, `unreachable`, `not_configured`) | completion events' delivery attempts |
 //!
 //! Labels come from closed sets: route patterns (or `unmatched`), standard methods (or `OTHER`),
 //! status codes, providers, result statuses and error kinds.
@@ -67,6 +68,7 @@ pub const REDIS_USABLE: &str = "clients_gateway_redis_usable";
 pub const INBOUND_PROTOCOL_ERRORS: &str = "clients_gateway_inbound_protocol_errors_total";
 pub const OPERATIONS: &str = "clients_gateway_operations_total";
 pub const OPERATION_ATTEMPTS: &str = "clients_gateway_operation_attempts_total";
+pub const WEBHOOK_DELIVERIES: &str = "clients_gateway_webhook_deliveries_total";
 pub const OPERATIONS_PENDING: &str = "clients_gateway_operation_targets_pending";
 pub const OPERATIONS_OLDEST: &str = "clients_gateway_operation_oldest_pending_seconds";
 
@@ -159,6 +161,10 @@ fn describe_operations() {
     metrics::describe_counter!(
         OPERATION_ATTEMPTS,
         "Attempts of operations' targets, by provider and the status they left the target in (pending: attempted again later)"
+    );
+    metrics::describe_counter!(
+        WEBHOOK_DELIVERIES,
+        "Completion events' delivery attempts, by webhook (its configured name) and result: delivered, gone (410: stopped), rate_limited, http_error, timeout, unreachable, not_configured"
     );
     metrics::describe_gauge!(
         OPERATIONS_PENDING,
@@ -282,6 +288,20 @@ pub fn operation(event: &'static str) {
 pub fn operation_attempt(provider: ProviderId, status: &'static str) {
     metrics::counter!(OPERATION_ATTEMPTS, "provider" => provider.as_str(), "status" => status)
         .increment(1);
+}
+
+/// Counts a completion event's delivery attempt to webhook `name` (a configured name, else
+/// `other`) by result (a closed set, see [`WEBHOOK_DELIVERIES`]).
+pub fn webhook_delivery<'a>(
+    name: &str,
+    mut configured: impl Iterator<Item = &'a str>,
+    result: &'static str,
+) {
+    let webhook = configured
+        .find(|c| *c == name)
+        .unwrap_or("other")
+        .to_owned();
+    metrics::counter!(WEBHOOK_DELIVERIES, "webhook" => webhook, "result" => result).increment(1);
 }
 
 /// The queue's depth for `provider`.

@@ -52,7 +52,8 @@ pub struct Prepared {
     pub max_keys: usize,
     pub budget: overload::Budget,
     /// The key ring of the operations' sealed values.
-    pub keys: KeyRing,
+    /// The operations' keys, and the webhooks completion events go to (their secrets read).
+    pub sealing: (KeyRing, crate::operations::webhooks::Webhooks),
 }
 
 /// Builds the adapters, the caller authentication, the link to Redis (not connected yet) and
@@ -74,6 +75,8 @@ pub fn prepare(settings: &Settings) -> Result<Prepared, StartError> {
     let budget = budget(settings, limit.bytes, max_keys)?;
     let operations = &settings.operations;
     let keys = operations.key_ring(operations.enabled && link.is_some())?;
+    let webhooks =
+        crate::operations::webhooks::Webhooks::from_settings(&operations.webhooks, &egress)?;
     Ok(Prepared {
         registry,
         authenticator,
@@ -82,7 +85,7 @@ pub fn prepare(settings: &Settings) -> Result<Prepared, StartError> {
         limit,
         max_keys,
         budget,
-        keys,
+        sealing: (keys, webhooks),
     })
 }
 
@@ -104,10 +107,10 @@ impl Application {
             limit,
             max_keys,
             budget,
-            keys,
+            sealing,
         } = prepare(settings)?;
         let registry = Arc::new(registry);
-        let operations = operations(settings, &registry, link.clone(), keys);
+        let operations = operations(settings, &registry, link.clone(), sealing);
         announce(settings, &registry, &authenticator, &egress, link.as_ref());
 
         let listener = TcpListener::bind(&settings.server.bind)
@@ -285,7 +288,7 @@ fn operations(
     settings: &Settings,
     registry: &Arc<Registry>,
     link: Option<Arc<Link>>,
-    keys: KeyRing,
+    (keys, webhooks): (KeyRing, crate::operations::webhooks::Webhooks),
 ) -> Arc<Operations> {
     let quotas = registry
         .available_targets()
@@ -302,6 +305,7 @@ fn operations(
         planner,
         Duration::from_millis(settings.server.deadline_ms),
         quotas,
+        webhooks,
     ))
 }
 

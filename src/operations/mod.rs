@@ -12,6 +12,7 @@ pub mod crypto;
 mod model;
 mod redis;
 mod store;
+pub mod webhooks;
 mod worker;
 
 use std::collections::BTreeMap;
@@ -26,7 +27,7 @@ use utoipa::ToSchema;
 
 pub use model::{Operation, OperationState};
 pub use redis::RedisOps;
-pub use store::{Begun, Created, Mark, MemoryOps, NewOp, OpStore, OpStoreError, TargetWrite};
+pub use store::{Begun, Created, Mark, MemoryOps, NewOp, OpStore, OpStoreError, TargetWrite, Task};
 
 use crate::catalog::ProviderId;
 use crate::domain::IfExists;
@@ -75,6 +76,9 @@ pub struct OperationsSettings {
     /// `encryption_key_file`.
     #[schema(value_type = Vec<String>)]
     pub previous_key_files: Vec<PathBuf>,
+    /// Receivers of completion events, by name: a request names one with `"notify"`
+    /// (never a URL).
+    pub webhooks: BTreeMap<String, webhooks::WebhookSettings>,
 }
 
 impl Default for OperationsSettings {
@@ -89,6 +93,7 @@ impl Default for OperationsSettings {
             encryption_key: None,
             encryption_key_file: None,
             previous_key_files: Vec::new(),
+            webhooks: BTreeMap::new(),
         }
     }
 }
@@ -147,6 +152,8 @@ pub struct Accept<'a> {
     /// The accepting request's trace, which every later attempt continues.
     pub traceparent: Option<String>,
     pub request_id: &'a str,
+    /// The webhook told when it is done (`notify`, a configured name).
+    pub notify: Option<&'a str>,
 }
 
 /// What became of an asynchronous request.
@@ -176,6 +183,7 @@ pub struct Operations {
     /// Each provider's quota interval (`60 s / max_per_minute`), where one is set.
     quotas: BTreeMap<ProviderId, (Duration, String)>,
     worker: worker::State,
+    webhooks: webhooks::Webhooks,
 }
 
 /// Where a sealed value of operation `id` lives (its associated data).
@@ -191,6 +199,7 @@ impl Operations {
         planner: Arc<dyn Planner>,
         deadline: Duration,
         quotas: BTreeMap<ProviderId, (Duration, String)>,
+        webhooks: webhooks::Webhooks,
     ) -> Self {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "gateway".into());
         let consumer = format!(
@@ -209,11 +218,17 @@ impl Operations {
             consumer,
             quotas,
             worker: worker::State::default(),
+            webhooks,
         }
     }
 
     pub fn enabled(&self) -> bool {
         self.settings.enabled
+    }
+
+    /// The configured webhooks (a request's `notify` names one).
+    pub fn webhooks(&self) -> &webhooks::Webhooks {
+        &self.webhooks
     }
 
     pub fn durable(&self) -> bool {
@@ -244,6 +259,9 @@ impl Operations {
                 self.keys.seal(a.body, &place(id, "body")),
             ),
         ];
+        if let Some(name) = a.notify {
+            fields.push(("w".to_owned(), name.to_owned()));
+        }
         for call in a.calls {
             let p = call.provider;
             fields.push((
@@ -365,21 +383,59 @@ impl Operations {
 
     /// The operation as its caller sees it. Credentials a tool or the gateway generated are
     /// shown in the first answer after the target is created, then redacted (the login stays
-    /// sealed).
+    /// sealed) — unless they go in the completion event (`include_credentials`), which shows
+    /// them instead, while it can still be delivered.
     async fn present(&self, id: &str, read: store::Read) -> Result<Operation, OpStoreError> {
-        let mut shown = BTreeMap::new();
+        let mut shown = self.credentials(id, &read, true);
+        let to_event = read
+            .fields
+            .get("w")
+            .is_some_and(|w| self.webhooks.includes_credentials(w))
+            && !matches!(
+                read.fields.get("s:notify").map(String::as_str),
+                Some("failed" | "stopped")
+            );
+        if !to_event {
+            for (p, plain) in self.credentials(id, &read, false) {
+                if plain.password.expose_secret() == crate::secret::REDACTED {
+                    continue;
+                }
+                let field = format!("c:{p}");
+                let Some(sealed) = read.fields.get(&field) else {
+                    continue;
+                };
+                let at = place(id, &field);
+                let stored = serde_json::to_vec(&plain.redacted()).expect("credentials serialize");
+                if self
+                    .store
+                    .swap(id, &field, sealed, &self.keys.seal(&stored, &at))
+                    .await?
+                {
+                    shown.insert(p, plain);
+                }
+            }
+        }
+        model::operation(id, &read, &shown, &self.settings)
+    }
+
+    /// The credentials of the targets that settled, opened: as kept, or redacted.
+    fn credentials(
+        &self,
+        id: &str,
+        read: &store::Read,
+        redacted: bool,
+    ) -> BTreeMap<ProviderId, Credentials> {
+        let mut out = BTreeMap::new();
         for p in model::targets(&read.fields) {
             let field = format!("c:{p}");
-            let status = model::status(&read.fields, p);
             let settled = matches!(
-                status,
+                model::status(&read.fields, p),
                 TargetStatus::Created | TargetStatus::Existing | TargetStatus::Unknown
             );
             let Some(sealed) = read.fields.get(&field).filter(|_| settled) else {
                 continue;
             };
-            let at = place(id, &field);
-            let plain = match self.keys.open(sealed, &at) {
+            let plain = match self.keys.open(sealed, &place(id, &field)) {
                 Ok(plain) => plain,
                 Err(e) => {
                     // The operation is still shown; its credentials wait for the right key.
@@ -387,22 +443,30 @@ impl Operations {
                     continue;
                 }
             };
-            let Ok(credentials) = serde_json::from_slice::<Credentials>(&plain) else {
+            if let Ok(credentials) = serde_json::from_slice::<Credentials>(&plain) {
+                let credentials = match redacted {
+                    true => credentials.redacted(),
+                    false => credentials,
+                };
+                out.insert(p, credentials);
+            }
+        }
+        out
+    }
+
+    /// Redacts the kept credentials once the completion event delivered them (shown once).
+    async fn forget_credentials(&self, id: &str, read: &store::Read) {
+        for (p, redacted) in self.credentials(id, read, true) {
+            let field = format!("c:{p}");
+            let Some(sealed) = read.fields.get(&field) else {
                 continue;
             };
-            let redacted = credentials.redacted();
-            if credentials.password.expose_secret() == crate::secret::REDACTED {
-                shown.insert(p, redacted);
-                continue;
-            }
             let stored = serde_json::to_vec(&redacted).expect("credentials serialize");
-            let first = self
-                .store
-                .swap(id, &field, sealed, &self.keys.seal(&stored, &at))
-                .await?;
-            shown.insert(p, if first { credentials } else { redacted });
+            let sealed_new = self.keys.seal(&stored, &place(id, &field));
+            if let Err(e) = self.store.swap(id, &field, sealed, &sealed_new).await {
+                tracing::warn!(operation_id = id, error = %e, "webhooks: delivered credentials could not be redacted; the operation keeps them sealed until it expires");
+            }
         }
-        model::operation(id, &read, &shown, &self.settings)
     }
 
     /// Starts this replica's worker and the queue's metrics.

@@ -67,6 +67,10 @@ pub struct Operation {
     /// `cancelled` besides.
     #[schema(value_type = BTreeMap<String, TargetResult>)]
     pub results: BTreeMap<ProviderId, TargetResult>,
+    /// The completion event, when the request named a webhook (`notify`): each delivery
+    /// attempt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notification: Option<super::webhooks::Notification>,
     /// Seconds until another read is worth it, while not done.
     #[serde(skip)]
     pub retry_after_s: Option<u64>,
@@ -209,7 +213,9 @@ pub fn operation(
         }
         results.insert(p, shown_target(status, &record, shown.get(&p)));
     }
-    let started = fields.keys().any(|k| k.starts_with("f:"));
+    let started = fields
+        .keys()
+        .any(|k| k.starts_with("f:") && k != "f:notify");
     let mut state = state_of(&results, fields.contains_key("x"));
     if state == OperationState::Accepted && started {
         // An attempt is under way: something may be on its way to a tool.
@@ -231,6 +237,7 @@ pub fn operation(
         updated_at: rfc3339(done_ms.unwrap_or(updated).max(updated)),
         expires_at: rfc3339(expires),
         results,
+        notification: super::webhooks::shown(id, fields),
         retry_after_s,
     })
 }

@@ -20,7 +20,7 @@ use futures_util::future::BoxFuture;
 use redis::Value;
 
 use super::store::{
-    Begun, Created, Depth, Fields, NewOp, OpStore, OpStoreError, TargetWrite, Work,
+    Begun, Created, Depth, Fields, NewOp, OpStore, OpStoreError, TargetWrite, Task, Work,
 };
 use crate::catalog::ProviderId;
 use crate::fleet::{eval_keys, evicting, Link, REFUSE_IF_EVICTING};
@@ -64,23 +64,23 @@ const READ: &str = "
 return {tostring(now), redis.call('HGETALL', KEYS[1])}
 ";
 
-/// KEYS: the operation. ARGV: the target, the lease (ms). An attempt begun less than a lease
-/// ago and not recorded is under way: no second one begins beside it.
+/// KEYS: the operation. ARGV: the task (a target, or `notify`), the lease (ms). An attempt
+/// begun less than a lease ago and not recorded is under way: no second one begins beside it.
+/// Cancelling stops targets, not the notification.
 const BEGIN: &str = "
 local p = ARGV[1]
-if redis.call('HGET', KEYS[1], 's:' .. p) ~= 'pending' or redis.call('HEXISTS', KEYS[1], 'x') == 1 then
-  return {'stop'}
-end
+if redis.call('HGET', KEYS[1], 's:' .. p) ~= 'pending' then return {'stop'} end
+if p ~= 'notify' and redis.call('HEXISTS', KEYS[1], 'x') == 1 then return {'stop'} end
 local before = redis.call('HGET', KEYS[1], 'f:' .. p) or ''
 if before ~= '' and now - tonumber(before) < tonumber(ARGV[2]) then return {'busy'} end
 redis.call('HSET', KEYS[1], 'f:' .. p, now)
 return {'go', tostring(now), before}
 ";
 
-/// Once every target of KEYS[1] is final: its body and generated create bodies dropped, kept
-/// ARGV[ttl] ms (`ttl` the index of that argument).
+/// Once every target of KEYS[1] is final: its body and generated create bodies dropped, its
+/// completion event queued (in the due set KEYS[2]) when it names a webhook, kept `ttl` ms.
 const DONE_IF_FINAL: &str = "
-local function done_if_final(ttl)
+local function done_if_final(ttl, id)
   local targets = redis.call('HGET', KEYS[1], 'targets') or ''
   for q in string.gmatch(targets, '[^,]+') do
     if redis.call('HGET', KEYS[1], 's:' .. q) == 'pending' then return 0 end
@@ -89,13 +89,17 @@ local function done_if_final(ttl)
     redis.call('HSET', KEYS[1], 'done', now)
     redis.call('HDEL', KEYS[1], 'body')
     for q in string.gmatch(targets, '[^,]+') do redis.call('HDEL', KEYS[1], 'pb:' .. q) end
+    if redis.call('HEXISTS', KEYS[1], 'w') == 1 then
+      redis.call('HSET', KEYS[1], 's:notify', 'pending')
+      redis.call('ZADD', KEYS[2], now, id .. '/notify')
+    end
   end
   redis.call('PEXPIRE', KEYS[1], ttl)
   return 1
 end
 ";
 
-/// KEYS: the operation, the due set, the target's pending set. ARGV: the target, its status,
+/// KEYS: the operation, the due set, the target's pending set. ARGV: the task, its status,
 /// its record, its delay (ms), sealed credentials or '', the ttl once done (ms), the id, the
 /// in-flight mark expected ('' none), '1' to clear it. Nothing is written unless the mark is
 /// the one expected (`Mark`).
@@ -104,7 +108,9 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local p = ARGV[1]
 if (redis.call('HGET', KEYS[1], 'f:' .. p) or '') ~= ARGV[8] then return 0 end
 local status = ARGV[2]
-if status == 'pending' and redis.call('HEXISTS', KEYS[1], 'x') == 1 then status = 'cancelled' end
+if status == 'pending' and p ~= 'notify' and redis.call('HEXISTS', KEYS[1], 'x') == 1 then
+  status = 'cancelled'
+end
 redis.call('HSET', KEYS[1], 's:' .. p, status, 't:' .. p, ARGV[3])
 if ARGV[9] == '1' then redis.call('HDEL', KEYS[1], 'f:' .. p) end
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'c:' .. p, ARGV[5]) end
@@ -115,7 +121,7 @@ else
   redis.call('ZREM', KEYS[2], member)
   redis.call('ZREM', KEYS[3], ARGV[7])
 end
-return done_if_final(ARGV[6])
+return done_if_final(ARGV[6], ARGV[7])
 ";
 
 /// KEYS: the operation, the due set. ARGV: the id, the ttl once done (ms), the pending sets'
@@ -131,7 +137,7 @@ for q in string.gmatch(targets, '[^,]+') do
     redis.call('ZREM', ARGV[3] .. q, ARGV[1])
   end
 end
-return done_if_final(ARGV[2])
+return done_if_final(ARGV[2], ARGV[1])
 ";
 
 const SWAP: &str = "
@@ -253,21 +259,21 @@ fn entries(v: Value) -> Vec<Work> {
             let entry = text(&parts.next()?)?;
             let fields = items(parts.next()?);
             let mut id = None;
-            let mut provider = None;
+            let mut task = None;
             for pair in fields.chunks(2) {
                 match (
                     pair.first().and_then(text).as_deref(),
                     pair.get(1).and_then(text),
                 ) {
                     (Some("op"), Some(v)) => id = Some(v),
-                    (Some("p"), Some(v)) => provider = ProviderId::parse(&v),
+                    (Some("p"), Some(v)) => task = Task::parse(&v),
                     _ => {}
                 }
             }
             Some(Work {
                 entry,
                 id: id?,
-                provider: provider?,
+                task: task?,
             })
         })
         .collect()
@@ -417,7 +423,7 @@ impl OpStore for RedisOps {
     fn begin<'a>(
         &'a self,
         id: &'a str,
-        p: ProviderId,
+        p: Task,
         lease: Duration,
     ) -> BoxFuture<'a, Result<Begun, OpStoreError>> {
         Box::pin(async move {
@@ -440,7 +446,7 @@ impl OpStore for RedisOps {
     fn settle<'a>(
         &'a self,
         id: &'a str,
-        p: ProviderId,
+        p: Task,
         write: TargetWrite,
     ) -> BoxFuture<'a, Result<bool, OpStoreError>> {
         Box::pin(async move {
@@ -449,7 +455,7 @@ impl OpStore for RedisOps {
             let mut command = eval_keys(&self.scripts.settle, &[&op_key(id), DUE, &pending]);
             command
                 .arg(p.as_str())
-                .arg(write.status.as_str())
+                .arg(write.status)
                 .arg(write.record)
                 .arg(write.delay_ms.unwrap_or(0))
                 .arg(write.credentials.unwrap_or_default())
@@ -590,14 +596,22 @@ mod tests {
             entry("1-0", "a", "lucca"),
             Value::Nil,
             entry("2-0", "b", "nope"),
+            entry("3-0", "c", "notify"),
         ]));
         assert_eq!(
             read,
-            vec![Work {
-                entry: "1-0".into(),
-                id: "a".into(),
-                provider: ProviderId::Lucca
-            }]
+            vec![
+                Work {
+                    entry: "1-0".into(),
+                    id: "a".into(),
+                    task: Task::Target(ProviderId::Lucca)
+                },
+                Work {
+                    entry: "3-0".into(),
+                    id: "c".into(),
+                    task: Task::Notify
+                }
+            ]
         );
     }
 }

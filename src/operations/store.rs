@@ -79,7 +79,9 @@ pub enum Begun {
 
 /// A target's attempt written.
 pub struct TargetWrite {
-    pub status: crate::results::TargetStatus,
+    /// Its status: a target's (`TargetStatus`), or the notification's (`pending`, `delivered`,
+    /// `failed`, `stopped`).
+    pub status: &'static str,
     /// Its record (`t:<p>`).
     pub record: String,
     /// Pending: attempted again this long from now.
@@ -116,13 +118,50 @@ impl Mark {
     }
 }
 
-/// The work a replica took: one target of one operation.
+/// What a queue entry asks of an operation: attempt one of its targets, or deliver its
+/// completion event (`notify`, once it is done and names a webhook).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Task {
+    Target(ProviderId),
+    Notify,
+}
+
+impl Task {
+    /// Its name in the store's fields (`s:<name>`, `t:<name>`, `f:<name>`) and queue entries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Task::Target(p) => p.as_str(),
+            Task::Notify => "notify",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Task> {
+        match name {
+            "notify" => Some(Task::Notify),
+            other => ProviderId::parse(other).map(Task::Target),
+        }
+    }
+}
+
+impl std::fmt::Display for Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<ProviderId> for Task {
+    fn from(p: ProviderId) -> Self {
+        Task::Target(p)
+    }
+}
+
+/// The work a replica took: one task of one operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Work {
     /// Its queue entry.
     pub entry: String,
     pub id: String,
-    pub provider: ProviderId,
+    pub task: Task,
 }
 
 /// Pending targets of one provider, fleet-wide.
@@ -143,11 +182,11 @@ pub trait OpStore: Send + Sync {
 
     fn read<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<Read>, OpStoreError>>;
 
-    /// Marks an attempt of target `p` under way, if it is pending and not cancelled.
+    /// Marks an attempt of `task` under way, if it is pending and (a target) not cancelled.
     fn begin<'a>(
         &'a self,
         id: &'a str,
-        p: ProviderId,
+        task: Task,
         lease: Duration,
     ) -> BoxFuture<'a, Result<Begun, OpStoreError>>;
 
@@ -158,7 +197,7 @@ pub trait OpStore: Send + Sync {
     fn settle<'a>(
         &'a self,
         id: &'a str,
-        p: ProviderId,
+        task: Task,
         write: TargetWrite,
     ) -> BoxFuture<'a, Result<bool, OpStoreError>>;
 
@@ -207,14 +246,14 @@ pub trait OpStore: Send + Sync {
     fn durable(&self) -> bool;
 }
 
-/// The status field of target `p`.
-pub fn status_field(p: ProviderId) -> String {
-    format!("s:{p}")
+/// The status field of a target (or of the notification).
+pub fn status_field(task: impl Into<Task>) -> String {
+    format!("s:{}", task.into())
 }
 
-/// The record field of target `p`.
-pub fn record_field(p: ProviderId) -> String {
-    format!("t:{p}")
+/// The record field of a target (or of the notification).
+pub fn record_field(task: impl Into<Task>) -> String {
+    format!("t:{}", task.into())
 }
 
 /// Operations in the process: one replica; lost on restart.
@@ -227,8 +266,8 @@ pub struct MemoryOps {
 struct Memory {
     ops: HashMap<String, Op>,
     keys: HashMap<String, (String, u64)>,
-    /// (due ms, operation, provider).
-    due: BTreeSet<(u64, String, ProviderId)>,
+    /// (due ms, operation, task).
+    due: BTreeSet<(u64, String, Task)>,
     slots: HashMap<String, u64>,
 }
 
@@ -289,6 +328,12 @@ impl Memory {
             op.fields.remove("body");
             op.fields.retain(|k, _| !k.starts_with("pb:"));
             op.expires_ms = Some(now + ttl_ms);
+            // Its completion event, when it names a webhook: queued in the same step.
+            if op.fields.contains_key("w") {
+                op.fields
+                    .insert(status_field(Task::Notify), "pending".into());
+                self.due.insert((now, id.to_owned(), Task::Notify));
+            }
         }
         done
     }
@@ -318,7 +363,7 @@ impl OpStore for MemoryOps {
             let mut fields: Fields = new.fields.iter().cloned().collect();
             fields.insert("created".into(), now.to_string());
             for p in &new.targets {
-                m.due.insert((now, new.id.clone(), *p));
+                m.due.insert((now, new.id.clone(), Task::Target(*p)));
             }
             m.ops.insert(
                 new.id.clone(),
@@ -348,7 +393,7 @@ impl OpStore for MemoryOps {
     fn begin<'a>(
         &'a self,
         id: &'a str,
-        p: ProviderId,
+        p: Task,
         lease: Duration,
     ) -> BoxFuture<'a, Result<Begun, OpStoreError>> {
         Box::pin(async move {
@@ -358,7 +403,8 @@ impl OpStore for MemoryOps {
                 return Ok(Begun::Stop);
             };
             let pending = op.fields.get(&status_field(p)).map(String::as_str) == Some("pending");
-            if !pending || op.fields.contains_key("x") {
+            let cancelled = p != Task::Notify && op.fields.contains_key("x");
+            if !pending || cancelled {
                 return Ok(Begun::Stop);
             }
             let lease = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
@@ -384,7 +430,7 @@ impl OpStore for MemoryOps {
     fn settle<'a>(
         &'a self,
         id: &'a str,
-        p: ProviderId,
+        p: Task,
         write: TargetWrite,
     ) -> BoxFuture<'a, Result<bool, OpStoreError>> {
         Box::pin(async move {
@@ -402,8 +448,8 @@ impl OpStore for MemoryOps {
             if mark != expected {
                 return Ok(false);
             }
-            let mut status = write.status.as_str();
-            if status == "pending" && op.fields.contains_key("x") {
+            let mut status = write.status;
+            if status == "pending" && p != Task::Notify && op.fields.contains_key("x") {
                 status = "cancelled";
             }
             op.fields.insert(status_field(p), status.to_owned());
@@ -442,7 +488,8 @@ impl OpStore for MemoryOps {
                     op.fields.insert(status_field(p), "cancelled".into());
                 }
             }
-            m.due.retain(|(_, due_id, _)| due_id != id);
+            m.due
+                .retain(|(_, due_id, task)| due_id != id || *task == Task::Notify);
             m.finish_if_done(id, now, ttl_ms);
             Ok(Some(()))
         })
@@ -486,11 +533,11 @@ impl OpStore for MemoryOps {
                     break;
                 }
                 m.due.pop_first();
-                let (at, id, provider) = first;
+                let (at, id, task) = first;
                 taken.push(Work {
-                    entry: format!("{at}-{id}-{provider}"),
+                    entry: format!("{at}-{id}-{task}"),
                     id,
-                    provider,
+                    task,
                 });
             }
             Ok(taken)

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::model::{self, TargetRecord};
-use super::store::{Begun, Mark, OpStoreError, Read, TargetWrite, Work};
+use super::store::{Begun, Mark, OpStoreError, Read, TargetWrite, Task, Work};
 use super::{place, Operations};
 use crate::catalog::ProviderId;
 use crate::fanout::{self, life, Call};
@@ -104,7 +104,11 @@ async fn run(ops: Arc<Operations>) {
 /// One target, attempted once; its queue entry finished unless the store failed (then another
 /// replica takes it over after its lease).
 async fn attempt(ops: &Operations, work: &Work) {
-    match attempt_once(ops, work).await {
+    let handled = match work.task {
+        Task::Target(p) => attempt_once(ops, work, p).await,
+        Task::Notify => super::webhooks::deliver(ops, work).await,
+    };
+    match handled {
         Ok(Entry::Finished) => {
             if let Err(e) = ops.store.ack(work).await {
                 tracing::warn!(error = %e, operation_id = %work.id, "operations: could not finish a queue entry; it is taken over after its lease");
@@ -114,21 +118,21 @@ async fn attempt(ops: &Operations, work: &Work) {
         // or is taken over.
         Ok(Entry::Kept) => {}
         Err(e) => {
-            tracing::warn!(error = %e, operation_id = %work.id, provider = %work.provider, "operations: an attempt could not be recorded; it is taken over after its lease");
+            tracing::warn!(error = %e, operation_id = %work.id, task = %work.task, "operations: an attempt could not be recorded; it is taken over after its lease");
         }
     }
 }
 
 /// What becomes of a queue entry once handled.
-enum Entry {
+pub(super) enum Entry {
     /// Done with: acknowledged.
     Finished,
     /// An attempt of its target is under way elsewhere: left for a later claim.
     Kept,
 }
 
-async fn attempt_once(ops: &Operations, work: &Work) -> Result<Entry, OpStoreError> {
-    let (id, p) = (work.id.as_str(), work.provider);
+async fn attempt_once(ops: &Operations, work: &Work, p: ProviderId) -> Result<Entry, OpStoreError> {
+    let id = work.id.as_str();
     let Some(read) = ops.store.read(id).await? else {
         return Ok(Entry::Finished);
     };
@@ -142,15 +146,15 @@ async fn attempt_once(ops: &Operations, work: &Work) -> Result<Entry, OpStoreErr
         return Ok(Entry::Finished);
     }
     let lease = ops.deadline + LEASE_MARGIN;
-    if under_way(&read, p, lease) {
+    if under_way(&read, Task::Target(p), lease) {
         return Ok(Entry::Kept);
     }
     if let Some(wait) = quota_turn(ops, p, &record, read.now_ms).await? {
-        let mark = Mark::Unchanged(began(&read, p));
+        let mark = Mark::Unchanged(began(&read, Task::Target(p)));
         wait_for_slot(ops, (id, p, mark), record, read.now_ms + wait, wait).await?;
         return Ok(Entry::Finished);
     }
-    let (interrupted, began_ms) = match ops.store.begin(id, p, lease).await? {
+    let (interrupted, began_ms) = match ops.store.begin(id, Task::Target(p), lease).await? {
         Begun::Go {
             interrupted,
             now_ms,
@@ -175,8 +179,8 @@ async fn attempt_once(ops: &Operations, work: &Work) -> Result<Entry, OpStoreErr
         .await;
     let write = next_step(&here, record, outcome).await;
     let final_status = write.status;
-    let done = ops.store.settle(id, p, write).await?;
-    crate::metrics::operation_attempt(p, final_status.as_str());
+    let done = ops.store.settle(id, Task::Target(p), write).await?;
+    crate::metrics::operation_attempt(p, final_status);
     if done {
         if let Some(read) = ops.store.read(id).await? {
             let operation = model::operation(id, &read, &Default::default(), &ops.settings)?;
@@ -189,13 +193,13 @@ async fn attempt_once(ops: &Operations, work: &Work) -> Result<Entry, OpStoreErr
 /// Whether an attempt of `p` began less than a lease ago and has not recorded: its queue entry
 /// was delivered twice (a takeover, an acknowledgement lost in a failover), and this delivery
 /// neither waits for a slot nor begins beside it.
-fn under_way(read: &Read, p: ProviderId, lease: Duration) -> bool {
+pub(super) fn under_way(read: &Read, p: Task, lease: Duration) -> bool {
     let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
     began(read, p).is_some_and(|at| read.now_ms.saturating_sub(at) < lease_ms)
 }
 
 /// When the target's last attempt began, if it has not recorded (its in-flight mark).
-fn began(read: &Read, p: ProviderId) -> Option<u64> {
+pub(super) fn began(read: &Read, p: Task) -> Option<u64> {
     read.fields
         .get(&format!("f:{p}"))
         .and_then(|f| f.parse().ok())
@@ -211,14 +215,14 @@ async fn wait_for_slot(
 ) -> Result<(), OpStoreError> {
     (record.slot_ms, record.next_ms) = (Some(at), Some(at));
     let write = TargetWrite {
-        status: TargetStatus::Pending,
+        status: TargetStatus::Pending.as_str(),
         record: record.to_json(),
         delay_ms: Some(wait),
         credentials: None,
         ttl_ms: ops.settings.ttl_s * 1000,
         mark,
     };
-    ops.store.settle(id, p, write).await?;
+    ops.store.settle(id, Task::Target(p), write).await?;
     Ok(())
 }
 
@@ -483,7 +487,7 @@ async fn next_step(here: &Here<'_>, mut record: TargetRecord, outcome: Outcome) 
     record.updated_ms = now;
     record.result = Some(result.recorded());
     TargetWrite {
-        status,
+        status: status.as_str(),
         record: record.to_json(),
         delay_ms: delay.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         credentials,

@@ -669,3 +669,79 @@ fn an_unusable_proxy_variable_is_refused_without_being_shown() {
         assert!(!text.contains("pw-Secr3t"), "{text}");
     }
 }
+
+#[tokio::test]
+async fn completion_events_go_through_the_proxy_and_trust_only_the_configured_roots() {
+    use crate::operations::{accept, clockify, on_operation, settings, Act, Tool};
+    let pki = Pki::new();
+    let receiver = TlsProvider::start(&pki, &["http/1.1"], 204, json!({}), Duration::ZERO).await;
+    let stranger_pki = Pki::new();
+    let stranger =
+        TlsProvider::start(&stranger_pki, &["http/1.1"], 204, json!({}), Duration::ZERO).await;
+    let proxy = ConnectProxy::start(Vec::new()).await;
+    let mocks = Mocks::start().await;
+    Tool::new(|_| Act::Create).mount(&mocks.clockify).await;
+    let mut s = settings(&mocks, None);
+    s.tls.ca_file = Some(pki.ca_file());
+    s.proxy.url = Some(
+        format!(
+            "http://{PROXY_USER}:{PROXY_PASSWORD}@127.0.0.1:{}",
+            proxy.port
+        )
+        .into(),
+    );
+    // The tools' stand-ins are reached directly; the receivers (localhost) through the proxy.
+    s.proxy.no_proxy = Some("127.0.0.1".into());
+    for (name, port) in [("crm", receiver.port), ("stranger", stranger.port)] {
+        s.operations.webhooks.insert(
+            name.into(),
+            clients_gateway::operations::webhooks::WebhookSettings {
+                url: format!("https://localhost:{port}/hooks").parse().unwrap(),
+                secret_file: None,
+                secret: Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned().into()),
+                include_credentials: false,
+            },
+        );
+    }
+    let address = spawn_gateway(&s).await;
+    let token = token_for("test-caller");
+    let mut locations = Vec::new();
+    for name in ["crm", "stranger"] {
+        let mut body = clockify(&format!("Nova for {name}"));
+        body["notify"] = json!(name);
+        locations.push(accept(&address, &token, &body).await);
+    }
+
+    let mut attempts = Vec::new();
+    for _ in 0..100 {
+        attempts.clear();
+        for location in &locations {
+            let (_, read) = on_operation("GET", &address, &token, location).await;
+            attempts.push(read["notification"]["attempts"][0]["result"].clone());
+        }
+        if attempts.iter().all(|a| a.is_string()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        attempts,
+        [json!("delivered"), json!("unreachable")],
+        "a receiver's certificate from another CA is refused"
+    );
+    assert_eq!(receiver.versions.lock().unwrap().len(), 1);
+    assert!(stranger.versions.lock().unwrap().is_empty());
+    let tunnels: Vec<String> = proxy
+        .tunnels()
+        .into_iter()
+        .map(|(target, _)| target)
+        .collect();
+    assert!(
+        tunnels.contains(&format!("localhost:{}", receiver.port)),
+        "{tunnels:?}"
+    );
+    assert!(
+        tunnels.contains(&format!("localhost:{}", stranger.port)),
+        "{tunnels:?}"
+    );
+}

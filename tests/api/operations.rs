@@ -20,7 +20,7 @@ use crate::helpers::*;
 
 /// What the tool does with a create.
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Act {
+pub(crate) enum Act {
     /// Creates it and answers 201.
     Create,
     /// Creates it and answers 201 after this long.
@@ -33,7 +33,7 @@ enum Act {
 
 /// A Clockify that keeps what it creates: its list endpoint answers every client it holds.
 #[derive(Clone)]
-struct Tool {
+pub(crate) struct Tool {
     state: Arc<Mutex<ToolState>>,
     act: Arc<dyn Fn(usize) -> Act + Send + Sync>,
     /// How long a client it created is missing from its list (an index that lags).
@@ -50,7 +50,7 @@ struct ToolState {
 
 impl Tool {
     /// A tool doing `act(n)` with its n-th create (from 0).
-    fn new(act: impl Fn(usize) -> Act + Send + Sync + 'static) -> Self {
+    pub(crate) fn new(act: impl Fn(usize) -> Act + Send + Sync + 'static) -> Self {
         Self {
             state: Arc::default(),
             act: Arc::new(act),
@@ -58,7 +58,7 @@ impl Tool {
         }
     }
 
-    async fn mount(&self, server: &MockServer) {
+    pub(crate) async fn mount(&self, server: &MockServer) {
         Mock::given(wiremock::matchers::path_regex(
             "^/api/v1/workspaces/[0-9a-f]+/clients$",
         ))
@@ -78,7 +78,7 @@ impl Tool {
         (tool, up)
     }
 
-    fn posts(&self) -> Vec<(Instant, String)> {
+    pub(crate) fn posts(&self) -> Vec<(Instant, String)> {
         self.state.lock().unwrap().posts.clone()
     }
 
@@ -131,7 +131,7 @@ impl Respond for Tool {
 }
 
 /// A request for Clockify alone, for a client named `name`.
-fn clockify(name: &str) -> Value {
+pub(crate) fn clockify(name: &str) -> Value {
     json!({
         "client": { "name": name,
             "contact": { "first_name": "Nova", "last_name": "Smith", "email": "nova.smith@nova.example" } },
@@ -141,7 +141,7 @@ fn clockify(name: &str) -> Value {
 
 /// Settings for a gateway on `mocks` sharing the Redis at `redis` (if any), Clockify settling
 /// an unknown create after 1 s.
-fn settings(mocks: &Mocks, redis: Option<&str>) -> Settings {
+pub(crate) fn settings(mocks: &Mocks, redis: Option<&str>) -> Settings {
     let mut s = test_settings(mocks);
     s.idempotency.redis_url = redis.map(|r| r.to_owned().into());
     s.providers
@@ -150,7 +150,7 @@ fn settings(mocks: &Mocks, redis: Option<&str>) -> Settings {
 }
 
 /// `POST /clients` with `Prefer` (and an `Idempotency-Key`, if given).
-async fn post_async(
+pub(crate) async fn post_async(
     address: &str,
     token: &str,
     prefer: &str,
@@ -169,14 +169,19 @@ async fn post_async(
 }
 
 /// Accepts `body` asynchronously, asserting a 202; the operation's `Location`.
-async fn accept(address: &str, token: &str, body: &Value) -> String {
+pub(crate) async fn accept(address: &str, token: &str, body: &Value) -> String {
     let response = post_async(address, token, "respond-async", None, body).await;
     assert_eq!(response.status().as_u16(), 202);
     response.headers()["location"].to_str().unwrap().to_owned()
 }
 
 /// `GET` (or another method) on an operation: status and body.
-async fn on_operation(method: &str, address: &str, token: &str, location: &str) -> (u16, Value) {
+pub(crate) async fn on_operation(
+    method: &str,
+    address: &str,
+    token: &str,
+    location: &str,
+) -> (u16, Value) {
     let response = reqwest::Client::new()
         .request(method.parse().unwrap(), format!("{address}{location}"))
         .bearer_auth(token)
@@ -189,7 +194,7 @@ async fn on_operation(method: &str, address: &str, token: &str, location: &str) 
 
 /// Reads the operation every 200 ms until it is done (at most `within`), every answer seen
 /// passed to `seen`; the last.
-async fn until_done(
+pub(crate) async fn until_done(
     address: &str,
     token: &str,
     location: &str,
@@ -213,7 +218,7 @@ async fn until_done(
 }
 
 /// The id of a `Location`.
-fn id_of(location: &str) -> &str {
+pub(crate) fn id_of(location: &str) -> &str {
     location.trim_start_matches("/clients/operations/")
 }
 
@@ -464,7 +469,7 @@ async fn a_fleet_quota_is_waited_for_and_the_sends_are_spaced_at_it_across_two_r
 
 /// The real binary's configuration for Clockify at `tool`, Redis at `redis`, a 2 s deadline,
 /// `extra` sections besides.
-fn replica_config(port: u16, tool: &MockServer, redis: &str, extra: &str) -> String {
+pub(crate) fn replica_config(port: u16, tool: &MockServer, redis: &str, extra: &str) -> String {
     binary_config(
         port,
         &format!(
@@ -884,7 +889,7 @@ fn check_config_warns_that_operations_without_redis_are_not_durable() {
 #[tokio::test]
 async fn no_second_attempt_of_a_target_begins_while_one_is_under_way() {
     use clients_gateway::operations::{
-        Begun, Created, Mark, NewOp, OpStore, RedisOps, TargetWrite,
+        Begun, Created, Mark, NewOp, OpStore, RedisOps, TargetWrite, Task,
     };
     use clients_gateway::results::TargetStatus;
     let redis = RedisServer::start().await;
@@ -923,13 +928,11 @@ async fn no_second_attempt_of_a_target_begins_while_one_is_under_way() {
             Created::New { .. }
         ));
         let lease = Duration::from_millis(800);
+        let clock = Task::Target(ProviderId::Clockify);
 
         // A queue entry delivered twice (a takeover, an acknowledgement lost in a failover):
         // the second finds the first under way and does not begin.
-        let first = store
-            .begin("op-1", ProviderId::Clockify, lease)
-            .await
-            .unwrap();
+        let first = store.begin("op-1", clock, lease).await.unwrap();
         assert!(
             matches!(
                 first,
@@ -940,18 +943,12 @@ async fn no_second_attempt_of_a_target_begins_while_one_is_under_way() {
             ),
             "{first:?}"
         );
-        let second = store
-            .begin("op-1", ProviderId::Clockify, lease)
-            .await
-            .unwrap();
+        let second = store.begin("op-1", clock, lease).await.unwrap();
         assert_eq!(second, Begun::Busy, "a second attempt beside the first");
 
         // Past the lease, the first is taken for dead: the next begins, told when it began.
         tokio::time::sleep(lease + Duration::from_millis(200)).await;
-        let taken_over = store
-            .begin("op-1", ProviderId::Clockify, lease)
-            .await
-            .unwrap();
+        let taken_over = store.begin("op-1", clock, lease).await.unwrap();
         assert!(
             matches!(
                 taken_over,
@@ -974,7 +971,7 @@ async fn no_second_attempt_of_a_target_begins_while_one_is_under_way() {
             unreachable!()
         };
         let write = |status: TargetStatus, mark: Mark| TargetWrite {
-            status,
+            status: status.as_str(),
             record: format!("{{\"by\":\"{mark:?}\"}}"),
             delay_ms: Some(60_000),
             credentials: None,
@@ -982,58 +979,37 @@ async fn no_second_attempt_of_a_target_begins_while_one_is_under_way() {
             mark,
         };
         let fields = || async { store.read("op-1").await.unwrap().unwrap().fields };
+        let settle = |status: TargetStatus, mark: Mark| async move {
+            store
+                .settle("op-1", clock, write(status, mark))
+                .await
+                .unwrap()
+        };
 
         // The first attempt, taken for dead, answers late: its write is dropped, and the
         // target stays the takeover's (a further delivery is still busy).
-        store
-            .settle(
-                "op-1",
-                ProviderId::Clockify,
-                write(TargetStatus::Created, Mark::Own(first_at)),
-            )
-            .await
-            .unwrap();
+        settle(TargetStatus::Created, Mark::Own(first_at)).await;
         // A further delivery puts the target back for its quota slot, having read before the
         // takeover began: dropped too, the takeover's mark kept.
-        store
-            .settle(
-                "op-1",
-                ProviderId::Clockify,
-                write(TargetStatus::Pending, Mark::Unchanged(None)),
-            )
-            .await
-            .unwrap();
+        settle(TargetStatus::Pending, Mark::Unchanged(None)).await;
         let now = fields().await;
         assert_eq!(now.get("s:clockify").map(String::as_str), Some("pending"));
         assert_eq!(now.get("f:clockify"), Some(&over_at.to_string()), "{now:?}");
         assert_eq!(
-            store
-                .begin("op-1", ProviderId::Clockify, lease)
-                .await
-                .unwrap(),
+            store.begin("op-1", clock, lease).await.unwrap(),
             Begun::Busy,
             "a late write cleared the attempt under way"
         );
 
         // The takeover's own write applies and clears its mark.
-        store
-            .settle(
-                "op-1",
-                ProviderId::Clockify,
-                write(TargetStatus::Pending, Mark::Own(over_at)),
-            )
-            .await
-            .unwrap();
+        settle(TargetStatus::Pending, Mark::Own(over_at)).await;
         let now = fields().await;
         assert!(!now.contains_key("f:clockify"), "{now:?}");
         assert!(now["t:clockify"].contains("Own"), "{now:?}");
 
         // A stale mark (an attempt that died) is kept by a quota wait's write, so that the next
         // attempt still looks up before it sends.
-        let dead = store
-            .begin("op-1", ProviderId::Clockify, lease)
-            .await
-            .unwrap();
+        let dead = store.begin("op-1", clock, lease).await.unwrap();
         let Begun::Go {
             now_ms: dead_at, ..
         } = dead
@@ -1041,19 +1017,9 @@ async fn no_second_attempt_of_a_target_begins_while_one_is_under_way() {
             panic!("{dead:?}")
         };
         tokio::time::sleep(lease + Duration::from_millis(200)).await;
-        store
-            .settle(
-                "op-1",
-                ProviderId::Clockify,
-                write(TargetStatus::Pending, Mark::Unchanged(Some(dead_at))),
-            )
-            .await
-            .unwrap();
+        settle(TargetStatus::Pending, Mark::Unchanged(Some(dead_at))).await;
         assert!(fields().await["t:clockify"].contains("Unchanged"));
-        let next = store
-            .begin("op-1", ProviderId::Clockify, lease)
-            .await
-            .unwrap();
+        let next = store.begin("op-1", clock, lease).await.unwrap();
         assert!(
             matches!(next, Begun::Go { interrupted: Some(at), .. } if at == dead_at),
             "{next:?}"

@@ -93,6 +93,8 @@ pub struct Handed<'a> {
     pub calls: Vec<Call>,
     /// The request's deadline (`wait` is at most this).
     pub deadline: Duration,
+    /// The webhook told when it is done.
+    pub notify: Option<&'a str>,
 }
 
 /// Stores the operation and answers it: `202` (or `200` for a done operation its key names),
@@ -109,6 +111,7 @@ pub async fn accept(operations: &Operations, h: Handed<'_>) -> Result<HttpRespon
             calls: &h.calls,
             traceparent,
             request_id: h.request_id.as_str(),
+            notify: h.notify,
         })
         .await
         .map_err(|e| {

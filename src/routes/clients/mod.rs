@@ -126,18 +126,17 @@ pub async fn create_client(
     let body = read_body_in_time(&req, payload, &state)
         .await
         .map_err(fail)?;
-    let (request, unknown) = parse(&body).map_err(fail)?;
-    let if_exists = request.if_exists.unwrap_or_default();
-    let calls = validate(&request, if_exists, unknown, &state.registry).map_err(fail)?;
-    drop(request);
+    let asynchronous = prefer.respond_async && state.operations.enabled();
+    let (calls, if_exists, notify) = checked(&body, asynchronous, &state).map_err(fail)?;
     if let Some(admission::Admitted(ticket)) = &admitted {
         admission::keep_for(ticket, body.len(), &calls);
     }
     let scoped = key.map(|key| key.scoped(&caller.subject));
     let fingerprint =
         || fingerprint(&serde_json::from_slice(&body).expect("the body parsed above"));
-    if prefer.respond_async && !dry_run && state.operations.enabled() {
+    if asynchronous && !dry_run {
         let handed = asynchronous::Handed {
+            notify: notify.as_deref(),
             caller: &caller,
             request_id: &request_id,
             prefer,
@@ -164,6 +163,48 @@ pub async fn create_client(
     let answer = run(calls, dry_run, keyed, if_exists, deadline, &request_id).await?;
     log_finished(&answer, &request_id, &caller, &targets, started);
     Ok(HttpResponse::build(StatusCode::MULTI_STATUS).json(answer))
+}
+
+/// The body parsed and checked, its `notify` too: its calls, `if_exists` and webhook.
+fn checked(
+    body: &[u8],
+    asynchronous: bool,
+    state: &ClientsState,
+) -> Result<(Vec<Call>, IfExists, Option<String>), ApiError> {
+    let (request, mut unknown) = parse(body)?;
+    let if_exists = request.if_exists.unwrap_or_default();
+    let webhooks = state.operations.webhooks();
+    unknown.extend(check_notify(
+        request.notify.as_deref(),
+        asynchronous,
+        webhooks,
+    ));
+    let calls = validate(&request, if_exists, unknown, &state.registry)?;
+    Ok((calls, if_exists, request.notify))
+}
+
+/// `notify` names a configured webhook, and comes with `Prefer: respond-async`.
+fn check_notify(
+    notify: Option<&str>,
+    asynchronous: bool,
+    webhooks: &crate::operations::webhooks::Webhooks,
+) -> Option<FieldError> {
+    let name = notify?;
+    if !webhooks.knows(name) {
+        let names: Vec<&str> = webhooks.names().collect();
+        let detail = match names.is_empty() {
+            true => "names no webhook: this gateway has none configured (operations.webhooks)"
+                .to_owned(),
+            false => format!("names no configured webhook: one of {}", names.join(", ")),
+        };
+        return Some(FieldError::new("/notify", detail));
+    }
+    (!asynchronous).then(|| {
+        FieldError::new(
+            "/notify",
+            "applies to asynchronous operations only: send `Prefer: respond-async`",
+        )
+    })
 }
 
 /// A request's key as the store keeps it.

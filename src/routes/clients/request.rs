@@ -29,6 +29,11 @@ pub struct CreateClientRequest {
     /// by `client.external_id` needs it: a 422 with its pointer otherwise).
     #[schema(value_type = Option<IfExists>, default = "fail")]
     pub if_exists: Option<IfExists>,
+    /// With `Prefer: respond-async`: the webhook (a name from `operations.webhooks`, never a
+    /// URL) told when the operation is done, by a signed `client.operation.completed` event.
+    /// A name the configuration does not have is a 422.
+    #[schema(min_length = 1, max_length = 64, example = "crm")]
+    pub notify: Option<String>,
 }
 
 /// The query: `dry_run` only. An unknown or repeated parameter is a 400 (a typo such as
