@@ -101,6 +101,16 @@ stored in the Secret under <name>-<key> (dashes).
 {{- if and $o.enabled $redis (not (or (and .Values.secrets.operationsEncryptionKey (not .Values.existingSecret)) (and .Values.existingSecret $o.encryptionKeyInExistingSecret))) }}
 {{- fail "operations (enabled) with Redis need a key that seals what they keep there: secrets.operationsEncryptionKey (32 random bytes in base64: openssl rand -base64 32), or existingSecret with the key operations-key and operations.encryptionKeyInExistingSecret: true; or operations.enabled: false" }}
 {{- end }}
+{{- range $name, $w := $o.webhooks }}
+{{- if not (or $.Values.existingSecret (index $.Values.secrets.webhookSecrets $name)) }}
+{{- fail (printf "operations.webhooks.%s needs its signing secret: secrets.webhookSecrets.%s (whsec_ then base64 of 24-64 random bytes), or existingSecret with the key webhook-%s" $name $name $name) }}
+{{- end }}
+{{- end }}
+{{- range $name, $secret := .Values.secrets.webhookSecrets }}
+{{- if not (hasKey $o.webhooks $name) }}
+{{- fail (printf "secrets.webhookSecrets.%s names no webhook of operations.webhooks" $name) }}
+{{- end }}
+{{- end }}
 {{- $auth := .Values.config.auth }}
 {{- if and (eq $auth.mode "publicKey") (not $auth.publicKeyPem) }}
 {{- fail "config.auth.mode publicKey needs config.auth.publicKeyPem" }}
