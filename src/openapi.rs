@@ -19,6 +19,7 @@ use crate::{providers, routes};
         routes::clients::create_client,
         routes::operations::get_operation,
         routes::operations::cancel_operation,
+        routes::operations::resend_notification,
         routes::ops::healthz,
         routes::ops::readyz,
         crate::metrics::render,

@@ -60,6 +60,9 @@ pub enum ApiError {
     OperationsUnavailable,
     #[error("the gateway holds as many pending operation targets as it may (operations.max_pending); nothing was stored or sent (retry later)")]
     OperationsFull,
+    /// The operation's completion event cannot be sent again now (why, in words): 409.
+    #[error("{0}")]
+    NotificationNotResendable(&'static str),
     #[error("no route for this method and path")]
     NotFound,
     #[error("method not allowed on this path; allowed: {allow}")]
@@ -92,6 +95,9 @@ impl ApiError {
             ApiError::Overloaded { .. } => ("overloaded", "Overloaded"),
             ApiError::OperationsUnavailable => ("operations-unavailable", "Service unavailable"),
             ApiError::OperationsFull => ("operations-full", "Service unavailable"),
+            ApiError::NotificationNotResendable(_) => {
+                ("notification-not-resendable", "Event not resendable")
+            }
             ApiError::NotFound => ("not-found", "Not found"),
             ApiError::MethodNotAllowed { .. } => ("method-not-allowed", "Method not allowed"),
             ApiError::Internal => ("internal", "Internal error"),
@@ -110,7 +116,9 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::IdempotencyInFlight => StatusCode::CONFLICT,
+            ApiError::IdempotencyInFlight | ApiError::NotificationNotResendable(_) => {
+                StatusCode::CONFLICT
+            }
             ApiError::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::StoreUnavailable
             | ApiError::StoreFull

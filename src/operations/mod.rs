@@ -10,6 +10,7 @@
 
 pub mod crypto;
 mod model;
+pub mod notification;
 mod redis;
 mod store;
 pub mod webhooks;
@@ -357,6 +358,29 @@ impl Operations {
             crate::metrics::operation("cancelled");
         }
         self.get(id, caller).await
+    }
+
+    /// Queues the operation's completion event again, for its caller: `Ok(Ok(operation))`,
+    /// `Ok(Err(why))` when it cannot be sent again now, `None` when there is no such operation.
+    pub async fn resend(
+        &self,
+        id: &str,
+        caller: &str,
+    ) -> Result<Option<Result<Operation, &'static str>>, OpStoreError> {
+        let Some(read) = self.store.read(id).await? else {
+            return Ok(None);
+        };
+        if model::meta(&read.fields)?.caller != caller {
+            return Ok(None);
+        }
+        if let Some(why) = notification::not_resendable(&read.fields) {
+            return Ok(Some(Err(why)));
+        }
+        let mark = read.began(Task::Notify);
+        let write = notification::resend(&read.fields, mark, self.settings.ttl_s * 1000);
+        self.store.settle(id, Task::Notify, write).await?;
+        self.nudge.notify_one();
+        Ok(self.get(id, caller).await?.map(Ok))
     }
 
     /// Waits at most `within` for the operation to be done: the operation then, done or not.

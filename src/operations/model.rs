@@ -1,12 +1,11 @@
 //! The operation as its caller reads it, and what the store keeps of it.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::store::{record_field, status_field, Fields, OpStoreError, Read};
+use super::store::{record_field, rfc3339, status_field, Fields, OpStoreError, Read};
 use super::OperationsSettings;
 use crate::catalog::ProviderId;
 use crate::results::{TargetResult, TargetStatus};
@@ -70,7 +69,7 @@ pub struct Operation {
     /// The completion event, when the request named a webhook (`notify`): each delivery
     /// attempt.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub notification: Option<super::webhooks::Notification>,
+    pub notification: Option<super::notification::Notification>,
     /// Seconds until another read is worth it, while not done.
     #[serde(skip)]
     pub retry_after_s: Option<u64>,
@@ -162,11 +161,6 @@ fn number(fields: &Fields, field: &str) -> Option<u64> {
     fields.get(field).and_then(|v| v.parse().ok())
 }
 
-/// Unix ms as RFC 3339 (seconds).
-pub fn rfc3339(ms: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
-}
-
 /// A target as its caller reads it.
 fn shown_target(
     status: TargetStatus,
@@ -237,7 +231,7 @@ pub fn operation(
         updated_at: rfc3339(done_ms.unwrap_or(updated).max(updated)),
         expires_at: rfc3339(expires),
         results,
-        notification: super::webhooks::shown(id, fields),
+        notification: super::notification::shown(id, fields),
         retry_after_s,
     })
 }

@@ -63,6 +63,37 @@ pub struct Read {
     pub now_ms: u64,
 }
 
+impl Read {
+    /// When the task's last attempt began, if it has not recorded (its in-flight mark).
+    pub fn began(&self, task: Task) -> Option<u64> {
+        self.fields
+            .get(&format!("f:{task}"))
+            .and_then(|f| f.parse().ok())
+    }
+
+    /// Whether an attempt of `task` began less than `lease` ago and has not recorded: its queue
+    /// entry was delivered twice (a takeover, an acknowledgement lost in a failover), and this
+    /// delivery neither waits for a slot nor begins beside it.
+    pub fn under_way(&self, task: Task, lease: Duration) -> bool {
+        let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
+        self.began(task)
+            .is_some_and(|at| self.now_ms.saturating_sub(at) < lease_ms)
+    }
+}
+
+/// What becomes of a queue entry once handled.
+pub enum Entry {
+    /// Done with: acknowledged.
+    Finished,
+    /// An attempt of its task is under way elsewhere: left for a later claim.
+    Kept,
+}
+
+/// Unix ms (the store's clock) as RFC 3339 (seconds).
+pub fn rfc3339(ms: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
 /// Whether an attempt may start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Begun {
@@ -78,6 +109,7 @@ pub enum Begun {
 }
 
 /// A target's attempt written.
+#[derive(Debug, Clone)]
 pub struct TargetWrite {
     /// Its status: a target's (`TargetStatus`), or the notification's (`pending`, `delivered`,
     /// `failed`, `stopped`).

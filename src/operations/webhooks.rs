@@ -22,9 +22,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::model::{self, rfc3339};
-use super::store::{Begun, Mark, OpStoreError, Read, TargetWrite, Task, Work};
-use super::worker::{under_way, Entry};
+use super::model;
+use super::notification::{event_id, notify_record, DeliveryAttempt, DeliveryResult, SHOWN};
+use super::store::{rfc3339, Begun, Entry, Mark, OpStoreError, Read, TargetWrite, Task, Work};
 use super::Operations;
 use crate::egress::Egress;
 
@@ -37,8 +37,6 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(5);
 const MOST_BACKOFF: Duration = Duration::from_secs(3600);
 /// An attempt begun this long ago and not recorded is taken for dead (its replica gone).
 const LEASE: Duration = Duration::from_secs(TIMEOUT.as_secs() + 15);
-/// Attempts shown on the operation at most (the latest); `attempt_count` counts them all.
-const SHOWN: usize = 20;
 /// Secrets of one webhook at most (a rotation needs two).
 const MOST_SECRETS: usize = 8;
 /// The event's type.
@@ -238,150 +236,6 @@ pub fn signature(keys: &[hmac::Key], id: &str, timestamp: u64, body: &[u8]) -> S
         .join(" ")
 }
 
-/// The event's id (`webhook-id`): one event per operation, the same on every attempt.
-pub fn event_id(operation_id: &str) -> String {
-    format!("msg_{operation_id}")
-}
-
-/// What an attempt's answer was.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryResult {
-    /// A `2xx`: delivered.
-    Delivered,
-    /// `410 Gone`: the receiver wants no more; not retried.
-    Gone,
-    /// `429`: retried, not before its `Retry-After`.
-    RateLimited,
-    /// Another status: retried.
-    HttpError,
-    /// No answer within 15 s: retried.
-    Timeout,
-    /// No connection (refused, reset, DNS, TLS): retried.
-    Unreachable,
-    /// The request names a webhook the configuration no longer has: retried, in case it
-    /// comes back.
-    NotConfigured,
-}
-
-impl DeliveryResult {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryResult::Delivered => "delivered",
-            DeliveryResult::Gone => "gone",
-            DeliveryResult::RateLimited => "rate_limited",
-            DeliveryResult::HttpError => "http_error",
-            DeliveryResult::Timeout => "timeout",
-            DeliveryResult::Unreachable => "unreachable",
-            DeliveryResult::NotConfigured => "not_configured",
-        }
-    }
-}
-
-/// One delivery attempt, as the operation shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct DeliveryAttempt {
-    /// When it was sent.
-    #[schema(example = "2026-12-06T10:03:13Z")]
-    pub at: String,
-    pub result: DeliveryResult,
-    /// The receiver's status, when it answered.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub http_status: Option<u16>,
-    /// The receiver's `Retry-After` (seconds), when it gave one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry_after_s: Option<u64>,
-    /// How long the attempt took.
-    pub duration_ms: u64,
-}
-
-/// Where the completion event stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum NotificationStatus {
-    /// The operation is not done: nothing to send yet.
-    Waiting,
-    /// Being delivered, or retried at `next_attempt_at`.
-    Pending,
-    /// A receiver answered `2xx`.
-    Delivered,
-    /// The receiver answered `410 Gone`: no more attempts.
-    Stopped,
-    /// No `2xx` within 24 h of the first attempt.
-    Failed,
-}
-
-impl NotificationStatus {
-    fn parse(s: &str) -> Self {
-        match s {
-            "delivered" => Self::Delivered,
-            "stopped" => Self::Stopped,
-            "failed" => Self::Failed,
-            _ => Self::Pending,
-        }
-    }
-}
-
-/// The completion event of an operation, as the operation shows it (`notification`).
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Notification {
-    /// The webhook the request named (`notify`).
-    pub webhook: String,
-    /// The event's `webhook-id`, the same on every attempt: receivers deduplicate on it.
-    #[schema(example = "msg_01936f0e-6a8b-7c1d-9e2f-3a4b5c6d7e8f")]
-    pub event_id: String,
-    pub status: NotificationStatus,
-    /// Attempts made.
-    pub attempt_count: u32,
-    /// The next attempt, while `pending` after a failed one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_attempt_at: Option<String>,
-    /// The latest attempts (at most 20), oldest first.
-    pub attempts: Vec<DeliveryAttempt>,
-}
-
-/// What the notification keeps between attempts (`t:notify`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct NotifyRecord {
-    #[serde(rename = "a", default)]
-    attempts: Vec<DeliveryAttempt>,
-    #[serde(rename = "n", default)]
-    count: u32,
-    /// The first attempt (store clock, ms): the retry window's start.
-    #[serde(rename = "f", default, skip_serializing_if = "Option::is_none")]
-    first_ms: Option<u64>,
-    #[serde(rename = "x", default, skip_serializing_if = "Option::is_none")]
-    next_ms: Option<u64>,
-}
-
-fn notify_record(fields: &super::store::Fields) -> NotifyRecord {
-    fields
-        .get("t:notify")
-        .and_then(|r| serde_json::from_str(r).ok())
-        .unwrap_or_default()
-}
-
-/// The operation's `notification`, when it names a webhook.
-pub fn shown(id: &str, fields: &super::store::Fields) -> Option<Notification> {
-    let webhook = fields.get("w")?.clone();
-    let record = notify_record(fields);
-    let status = match fields.get("s:notify") {
-        Some(s) => NotificationStatus::parse(s),
-        None => NotificationStatus::Waiting,
-    };
-    Some(Notification {
-        webhook,
-        event_id: event_id(id),
-        status,
-        attempt_count: record.count,
-        next_attempt_at: record
-            .next_ms
-            .filter(|_| status == NotificationStatus::Pending)
-            .map(rfc3339),
-        attempts: record.attempts,
-    })
-}
-
 /// The backoff before retry `n` (1 for the first retry): between half and all of
 /// `5 s × 2^(n-1)`, at most 1 h — never earlier than `retry_after`.
 pub fn next_delay(n: u32, retry_after: Option<Duration>) -> Duration {
@@ -489,7 +343,7 @@ pub(super) async fn deliver(ops: &Operations, work: &Work) -> Result<Entry, OpSt
     if record.next_ms.is_some_and(|next| next > read.now_ms + 1000) {
         return Ok(Entry::Finished);
     }
-    if under_way(&read, Task::Notify, LEASE) {
+    if read.under_way(Task::Notify, LEASE) {
         return Ok(Entry::Kept);
     }
     let began_ms = match ops.store.begin(id, Task::Notify, LEASE).await? {
@@ -528,11 +382,31 @@ pub(super) async fn deliver(ops: &Operations, work: &Work) -> Result<Entry, OpSt
         ttl_ms: ops.settings.ttl_s * 1000,
         mark: Mark::Own(began_ms),
     };
-    ops.store.settle(id, Task::Notify, write).await?;
+    record_outcome(ops, id, write, LEASE.saturating_sub(elapsed)).await?;
     if status == "delivered" && with_credentials {
         ops.forget_credentials(id, &read).await;
     }
     Ok(Entry::Finished)
+}
+
+/// Writes an attempt's outcome, trying again for most of what is left of its lease: an event
+/// sent but not recorded (Redis failing over, say) would be sent again once the lease ran out.
+async fn record_outcome(
+    ops: &Operations,
+    id: &str,
+    write: TargetWrite,
+    left: Duration,
+) -> Result<(), OpStoreError> {
+    let until = std::time::Instant::now() + left.saturating_sub(Duration::from_secs(2));
+    loop {
+        match ops.store.settle(id, Task::Notify, write.clone()).await {
+            Ok(_) => return Ok(()),
+            Err(_) if std::time::Instant::now() < until => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 fn elapsed_ms(d: Duration) -> u64 {

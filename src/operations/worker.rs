@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::model::{self, TargetRecord};
-use super::store::{Begun, Mark, OpStoreError, Read, TargetWrite, Task, Work};
+use super::store::{Begun, Entry, Mark, OpStoreError, Read, TargetWrite, Task, Work};
 use super::{place, Operations};
 use crate::catalog::ProviderId;
 use crate::fanout::{self, life, Call};
@@ -123,14 +123,6 @@ async fn attempt(ops: &Operations, work: &Work) {
     }
 }
 
-/// What becomes of a queue entry once handled.
-pub(super) enum Entry {
-    /// Done with: acknowledged.
-    Finished,
-    /// An attempt of its target is under way elsewhere: left for a later claim.
-    Kept,
-}
-
 async fn attempt_once(ops: &Operations, work: &Work, p: ProviderId) -> Result<Entry, OpStoreError> {
     let id = work.id.as_str();
     let Some(read) = ops.store.read(id).await? else {
@@ -146,11 +138,11 @@ async fn attempt_once(ops: &Operations, work: &Work, p: ProviderId) -> Result<En
         return Ok(Entry::Finished);
     }
     let lease = ops.deadline + LEASE_MARGIN;
-    if under_way(&read, Task::Target(p), lease) {
+    if read.under_way(Task::Target(p), lease) {
         return Ok(Entry::Kept);
     }
     if let Some(wait) = quota_turn(ops, p, &record, read.now_ms).await? {
-        let mark = Mark::Unchanged(began(&read, Task::Target(p)));
+        let mark = Mark::Unchanged(read.began(Task::Target(p)));
         wait_for_slot(ops, (id, p, mark), record, read.now_ms + wait, wait).await?;
         return Ok(Entry::Finished);
     }
@@ -188,21 +180,6 @@ async fn attempt_once(ops: &Operations, work: &Work, p: ProviderId) -> Result<En
         }
     }
     Ok(Entry::Finished)
-}
-
-/// Whether an attempt of `p` began less than a lease ago and has not recorded: its queue entry
-/// was delivered twice (a takeover, an acknowledgement lost in a failover), and this delivery
-/// neither waits for a slot nor begins beside it.
-pub(super) fn under_way(read: &Read, p: Task, lease: Duration) -> bool {
-    let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
-    began(read, p).is_some_and(|at| read.now_ms.saturating_sub(at) < lease_ms)
-}
-
-/// When the target's last attempt began, if it has not recorded (its in-flight mark).
-pub(super) fn began(read: &Read, p: Task) -> Option<u64> {
-    read.fields
-        .get(&format!("f:{p}"))
-        .and_then(|f| f.parse().ok())
 }
 
 /// Puts the target back until the quota's slot it took (`at`, in `wait` ms), unattempted.

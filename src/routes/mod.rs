@@ -21,6 +21,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::delete().to(operations::cancel_operation))
             .default_service(web::to(|req: HttpRequest| not_allowed(req, "GET, DELETE"))),
     );
+    cfg.service(
+        web::resource("/clients/operations/{operation_id}/notification")
+            .route(web::post().to(operations::resend_notification))
+            .default_service(web::to(|req: HttpRequest| not_allowed(req, "POST"))),
+    );
     configure_ops(cfg);
 }
 

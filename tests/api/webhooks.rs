@@ -624,3 +624,77 @@ fn check_config_refuses_a_malformed_secret_naming_the_key_and_never_the_value() 
         "{said}"
     );
 }
+
+#[tokio::test]
+async fn an_event_stopped_or_delivered_is_sent_again_on_request_with_the_same_id() {
+    let OneHook {
+        receiver,
+        _server,
+        address,
+        _mocks,
+        token,
+        location,
+    } = one_hook(ResponseTemplate::new(410)).await;
+    let resend = |token: String, location: String| {
+        let address = address.clone();
+        async move {
+            reqwest::Client::new()
+                .post(format!("{address}{location}/notification"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    receiver.until(1, Duration::from_secs(10)).await;
+    let mut read = Value::Null;
+    for _ in 0..50 {
+        read = on_operation("GET", &address, &token, &location).await.1;
+        if read["notification"]["status"] == "stopped" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(read["notification"]["status"], "stopped", "{read}");
+
+    // Stopped by a 410: sent again on request, the same event, its attempts kept.
+    let response = resend(token.clone(), location.clone()).await;
+    assert_eq!(response.status().as_u16(), 202);
+    let queued: Value = response.json().await.unwrap();
+    assert_eq!(queued["notification"]["status"], "pending", "{queued}");
+    let got = receiver.until(2, Duration::from_secs(10)).await;
+    assert_eq!(got[0].id, got[1].id);
+    assert_eq!(got[0].body, got[1].body);
+    reference_verifies(SECRET, &got[1]).unwrap();
+    let done = until_delivered(&address, &token, &location).await;
+    assert_eq!(done["notification"]["attempt_count"], 2, "{done}");
+    assert_eq!(done["notification"]["attempts"][0]["result"], "gone");
+
+    // Delivered: sent again too (a receiver that lost it); another caller, or an id nobody
+    // was given, gets 404; an operation without a webhook, 409.
+    assert_eq!(
+        resend(token.clone(), location.clone())
+            .await
+            .status()
+            .as_u16(),
+        202
+    );
+    receiver.until(3, Duration::from_secs(10)).await;
+    let stranger = resend(token_for("another-caller"), location.clone()).await;
+    assert_problem(stranger, 404).await;
+    let unknown = format!("/clients/operations/{}", uuid::Uuid::now_v7());
+    assert_problem(resend(token.clone(), unknown).await, 404).await;
+    let plain = accept(&address, &token, &clockify("Orbit Analytics")).await;
+    let problem = assert_problem(resend(token.clone(), plain).await, 409).await;
+    assert_eq!(
+        problem["type"],
+        "urn:clients-gateway:problem:notification-not-resendable"
+    );
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("names no webhook"),
+        "{problem}"
+    );
+}
