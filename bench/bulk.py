@@ -14,8 +14,17 @@ SIGKILLed at 20 s and started again at 30 s, replica 1 and then replica 2 restar
 start) at 50 s and 70 s, and a `SENTINEL FAILOVER` at 90 s. Reported: operations by final state,
 clients per name at the tool (any name created twice is a duplicate), the most creates the tool
 received in any 60 s, and the drain's rate against the quota.
+
+Every operation names a webhook (`notify`) served by the same stand-in, which checks each
+event's signature (HMAC-SHA256 over `{id}.{timestamp}.{body}`, as Standard Webhooks defines it),
+answers 3 % of deliveries 500, and counts them by `webhook-id`. Reported too: events delivered
+(a 2xx), events delivered more than once, signatures that failed, and the time from an
+operation's `done` to its event's delivery.
 """
 
+import base64
+import hashlib
+import hmac
 import http.client
 import os
 import http.server
@@ -32,6 +41,7 @@ import bench  # noqa: E402
 import operations  # noqa: E402
 
 WORKSPACE = bench.WORKSPACE
+HOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
 class Tool(http.server.ThreadingHTTPServer):
@@ -46,6 +56,8 @@ class Tool(http.server.ThreadingHTTPServer):
         self.clients = {}  # name -> [ids]
         self.creates = []  # times of the creates received
         self.random = random.Random(7)
+        self.events = {}  # webhook-id -> [(arrived, status answered, event timestamp)]
+        self.bad_signatures = 0
 
 
 class ToolHandler(http.server.BaseHTTPRequestHandler):
@@ -70,8 +82,11 @@ class ToolHandler(http.server.BaseHTTPRequestHandler):
         items = [{"id": i, "name": name, "workspaceId": WORKSPACE, "archived": False} for i in ids]
         self.answer(200, items, [("Last-Page", "true")])
 
-    def do_POST(self):  # noqa: N802 - a create
-        sent = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+    def do_POST(self):  # noqa: N802 - a create, or a completion event
+        raw = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.path.startswith("/hook"):
+            return self.event(raw)
+        sent = json.loads(raw)
         tool = self.server
         with tool.lock:
             tool.creates.append(time.time())
@@ -87,6 +102,22 @@ class ToolHandler(http.server.BaseHTTPRequestHandler):
         if act == "late":
             time.sleep(20)
         self.answer(201, {"id": client_id, "name": sent["name"], "workspaceId": WORKSPACE, "archived": False})
+
+
+    def event(self, raw):
+        event_id, at = self.headers["webhook-id"], self.headers["webhook-timestamp"]
+        key = base64.b64decode(HOOK_SECRET.removeprefix("whsec_"))
+        tag = hmac.new(key, f"{event_id}.{at}.".encode() + raw, hashlib.sha256).digest()
+        good = "v1," + base64.b64encode(tag).decode() in self.headers["webhook-signature"].split(" ")
+        tool = self.server
+        with tool.lock:
+            status = 500 if tool.random.random() < 0.03 else 200
+            if not good:
+                tool.bad_signatures += 1
+                status = 400
+            done = json.loads(raw)["timestamp"]
+            tool.events.setdefault(event_id, []).append((time.time(), status, done))
+        self.answer(status, {})
 
 
 def urllib_unquote(text):
@@ -108,6 +139,9 @@ redis_sentinels = ["127.0.0.1:{sentinel}"]
 redis_master_name = "bulk"
 [operations]
 encryption_key = "{operations.KEY}"
+[operations.webhooks.bulk]
+url = "http://127.0.0.1:{tool}/hook"
+secret = "{HOOK_SECRET}"
 [providers.clockify]
 base_url = "http://127.0.0.1:{tool}/api"
 api_key = "bulk-clockify-key"
@@ -116,6 +150,24 @@ max_per_minute = {per_minute}
 timeout_ms = 3000
 settle_s = 2
 """
+
+
+def event_report(tool, notifications):
+    """What the receiver saw of the completion events."""
+    import datetime
+    delivered = {i: [a for a in got if a[1] == 200] for i, got in tool.events.items()}
+    waits = sorted(ok[0][0] - datetime.datetime.fromisoformat(ok[0][2].replace("Z", "+00:00")).timestamp()
+                   for ok in delivered.values() if ok)
+    return {
+        "notifications": notifications,
+        "events_delivered": sum(1 for ok in delivered.values() if ok),
+        "events_delivered_twice": sum(1 for ok in delivered.values() if len(ok) > 1),
+        "event_attempts": sum(len(got) for got in tool.events.values()),
+        "bad_signatures": tool.bad_signatures,
+        "done_to_delivered_s_p50_p99_max": [round(waits[len(waits) // 2], 1),
+                                            round(waits[int(len(waits) * 0.99)], 1),
+                                            round(waits[-1], 1)] if waits else None,
+    }
 
 
 def redis_cmd(port, *args):
@@ -159,7 +211,7 @@ def main():
         for i in range(n):
             body = json.dumps({"client": {"name": f"Bulk Client {i:05d}", "contact": {
                 "first_name": "Bulk", "last_name": f"Client {i}", "email": f"c{i}@bulk.example"}},
-                "targets": {"clockify": {}}})
+                "targets": {"clockify": {}}, "notify": "bulk"})
             conn = conns[i % 3]
             conn.request("POST", "/clients", body=body, headers={
                 "Authorization": f"Bearer {token}", "Content-Type": "application/json",
@@ -198,16 +250,18 @@ def main():
                 break
             time.sleep(1)
 
-        states = {}
+        states, notifications = {}, {}
         for i, location in locations:
             for _ in range(300):
                 conn = http.client.HTTPConnection("127.0.0.1", ports[i], timeout=30)
                 conn.request("GET", location, headers={"Authorization": f"Bearer {token}"})
                 op = json.loads(conn.getresponse().read())
-                if op.get("done"):
+                if op.get("done") and op["notification"]["status"] not in ("waiting", "pending"):
                     break
                 time.sleep(1)
             states[op.get("state")] = states.get(op.get("state"), 0) + 1
+            notified = op.get("notification", {}).get("status")
+            notifications[notified] = notifications.get(notified, 0) + 1
         creates = sorted(tool.creates)
         most = max(sum(1 for t in creates[j:] if t - first < 60) for j, first in enumerate(creates))
         span = creates[-1] - creates[0]
@@ -222,6 +276,7 @@ def main():
             "drain_rate_per_minute": round((len(creates) - 1) / span * 60, 1),
             "drain_rate_over_quota": round((len(creates) - 1) / span * 60 / per_minute, 3),
             "drain_s": round(span, 1),
+            **event_report(tool, notifications),
         }
         print(json.dumps(report, indent=2))
         per_10s = {}
