@@ -184,6 +184,13 @@ struct OneHook {
     location: String,
 }
 
+impl OneHook {
+    /// What a test reads (the servers stay with `self`, alive while it is).
+    fn parts(&self) -> (&Receiver, &str, &str, &str) {
+        (&self.receiver, &self.address, &self.token, &self.location)
+    }
+}
+
 async fn one_hook(first: ResponseTemplate) -> OneHook {
     let (receiver, server) = Receiver::start(move |n| match n {
         0 => first.clone(),
@@ -341,18 +348,11 @@ async fn a_500_is_delivered_again_with_the_same_id_and_a_410_stops_the_deliverie
 
 #[tokio::test]
 async fn a_429_with_retry_after_is_not_delivered_again_before_it() {
-    // Every field bound: the receiver's and the tools' servers live to the test's end.
-    let OneHook {
-        receiver,
-        _server,
-        address,
-        _mocks,
-        token,
-        location,
-    } = one_hook(ResponseTemplate::new(429).insert_header("retry-after", "8")).await;
+    let hook = one_hook(ResponseTemplate::new(429).insert_header("retry-after", "8")).await;
+    let (receiver, address, token, location) = hook.parts();
 
     receiver.until(1, Duration::from_secs(10)).await;
-    let (_, read) = on_operation("GET", &address, &token, &location).await;
+    let (_, read) = on_operation("GET", address, token, location).await;
     let first = &read["notification"]["attempts"][0];
     assert_eq!(
         (first["result"].as_str(), first["retry_after_s"].as_u64()),
@@ -374,19 +374,12 @@ async fn a_429_with_retry_after_is_not_delivered_again_before_it() {
 
 #[tokio::test]
 async fn a_receiver_that_hangs_is_given_up_at_15_s_and_holds_no_operation_up() {
-    // Every field bound: the receiver's and the tools' servers live to the test's end.
-    let OneHook {
-        receiver,
-        _server,
-        address,
-        _mocks,
-        token,
-        location,
-    } = one_hook(ResponseTemplate::new(200).set_delay(Duration::from_secs(60))).await;
+    let hook = one_hook(ResponseTemplate::new(200).set_delay(Duration::from_secs(60))).await;
+    let (receiver, address, token, location) = hook.parts();
     receiver.until(1, Duration::from_secs(10)).await;
 
     // While the receiver hangs: the operation reads done, and another finishes.
-    let (_, read) = on_operation("GET", &address, &token, &location).await;
+    let (_, read) = on_operation("GET", address, token, location).await;
     assert_eq!(
         (
             read["done"].as_bool(),
@@ -395,14 +388,14 @@ async fn a_receiver_that_hangs_is_given_up_at_15_s_and_holds_no_operation_up() {
         (Some(true), Some("pending")),
         "{read}"
     );
-    let other = accept(&address, &token, &clockify("Orbit Analytics")).await;
-    let other = until_done(&address, &token, &other, Duration::from_secs(10), |_| {}).await;
+    let other = accept(address, token, &clockify("Orbit Analytics")).await;
+    let other = until_done(address, token, &other, Duration::from_secs(10), |_| {}).await;
     assert_eq!(other["state"], "succeeded");
     assert_eq!(receiver.got().len(), 1, "the first attempt still hangs");
 
     // The attempt ends at the 15 s timeout, and the next one delivers.
     receiver.until(2, Duration::from_secs(30)).await;
-    let done = until_delivered(&address, &token, &location).await;
+    let done = until_delivered(address, token, location).await;
     let first = &done["notification"]["attempts"][0];
     assert_eq!(first["result"], "timeout", "{done}");
     assert!(first.get("http_status").is_none());
@@ -627,16 +620,11 @@ fn check_config_refuses_a_malformed_secret_naming_the_key_and_never_the_value() 
 
 #[tokio::test]
 async fn an_event_stopped_or_delivered_is_sent_again_on_request_with_the_same_id() {
-    let OneHook {
-        receiver,
-        _server,
-        address,
-        _mocks,
-        token,
-        location,
-    } = one_hook(ResponseTemplate::new(410)).await;
+    let hook = one_hook(ResponseTemplate::new(410)).await;
+    let (receiver, address, token, location) = hook.parts();
+    let (token, location) = (token.to_owned(), location.to_owned());
     let resend = |token: String, location: String| {
-        let address = address.clone();
+        let address = address.to_owned();
         async move {
             reqwest::Client::new()
                 .post(format!("{address}{location}/notification"))
@@ -649,7 +637,7 @@ async fn an_event_stopped_or_delivered_is_sent_again_on_request_with_the_same_id
     receiver.until(1, Duration::from_secs(10)).await;
     let mut read = Value::Null;
     for _ in 0..50 {
-        read = on_operation("GET", &address, &token, &location).await.1;
+        read = on_operation("GET", address, &token, &location).await.1;
         if read["notification"]["status"] == "stopped" {
             break;
         }
@@ -666,7 +654,7 @@ async fn an_event_stopped_or_delivered_is_sent_again_on_request_with_the_same_id
     assert_eq!(got[0].id, got[1].id);
     assert_eq!(got[0].body, got[1].body);
     reference_verifies(SECRET, &got[1]).unwrap();
-    let done = until_delivered(&address, &token, &location).await;
+    let done = until_delivered(address, &token, &location).await;
     assert_eq!(done["notification"]["attempt_count"], 2, "{done}");
     assert_eq!(done["notification"]["attempts"][0]["result"], "gone");
 
@@ -684,7 +672,7 @@ async fn an_event_stopped_or_delivered_is_sent_again_on_request_with_the_same_id
     assert_problem(stranger, 404).await;
     let unknown = format!("/clients/operations/{}", uuid::Uuid::now_v7());
     assert_problem(resend(token.clone(), unknown).await, 404).await;
-    let plain = accept(&address, &token, &clockify("Orbit Analytics")).await;
+    let plain = accept(address, &token, &clockify("Orbit Analytics")).await;
     let problem = assert_problem(resend(token.clone(), plain).await, 409).await;
     assert_eq!(
         problem["type"],
