@@ -47,8 +47,9 @@ pub const EVENT_TYPE: &str = "client.operation.completed";
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSettings {
-    /// Where events are sent (`POST`): `https://`, or `http://` inside the cluster. Sent
-    /// through the gateway's egress trust and proxy; redirects are not followed.
+    /// Where events are sent (`POST`): `https://`, or `http://` inside the cluster, without
+    /// credentials in it (the signature authenticates the gateway). Sent through the gateway's
+    /// egress trust and proxy; redirects are not followed.
     #[schema(value_type = String, format = "uri", example = "https://crm.internal.example/hooks/clients")]
     pub url: url::Url,
     /// A file holding the webhook's Standard Webhooks secret: `whsec_` then the base64 of 24–64
@@ -65,6 +66,7 @@ pub struct WebhookSettings {
     /// `GET` (unless the event could not be delivered); `false`: it is shown once by the first
     /// `GET` after its target is created, and redacted in the event.
     #[serde(default)]
+    #[schema(default = false)]
     pub include_credentials: bool,
 }
 
@@ -159,6 +161,9 @@ impl Webhooks {
                 return Err(format!(
                     "operations.webhooks.{name}.url: an http:// or https:// URL"
                 ));
+            }
+            if !hook.url.username().is_empty() || hook.url.password().is_some() {
+                return Err(format!("operations.webhooks.{name}.url: credentials in the URL are refused (they would travel in configuration and logs); the receiver authenticates the gateway by the signature"));
             }
             let mut secret = hook.secret.clone();
             crate::secret::read_secret_file(

@@ -603,6 +603,17 @@ fn check_config_refuses_a_malformed_secret_naming_the_key_and_never_the_value() 
         );
         assert!(!said.contains(shown), "the secret shown: {said}");
     }
+    // Credentials in the URL: refused, not shown.
+    let with_password =
+        webhook(SECRET).replace("https://crm.example", "https://crm:Hunter2pw@crm.example");
+    let (_dir, config) = binary_config_file(free_port(), &with_password);
+    let out = check_config(&config, &[]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && said.contains("operations.webhooks.crm.url: credentials"),
+        "{said}"
+    );
+    assert!(!said.contains("Hunter2pw"), "{said}");
     let (_dir, config) = binary_config_file(free_port(), &webhook(SECRET));
     let out = check_config(&config, &[]);
     assert!(
