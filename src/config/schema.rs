@@ -142,7 +142,12 @@ impl SettingsSchema {
                 self.collect(property, &path, &default, keys);
                 continue;
             }
-            keys.push(self.key(path, property, inner, default));
+            keys.push(self.key(path.clone(), property, inner, default));
+            // A table of named sections (`operations.webhooks.<name>`): each section's keys too.
+            if let Some(each) = inner.get("additionalProperties").filter(|a| a.is_object()) {
+                let named = format!("{path}.<name>");
+                self.collect(each, &named, &Value::Null, keys);
+            }
         }
     }
 
@@ -415,7 +420,16 @@ fn table(section: &str, keys: &[&Key], note: &str) -> String {
     let mut out =
         format!("## `[{section}]`\n\n{note}| key | default | description |\n|---|---|---|\n");
     for key in keys {
-        let name = key.path.rsplit('.').next().unwrap_or(&key.path);
+        // Relative to the section: `url` of `[operations]`'s `webhooks.<name>` is
+        // `webhooks.<name>.url`.
+        let name = match key.path.contains("<name>") {
+            true => key
+                .path
+                .strip_prefix(&format!("{section}."))
+                .unwrap_or(&key.path),
+            false => key.path.rsplit('.').next().unwrap_or(&key.path),
+        };
+        let file_key = key.path.rsplit('.').next().unwrap_or(&key.path);
         let env = format!(
             "CLIENTS_GATEWAY__{}",
             key.path.replace('.', "__").to_uppercase()
@@ -425,8 +439,9 @@ fn table(section: &str, keys: &[&Key], note: &str) -> String {
             description = format!("{description} {bounds}");
         }
         if key.secret {
-            description =
-                format!("{description} A secret: never shown; `{name}_file` reads it from a file.");
+            description = format!(
+                "{description} A secret: never shown; `{file_key}_file` reads it from a file."
+            );
         }
         let description = description.trim().replace('|', "\\|");
         out.push_str(&format!(
