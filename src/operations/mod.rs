@@ -410,7 +410,8 @@ impl Operations {
     /// sealed) — unless they go in the completion event (`include_credentials`), which shows
     /// them instead, while it can still be delivered.
     async fn present(&self, id: &str, read: store::Read) -> Result<Operation, OpStoreError> {
-        let mut shown = self.credentials(id, &read, true);
+        let opened = self.credentials(id, &read);
+        let mut shown: BTreeMap<_, _> = opened.iter().map(|(p, c)| (*p, c.redacted())).collect();
         let to_event = read
             .fields
             .get("w")
@@ -420,20 +421,9 @@ impl Operations {
                 Some("failed" | "stopped")
             );
         if !to_event {
-            for (p, plain) in self.credentials(id, &read, false) {
-                if plain.password.expose_secret() == crate::secret::REDACTED {
-                    continue;
-                }
-                let field = format!("c:{p}");
-                let Some(sealed) = read.fields.get(&field) else {
-                    continue;
-                };
-                let at = place(id, &field);
-                let stored = serde_json::to_vec(&plain.redacted()).expect("credentials serialize");
-                if self
-                    .store
-                    .swap(id, &field, sealed, &self.keys.seal(&stored, &at))
-                    .await?
+            for (p, plain) in opened {
+                if plain.password.expose_secret() != crate::secret::REDACTED
+                    && self.redact_kept(id, &read, p, &plain).await?
                 {
                     shown.insert(p, plain);
                 }
@@ -442,13 +432,9 @@ impl Operations {
         model::operation(id, &read, &shown, &self.settings)
     }
 
-    /// The credentials of the targets that settled, opened: as kept, or redacted.
-    fn credentials(
-        &self,
-        id: &str,
-        read: &store::Read,
-        redacted: bool,
-    ) -> BTreeMap<ProviderId, Credentials> {
+    /// The credentials of the targets that settled, opened once (callers redact what they
+    /// show).
+    fn credentials(&self, id: &str, read: &store::Read) -> BTreeMap<ProviderId, Credentials> {
         let mut out = BTreeMap::new();
         for p in model::targets(&read.fields) {
             let field = format!("c:{p}");
@@ -468,26 +454,34 @@ impl Operations {
                 }
             };
             if let Ok(credentials) = serde_json::from_slice::<Credentials>(&plain) {
-                let credentials = match redacted {
-                    true => credentials.redacted(),
-                    false => credentials,
-                };
                 out.insert(p, credentials);
             }
         }
         out
     }
 
+    /// Replaces target `p`'s kept credentials (as read) by their redacted form: whether this
+    /// call did it (a password is shown once, by whoever redacts it).
+    async fn redact_kept(
+        &self,
+        id: &str,
+        read: &store::Read,
+        p: ProviderId,
+        plain: &Credentials,
+    ) -> Result<bool, OpStoreError> {
+        let field = format!("c:{p}");
+        let Some(sealed) = read.fields.get(&field) else {
+            return Ok(false);
+        };
+        let stored = serde_json::to_vec(&plain.redacted()).expect("credentials serialize");
+        let redacted = self.keys.seal(&stored, &place(id, &field));
+        self.store.swap(id, &field, sealed, &redacted).await
+    }
+
     /// Redacts the kept credentials once the completion event delivered them (shown once).
     async fn forget_credentials(&self, id: &str, read: &store::Read) {
-        for (p, redacted) in self.credentials(id, read, true) {
-            let field = format!("c:{p}");
-            let Some(sealed) = read.fields.get(&field) else {
-                continue;
-            };
-            let stored = serde_json::to_vec(&redacted).expect("credentials serialize");
-            let sealed_new = self.keys.seal(&stored, &place(id, &field));
-            if let Err(e) = self.store.swap(id, &field, sealed, &sealed_new).await {
+        for (p, plain) in self.credentials(id, read) {
+            if let Err(e) = self.redact_kept(id, read, p, &plain).await {
                 tracing::warn!(operation_id = id, error = %e, "webhooks: delivered credentials could not be redacted; the operation keeps them sealed until it expires");
             }
         }

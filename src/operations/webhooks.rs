@@ -196,14 +196,6 @@ impl Webhooks {
         Ok(Self { hooks, client })
     }
 
-    /// No webhook: requests may not name one.
-    pub fn none() -> Self {
-        Self {
-            hooks: BTreeMap::new(),
-            client: reqwest::Client::new(),
-        }
-    }
-
     pub fn knows(&self, name: &str) -> bool {
         self.hooks.contains_key(name)
     }
@@ -259,7 +251,10 @@ fn event_body(
     read: &Read,
     with_credentials: bool,
 ) -> Result<Vec<u8>, OpStoreError> {
-    let shown = ops.credentials(id, read, !with_credentials);
+    let mut shown = ops.credentials(id, read);
+    if !with_credentials {
+        shown.values_mut().for_each(|c| *c = c.redacted());
+    }
     let mut operation = model::operation(id, read, &shown, &ops.settings)?;
     operation.notification = None;
     let done = read
